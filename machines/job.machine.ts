@@ -1,0 +1,385 @@
+/**
+ * The job machine: one instance per RunPod job, from raw input to images or a classified failure.
+ *
+ * booting ─▶ waitingForApi ─▶ verifyingModels ─▶ ready ─▶ inferring ─▶ succeeded
+ *                 ▲                 │   ▲          │           │
+ *                 │                 ▼   │          │           │ route 404
+ *                 │      postDownloadStabilizing   │           ▼
+ *                 └──────────────── recovering ◀───┴───────────┘
+ *
+ * Any state can end in `failed`. A job deadline or a `job.cancel` during `inferring` goes through
+ * `interrupting` (POST /sdapi/v1/interrupt) so the next job does not inherit a busy GPU.
+ *
+ * The machine is pure: every HTTP call is an actor the handler provides (`machine.provide`), every wait
+ * is a named delay read from `context.settings`, so a SimulatedClock drives it in tests and a journal of
+ * its events replays it exactly. State-by-state documentation: docs/machine.md.
+ */
+import { and, assign, emit, enqueueActions, fromCallback, fromPromise, not, setup, stateIn } from 'xstate';
+import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
+import { ERROR_CODES, type ErrorCode, type JobFailure, type JobPhase, toJobFailure } from '../src/errors.js';
+import type {
+  JobEmitted,
+  JobEvent,
+  JobMachineInput,
+  JobOutput,
+  JobSettings,
+  PreparedJob,
+  VerifiedJob,
+  VerifyModelsInput,
+} from './job.types.js';
+
+/** setTimeout's ceiling (about 24.8 days): a delay this long stands for "never" (the guard is false anyway). */
+const NEVER_MS = 2_147_483_647;
+
+export interface JobContext {
+  jobId: string;
+  /** The lifecycle phase the job is in; failures report it. */
+  phase: JobPhase;
+  input: unknown;
+  settings: JobSettings;
+  job: PreparedJob | null;
+  request: Txt2ImgRequest | null;
+  models: SdModel[] | null;
+  notes: string[];
+  probeFailures: number;
+  lastProbeError: JobFailure | null;
+  recoveryAttempts: number;
+  lastRouteError: JobFailure | null;
+  downloadDone: boolean;
+  response: Txt2ImgResponse | null;
+  failure: JobFailure | null;
+}
+
+function failure(code: ErrorCode, message: string, phase: JobPhase, details: Record<string, unknown>): JobFailure {
+  return { code, message, phase, retryable: ERROR_CODES[code].retryable, details };
+}
+
+function codeOf(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined;
+}
+
+/** The error handling shared by every state that talks to A1111 after readiness: route 404 → recovering. */
+const onBackendError = [
+  { guard: 'canRecoverRoute', target: '#job.recovering', actions: 'recordRouteError' },
+  { target: '#job.failed', actions: 'recordFailure' },
+] as const;
+
+export const jobMachine = setup({
+  types: {
+    context: {} as JobContext,
+    events: {} as JobEvent,
+    input: {} as JobMachineInput,
+    output: {} as JobOutput,
+    emitted: {} as JobEmitted,
+  },
+  actors: {
+    validateInput: fromPromise<PreparedJob, { jobId: string; input: unknown }>(async () => {
+      throw new Error('validateInput is provided by the handler');
+    }),
+    probeApi: fromPromise<SdModel[], void>(async () => {
+      throw new Error('probeApi is provided by the handler');
+    }),
+    verifyModels: fromPromise<VerifiedJob, VerifyModelsInput>(async () => {
+      throw new Error('verifyModels is provided by the handler');
+    }),
+    refreshCheckpoints: fromPromise<void, void>(async () => {
+      throw new Error('refreshCheckpoints is provided by the handler');
+    }),
+    checkRoute: fromPromise<void, void>(async () => {
+      throw new Error('checkRoute is provided by the handler');
+    }),
+    txt2img: fromPromise<Txt2ImgResponse, { request: Txt2ImgRequest }>(async () => {
+      throw new Error('txt2img is provided by the handler');
+    }),
+    watchProgress: fromCallback<JobEvent, { intervalMs: number }>(() => () => undefined),
+    interruptBackend: fromPromise<void, { reason: ErrorCode }>(async () => {
+      throw new Error('interruptBackend is provided by the handler');
+    }),
+  },
+  guards: {
+    hasJobDeadline: ({ context }) => context.settings.jobTimeoutMs > 0,
+    hasReadinessDeadline: ({ context }) => context.settings.readyTimeoutMs > 0,
+    canRecoverRoute: ({ context, event }) =>
+      codeOf((event as { error?: unknown }).error) === 'BACKEND_ROUTE_MISSING' &&
+      context.recoveryAttempts < context.settings.routeRecoveryAttempts,
+    isRecovering: ({ context }) => context.recoveryAttempts > 0,
+    modelWasDownloaded: ({ event }) => (event as { output?: VerifiedJob }).output?.downloaded === true,
+  },
+  actions: {
+    /** Records the top-level state just entered as the job's phase. */
+    enterPhase: assign({ phase: (_, params: { phase: JobPhase }) => params.phase }),
+    /** Keeps the route 404 that sent the job to `recovering`, for the log and the final message. */
+    recordRouteError: assign({
+      lastRouteError: ({ context, event }) => toJobFailure((event as { error?: unknown }).error, context.phase),
+    }),
+    /** Ends the job with the error of the actor that just failed, in the current phase. */
+    recordFailure: assign({
+      failure: ({ context, event }) => {
+        const base = toJobFailure((event as { error?: unknown }).error, context.phase);
+        if (base.code !== 'BACKEND_ROUTE_MISSING' || context.recoveryAttempts === 0) return base;
+        return {
+          ...base,
+          message: `${base.message}; still missing after ${context.recoveryAttempts} recovery attempt(s)`,
+          details: { ...base.details, recoveryAttempts: context.recoveryAttempts },
+        };
+      },
+    }),
+    countProbeFailure: enqueueActions(({ context, event, enqueue }) => {
+      const failures = context.probeFailures + 1;
+      const lastError = toJobFailure((event as { error?: unknown }).error, 'waitingForApi');
+      enqueue.assign({ probeFailures: failures, lastProbeError: lastError });
+      if (failures % context.settings.readyLogEvery === 0) enqueue.emit({ type: 'api.waiting', failures, lastError });
+    }),
+    failReadinessTimeout: assign({
+      failure: ({ context }) =>
+        failure(
+          'BACKEND_UNAVAILABLE',
+          `A1111 did not become ready within ${context.settings.readyTimeoutMs} ms (${context.probeFailures} failed probe(s)${
+            context.lastProbeError ? `; last: ${context.lastProbeError.message}` : ''
+          })`,
+          'waitingForApi',
+          { readyTimeoutMs: context.settings.readyTimeoutMs, probeFailures: context.probeFailures },
+        ),
+    }),
+    failDeadline: assign({
+      failure: ({ context }) =>
+        failure('BACKEND_TIMEOUT', `the job exceeded its ${context.settings.jobTimeoutMs} ms deadline`, context.phase, {
+          jobTimeoutMs: context.settings.jobTimeoutMs,
+        }),
+    }),
+    failCancelled: assign({
+      failure: ({ context, event }) =>
+        failure(
+          'CANCELLED',
+          `the job was cancelled${(event as { reason?: string }).reason ? `: ${(event as { reason?: string }).reason}` : ''}`,
+          context.phase,
+          {},
+        ),
+    }),
+  },
+  delays: {
+    jobDeadline: ({ context }) => context.settings.jobTimeoutMs || NEVER_MS,
+    readinessDeadline: ({ context }) => context.settings.readyTimeoutMs || NEVER_MS,
+    readinessPoll: ({ context }) => context.settings.readyPollIntervalMs,
+    recoveryDelay: ({ context }) => context.settings.routeRecoveryDelayMs,
+    registryWait: ({ context }) => context.settings.modelRegistryWaitMs,
+  },
+}).createMachine({
+  id: 'job',
+  context: ({ input }) => ({
+    jobId: input.jobId,
+    phase: 'booting',
+    input: input.input,
+    settings: input.settings,
+    job: null,
+    request: null,
+    models: null,
+    notes: [],
+    probeFailures: 0,
+    lastProbeError: null,
+    recoveryAttempts: 0,
+    lastRouteError: null,
+    downloadDone: false,
+    response: null,
+    failure: null,
+  }),
+  initial: 'booting',
+  after: {
+    jobDeadline: [
+      { guard: and(['hasJobDeadline', stateIn('#job.inferring')]), target: '.interrupting', actions: 'failDeadline' },
+      { guard: and(['hasJobDeadline', not(stateIn('#job.interrupting'))]), target: '.failed', actions: 'failDeadline' },
+    ],
+  },
+  on: {
+    'job.cancel': [
+      { guard: stateIn('#job.inferring'), target: '.interrupting', actions: 'failCancelled' },
+      { guard: not(stateIn('#job.interrupting')), target: '.failed', actions: 'failCancelled' },
+    ],
+  },
+  states: {
+    booting: {
+      entry: { type: 'enterPhase', params: { phase: 'booting' } },
+      invoke: {
+        id: 'validateInput',
+        src: 'validateInput',
+        input: ({ context }) => ({ jobId: context.jobId, input: context.input }),
+        onDone: {
+          target: 'waitingForApi',
+          actions: assign({ job: ({ event }) => event.output, notes: ({ event }) => [...event.output.notes] }),
+        },
+        onError: { target: 'failed', actions: 'recordFailure' },
+      },
+    },
+    waitingForApi: {
+      entry: [
+        { type: 'enterPhase', params: { phase: 'waitingForApi' } },
+        assign({ probeFailures: 0, lastProbeError: null }),
+      ],
+      initial: 'probing',
+      after: {
+        readinessDeadline: { guard: 'hasReadinessDeadline', target: 'failed', actions: 'failReadinessTimeout' },
+      },
+      states: {
+        probing: {
+          invoke: {
+            id: 'probeApi',
+            src: 'probeApi',
+            onDone: { target: '#job.verifyingModels', actions: assign({ models: ({ event }) => event.output }) },
+            onError: { target: 'pausing', actions: 'countProbeFailure' },
+          },
+        },
+        pausing: {
+          after: { readinessPoll: 'probing' },
+        },
+      },
+    },
+    verifyingModels: {
+      entry: { type: 'enterPhase', params: { phase: 'verifyingModels' } },
+      invoke: {
+        id: 'verifyModels',
+        src: 'verifyModels',
+        input: ({ context }) => ({ job: context.job!, models: context.models, downloadDone: context.downloadDone }),
+        onDone: [
+          {
+            guard: 'modelWasDownloaded',
+            target: 'postDownloadStabilizing',
+            actions: assign({
+              downloadDone: true,
+              models: null,
+              notes: ({ context, event }) => [...context.notes, ...event.output.notes],
+            }),
+          },
+          {
+            target: 'ready',
+            actions: assign({
+              request: ({ event }) => event.output.request,
+              notes: ({ context, event }) => [...context.notes, ...event.output.notes],
+            }),
+          },
+        ],
+        onError: [...onBackendError],
+      },
+    },
+    postDownloadStabilizing: {
+      entry: { type: 'enterPhase', params: { phase: 'postDownloadStabilizing' } },
+      initial: 'refreshing',
+      states: {
+        refreshing: {
+          invoke: {
+            id: 'refreshCheckpoints',
+            src: 'refreshCheckpoints',
+            onDone: 'settling',
+            onError: {
+              target: 'settling',
+              actions: assign({
+                notes: ({ context, event }) => [
+                  ...context.notes,
+                  `refresh-checkpoints failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`,
+                ],
+              }),
+            },
+          },
+        },
+        settling: {
+          after: { registryWait: 'checkingHealth' },
+        },
+        checkingHealth: {
+          invoke: {
+            id: 'healthCheck',
+            src: 'probeApi',
+            onDone: { target: '#job.verifyingModels', actions: assign({ models: ({ event }) => event.output }) },
+            onError: {
+              target: '#job.verifyingModels',
+              actions: assign({
+                notes: ({ context, event }) => [
+                  ...context.notes,
+                  `health check after the download failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`,
+                ],
+              }),
+            },
+          },
+        },
+      },
+    },
+    ready: {
+      entry: { type: 'enterPhase', params: { phase: 'ready' } },
+      initial: 'routing',
+      states: {
+        routing: {
+          always: [{ guard: 'isRecovering', target: 'checkingRoute' }, { target: '#job.inferring' }],
+        },
+        checkingRoute: {
+          invoke: { id: 'checkRoute', src: 'checkRoute', onDone: '#job.inferring', onError: [...onBackendError] },
+        },
+      },
+    },
+    inferring: {
+      entry: { type: 'enterPhase', params: { phase: 'inferring' } },
+      invoke: [
+        {
+          id: 'txt2img',
+          src: 'txt2img',
+          input: ({ context }) => ({ request: context.request! }),
+          onDone: { target: 'succeeded', actions: assign({ response: ({ event }) => event.output }) },
+          onError: [...onBackendError],
+        },
+        {
+          id: 'watchProgress',
+          src: 'watchProgress',
+          input: ({ context }) => ({ intervalMs: context.settings.progressIntervalMs }),
+        },
+      ],
+      on: {
+        'a1111.progress': { actions: emit(({ event }) => ({ type: 'job.progress' as const, update: event.update })) },
+      },
+    },
+    recovering: {
+      entry: [
+        { type: 'enterPhase', params: { phase: 'recovering' } },
+        assign({ recoveryAttempts: ({ context }) => context.recoveryAttempts + 1 }),
+        emit(({ context }) => ({
+          type: 'job.recovering' as const,
+          attempt: context.recoveryAttempts,
+          of: context.settings.routeRecoveryAttempts,
+          reason: context.lastRouteError,
+        })),
+      ],
+      after: { recoveryDelay: 'waitingForApi' },
+    },
+    interrupting: {
+      entry: { type: 'enterPhase', params: { phase: 'interrupting' } },
+      invoke: {
+        id: 'interruptBackend',
+        src: 'interruptBackend',
+        input: ({ context }) => ({ reason: context.failure?.code ?? 'CANCELLED' }),
+        onDone: 'failed',
+        onError: {
+          target: 'failed',
+          actions: assign({
+            failure: ({ context, event }) =>
+              context.failure && {
+                ...context.failure,
+                details: {
+                  ...context.failure.details,
+                  interruptError: toJobFailure(event.error, 'interrupting').message,
+                },
+              },
+          }),
+        },
+      },
+    },
+    succeeded: { type: 'final' },
+    failed: { type: 'final' },
+  },
+  output: ({ context }): JobOutput =>
+    context.failure || !context.response
+      ? {
+          status: 'failed',
+          failure: context.failure ?? toJobFailure(new Error('job ended without a result'), null),
+          notes: context.notes,
+          recoveries: context.recoveryAttempts,
+        }
+      : { status: 'succeeded', response: context.response, notes: context.notes, recoveries: context.recoveryAttempts },
+});
+
+export type JobMachine = typeof jobMachine;

@@ -1,0 +1,74 @@
+/**
+ * Types shared by the job machine and the actors that implement its I/O. Type-only: nothing here runs.
+ */
+import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
+import type { JobFailure } from '../src/errors.js';
+
+/** The limits a job runs under; delays and guards read them, so a journal holds everything replay needs. */
+export interface JobSettings {
+  /** Whole-job deadline; 0 = none. */
+  jobTimeoutMs: number;
+  /** How long `waitingForApi` may last; 0 = forever. */
+  readyTimeoutMs: number;
+  readyPollIntervalMs: number;
+  /** Emit `api.waiting` every Nth failed probe. */
+  readyLogEvery: number;
+  routeRecoveryAttempts: number;
+  routeRecoveryDelayMs: number;
+  modelRegistryWaitMs: number;
+  /** How often `inferring` reads A1111's progress; 0 = not at all. */
+  progressIntervalMs: number;
+}
+
+export interface JobMachineInput {
+  jobId: string;
+  input: unknown;
+  settings: JobSettings;
+}
+
+/** What `booting` produces from the raw input: a checked request. */
+export interface PreparedJob {
+  request: Txt2ImgRequest;
+  /** The checkpoint the job names (override_settings.sd_model_checkpoint), if any. */
+  checkpoint: string | null;
+  /** Things the worker noticed or changed, reported with the result. */
+  notes: string[];
+}
+
+/** What `verifyingModels` produces: the request as it will be sent. */
+export interface VerifiedJob {
+  request: Txt2ImgRequest;
+  notes: string[];
+  /** True when a checkpoint was downloaded and A1111 must be made to see it (postDownloadStabilizing). */
+  downloaded: boolean;
+}
+
+export interface VerifyModelsInput {
+  job: PreparedJob;
+  /** The list the last readiness probe returned; `null` when it must be fetched again. */
+  models: SdModel[] | null;
+  /** A download already happened in this job; a second one is not attempted. */
+  downloadDone: boolean;
+}
+
+/** A progress reading taken while A1111 generates. */
+export interface ProgressUpdate {
+  progress: number;
+  etaSeconds: number;
+  step: number;
+  steps: number;
+  jobNo: number;
+  jobCount: number;
+  raw?: Progress;
+}
+
+export type JobOutput =
+  | { status: 'succeeded'; response: Txt2ImgResponse; notes: string[]; recoveries: number }
+  | { status: 'failed'; failure: JobFailure; notes: string[]; recoveries: number };
+
+export type JobEvent = { type: 'job.cancel'; reason?: string } | { type: 'a1111.progress'; update: ProgressUpdate };
+
+export type JobEmitted =
+  | { type: 'api.waiting'; failures: number; lastError: JobFailure | null }
+  | { type: 'job.progress'; update: ProgressUpdate }
+  | { type: 'job.recovering'; attempt: number; of: number; reason: JobFailure | null };

@@ -1,0 +1,222 @@
+/**
+ * The A1111 API client: one axios instance per worker with keep-alive sockets and axios-retry.
+ *
+ * Retry policy (for every method, txt2img POSTs included): 502/503/504 and connection failures that
+ * happen before A1111 could process the request (refused, unreachable) are retried with exponential
+ * backoff. A connection reset is retried for idempotent calls only: a reset txt2img means A1111 died
+ * while generating, which is BACKEND_CRASHED, not something to send again. Timeouts are never retried.
+ * Every failure leaves this module as a classified {@link WorkerError}.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosError, type AxiosInstance, type AxiosRequestConfig, isAxiosError } from 'axios';
+import axiosRetry, { type IAxiosRetryConfig } from 'axios-retry';
+import type { z } from 'zod';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { type A1111Call, classifyA1111Error, isConnectFailure, isConnectionReset } from './classify.js';
+import {
+  type Options,
+  OptionsSchema,
+  type Progress,
+  ProgressSchema,
+  type Sampler,
+  SamplerListSchema,
+  type Scheduler,
+  SchedulerListSchema,
+  type SdModel,
+  SdModelListSchema,
+  type Txt2ImgRequest,
+  type Txt2ImgResponse,
+  Txt2ImgResponseSchema,
+} from './schemas.js';
+
+export type A1111ClientConfig = Pick<
+  Config,
+  | 'a1111BaseUrl'
+  | 'a1111Auth'
+  | 'requestTimeoutMs'
+  | 'httpRetries'
+  | 'retryBaseDelayMs'
+  | 'retryMaxDelayMs'
+  | 'readyProbeTimeoutMs'
+>;
+
+/** Everything the worker asks of A1111. Each method rejects with a classified WorkerError. */
+export interface A1111Client {
+  /** One readiness probe: GET /sd-models must answer 200 with a JSON array. No retries. */
+  probe(signal?: AbortSignal): Promise<SdModel[]>;
+  listModels(signal?: AbortSignal): Promise<SdModel[]>;
+  listSamplers(signal?: AbortSignal): Promise<Sampler[]>;
+  /** `null` when this A1111 has no /schedulers route (before 1.9.1). */
+  listSchedulers(signal?: AbortSignal): Promise<Scheduler[] | null>;
+  getOptions(signal?: AbortSignal): Promise<Options>;
+  getProgress(signal?: AbortSignal): Promise<Progress>;
+  txt2img(request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse>;
+  interrupt(signal?: AbortSignal): Promise<void>;
+  refreshCheckpoints(signal?: AbortSignal): Promise<void>;
+  /** Whether POST /txt2img is routed: a GET there answers 405 when mounted, 404 when not. */
+  isTxt2ImgRouteMounted(signal?: AbortSignal): Promise<boolean>;
+  /** The API root, `<A1111_BASE_URL>/sdapi/v1`. */
+  readonly apiUrl: string;
+  /** Closes idle keep-alive sockets. */
+  close(): void;
+}
+
+const RETRY_STATUSES = new Set([502, 503, 504]);
+
+function retryableStatus(error: AxiosError): boolean {
+  return error.response !== undefined && RETRY_STATUSES.has(error.response.status);
+}
+
+/** Retry condition for calls that are safe to repeat even after a connection reset. */
+function retryIdempotent(error: AxiosError): boolean {
+  if (retryableStatus(error)) return true;
+  return !error.response && (isConnectFailure(error.code) || isConnectionReset(error.code));
+}
+
+/** Retry condition for txt2img: only when A1111 cannot have started the generation. */
+function retryNotStarted(error: AxiosError): boolean {
+  if (retryableStatus(error)) return true;
+  return !error.response && isConnectFailure(error.code);
+}
+
+/** Exponential backoff from the base delay, capped, with up to 20 % jitter. */
+export function backoffDelay(retryNumber: number, baseMs: number, maxMs: number): number {
+  const delay = Math.min(maxMs, baseMs * 2 ** Math.max(0, retryNumber - 1));
+  return Math.round(delay * (1 + 0.2 * Math.random()));
+}
+
+/**
+ * Creates the client. Tests pass a short backoff through the config; production uses the defaults.
+ *
+ * @example
+ * const a1111 = createA1111Client(loadConfig(), log);
+ * const models = await a1111.listModels();
+ */
+export function createA1111Client(config: A1111ClientConfig, log: Logger): A1111Client {
+  const apiUrl = `${config.a1111BaseUrl}/sdapi/v1`;
+  // Idle sockets are closed before uvicorn's keep-alive timeout (5 s by default) can close them under
+  // us: a request written to a socket the server is closing would be reset and look like a crash.
+  const httpAgent = new http.Agent({ keepAlive: true, timeout: 4_000 });
+  const httpsAgent = new https.Agent({ keepAlive: true, timeout: 4_000 });
+  const instance: AxiosInstance = axios.create({
+    baseURL: apiUrl,
+    timeout: config.requestTimeoutMs,
+    httpAgent,
+    httpsAgent,
+    maxContentLength: Number.POSITIVE_INFINITY,
+    maxBodyLength: Number.POSITIVE_INFINITY,
+    headers: { Accept: 'application/json' },
+    ...(config.a1111Auth ? { auth: config.a1111Auth } : {}),
+  });
+  axiosRetry(instance, {
+    retries: config.httpRetries,
+    retryCondition: retryIdempotent,
+    retryDelay: (retryNumber) => backoffDelay(retryNumber, config.retryBaseDelayMs, config.retryMaxDelayMs),
+    shouldResetTimeout: true,
+    onRetry: (retryNumber, error, requestConfig) => {
+      log.debug('retrying A1111 request', {
+        method: requestConfig.method?.toUpperCase(),
+        route: requestConfig.url,
+        retry: retryNumber,
+        status: error.response?.status,
+        code: error.code,
+      });
+    },
+  });
+
+  async function call<S extends z.ZodType>(
+    schema: S,
+    target: A1111Call,
+    options: AxiosRequestConfig & { 'axios-retry'?: IAxiosRetryConfig } = {},
+  ): Promise<z.infer<S>> {
+    try {
+      const response = await instance.request({ method: target.method, url: target.route, ...options });
+      return schema.parse(response.data);
+    } catch (error) {
+      throw classifyA1111Error(error, target);
+    }
+  }
+
+  const get = (route: string, signal?: AbortSignal) => ({
+    target: { method: 'GET', route },
+    options: signal ? { signal } : {},
+  });
+
+  return {
+    apiUrl,
+    probe(signal) {
+      const { target, options } = get('/sd-models', signal);
+      return call(SdModelListSchema, target, {
+        ...options,
+        timeout: config.readyProbeTimeoutMs,
+        'axios-retry': { retries: 0 },
+      });
+    },
+    listModels(signal) {
+      const { target, options } = get('/sd-models', signal);
+      return call(SdModelListSchema, target, options);
+    },
+    listSamplers(signal) {
+      const { target, options } = get('/samplers', signal);
+      return call(SamplerListSchema, target, options);
+    },
+    async listSchedulers(signal) {
+      const { target, options } = get('/schedulers', signal);
+      try {
+        return await call(SchedulerListSchema, target, options);
+      } catch (error) {
+        // A1111 before 1.9.1 has no /schedulers; there the scheduler is part of the sampler name.
+        if ((error as { code?: string }).code === 'BACKEND_ROUTE_MISSING') return null;
+        throw error;
+      }
+    },
+    getOptions(signal) {
+      const { target, options } = get('/options', signal);
+      return call(OptionsSchema, target, options);
+    },
+    getProgress(signal) {
+      const { target, options } = get('/progress', signal);
+      return call(ProgressSchema, target, { ...options, params: { skip_current_image: true } });
+    },
+    txt2img(request, signal) {
+      return call(
+        Txt2ImgResponseSchema,
+        { method: 'POST', route: '/txt2img' },
+        {
+          data: request,
+          ...(signal ? { signal } : {}),
+          'axios-retry': { retryCondition: retryNotStarted },
+        },
+      );
+    },
+    async interrupt(signal) {
+      await instance
+        .post('/interrupt', undefined, signal ? { signal } : {})
+        .catch((error: unknown) => Promise.reject(classifyA1111Error(error, { method: 'POST', route: '/interrupt' })));
+    },
+    async refreshCheckpoints(signal) {
+      await instance
+        .post('/refresh-checkpoints', undefined, signal ? { signal } : {})
+        .catch((error: unknown) =>
+          Promise.reject(classifyA1111Error(error, { method: 'POST', route: '/refresh-checkpoints' })),
+        );
+    },
+    async isTxt2ImgRouteMounted(signal) {
+      try {
+        await instance.get('/txt2img', { ...(signal ? { signal } : {}), 'axios-retry': { retries: 0 } });
+        return true;
+      } catch (error) {
+        if (isAxiosError(error) && error.response?.status === 405) return true;
+        const classified = classifyA1111Error(error, { method: 'GET', route: '/txt2img' });
+        if (classified.code === 'BACKEND_ROUTE_MISSING') return false;
+        throw classified;
+      }
+    },
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}

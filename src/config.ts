@@ -1,0 +1,315 @@
+/**
+ * Worker settings, read once from the environment and parsed with zod.
+ *
+ * Every setting is declared once below with its default, its rule and a sentence of documentation;
+ * `docs/configuration.md` is generated from these declarations (`npm run docs:config`) and a test fails
+ * when it is stale. A bad value stops start-up with a message naming the variable, the value and the rule.
+ */
+import { z } from 'zod';
+
+/** What the documentation generator reads for each variable. */
+export interface SettingMeta {
+  description: string;
+  default: string;
+  rule: string;
+  secret?: boolean;
+}
+
+export const settingsRegistry = z.registry<SettingMeta>();
+
+type Env = Record<string, string | undefined>;
+
+function isBlank(raw: string | undefined): raw is undefined {
+  return raw === undefined || raw.trim() === '';
+}
+
+function declare<T extends z.ZodType>(schema: T, meta: SettingMeta): T {
+  settingsRegistry.add(schema, meta);
+  return schema;
+}
+
+function integer(opts: { default: number; min: number; max: number; description: string; zeroMeans?: string }) {
+  const rule = `whole number from ${opts.min} to ${opts.max}${opts.zeroMeans ? ` (0 = ${opts.zeroMeans})` : ''}`;
+  const schema = z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (isBlank(raw)) return opts.default;
+      const value = Number(raw.trim());
+      if (!Number.isInteger(value) || value < opts.min || value > opts.max) {
+        ctx.addIssue({ code: 'custom', message: `must be a ${rule}`, input: raw });
+        return z.NEVER;
+      }
+      return value;
+    });
+  return declare(schema, { description: opts.description, default: String(opts.default), rule });
+}
+
+function oneOf<const T extends readonly string[]>(
+  values: T,
+  opts: { default: T[number]; description: string; aliases?: Record<string, T[number]> },
+) {
+  const rule = `one of ${values.join(', ')} (any case)`;
+  const schema = z
+    .string()
+    .optional()
+    .transform((raw, ctx): T[number] => {
+      if (isBlank(raw)) return opts.default;
+      const key = raw.trim().toLowerCase();
+      const aliased = opts.aliases?.[key];
+      if (aliased) return aliased;
+      const found = values.find((v) => v === key);
+      if (found === undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be ${rule}`, input: raw });
+        return z.NEVER;
+      }
+      return found;
+    });
+  return declare(schema, { description: opts.description, default: opts.default, rule });
+}
+
+function optionalText(opts: { description: string; rule: string; pattern?: RegExp; secret?: boolean }) {
+  const schema = z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (isBlank(raw)) return undefined;
+      if (opts.pattern && !opts.pattern.test(raw)) {
+        ctx.addIssue({ code: 'custom', message: `must be ${opts.rule}`, input: raw });
+        return z.NEVER;
+      }
+      return raw;
+    });
+  return declare(schema, {
+    description: opts.description,
+    default: '(unset)',
+    rule: opts.rule,
+    ...(opts.secret ? { secret: true } : {}),
+  });
+}
+
+const baseUrl = declare(
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = isBlank(raw) ? 'http://127.0.0.1:3000' : raw.trim();
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URL', input: raw });
+        return z.NEVER;
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        ctx.addIssue({ code: 'custom', message: 'must be an absolute http(s) URL', input: raw });
+        return z.NEVER;
+      }
+      if (url.search || url.hash || url.username || url.password) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must not carry a query, fragment or credentials (use A1111_API_AUTH)',
+          input: raw,
+        });
+        return z.NEVER;
+      }
+      return url.href.replace(/\/+$/, '');
+    }),
+  {
+    description:
+      'Where the WebUI listens. The API lives under `/sdapi/v1` of this URL (a `--subpath` goes into the URL).',
+    default: 'http://127.0.0.1:3000',
+    rule: 'absolute http(s) URL without query or credentials',
+  },
+);
+
+/** The zod schema of the whole environment the worker reads. */
+export const ConfigSchema = z.object({
+  A1111_BASE_URL: baseUrl,
+  A1111_API_AUTH: optionalText({
+    description: 'Credentials when A1111 runs with `--api-auth`, sent as HTTP Basic auth. Never logged.',
+    rule: '`user:password`',
+    pattern: /^[^:]+:.+$/s,
+    secret: true,
+  }),
+  A1111_REQUEST_TIMEOUT_MS: integer({
+    default: 600_000,
+    min: 1_000,
+    max: 86_400_000,
+    description: 'Timeout of one HTTP request to A1111 (a txt2img call waits this long for its images).',
+  }),
+  A1111_HTTP_RETRIES: integer({
+    default: 10,
+    min: 0,
+    max: 100,
+    description:
+      'Retries of one request on 502/503/504 and on connection errors, txt2img POSTs included (against the local API they mean the request was not processed).',
+  }),
+  A1111_RETRY_BASE_DELAY_MS: integer({
+    default: 100,
+    min: 1,
+    max: 60_000,
+    description: 'First retry delay; each further retry doubles it, with up to 20 % jitter.',
+  }),
+  A1111_RETRY_MAX_DELAY_MS: integer({
+    default: 10_000,
+    min: 1,
+    max: 600_000,
+    description: 'Ceiling of one retry delay.',
+  }),
+  A1111_READY_POLL_INTERVAL_MS: integer({
+    default: 200,
+    min: 10,
+    max: 60_000,
+    description: 'Pause between readiness probes (GET /sdapi/v1/sd-models must answer 200 with a JSON array).',
+  }),
+  A1111_READY_LOG_EVERY: integer({
+    default: 15,
+    min: 1,
+    max: 1_000_000,
+    description: 'Log a "still waiting" line every Nth failed readiness probe.',
+  }),
+  A1111_READY_TIMEOUT_MS: integer({
+    default: 900_000,
+    min: 0,
+    max: 86_400_000,
+    zeroMeans: 'wait forever',
+    description: 'How long a job waits for the API to become ready before failing BACKEND_UNAVAILABLE.',
+  }),
+  A1111_READY_PROBE_TIMEOUT_MS: integer({
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    description: 'Timeout of one readiness probe.',
+  }),
+  A1111_ROUTE_RECOVERY_ATTEMPTS: integer({
+    default: 3,
+    min: 0,
+    max: 100,
+    description:
+      'Recovery attempts after a route 404 ({"detail":"Not Found"}: the WebUI is reloading); then BACKEND_ROUTE_MISSING.',
+  }),
+  A1111_ROUTE_RECOVERY_DELAY_MS: integer({
+    default: 5_000,
+    min: 0,
+    max: 600_000,
+    description: 'Pause before each route-404 recovery attempt.',
+  }),
+  A1111_INTERRUPT_SETTLE_TIMEOUT_MS: integer({
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+    description:
+      'After POST /sdapi/v1/interrupt (deadline or cancel), how long to wait for A1111 to report itself idle.',
+  }),
+  MODEL_REGISTRY_WAIT_MS: integer({
+    default: 3_000,
+    min: 0,
+    max: 600_000,
+    description: 'After a model download and POST /sdapi/v1/refresh-checkpoints, pause before checking the API again.',
+  }),
+  JOB_TIMEOUT_MS: integer({
+    default: 0,
+    min: 0,
+    max: 86_400_000,
+    zeroMeans: 'no deadline',
+    description:
+      "Whole-job deadline (readiness, verification and generation). Set it below the endpoint's execution timeout so a job ends with BACKEND_TIMEOUT and an interrupted GPU rather than being killed.",
+  }),
+  PROGRESS_POLL_INTERVAL_MS: integer({
+    default: 1_000,
+    min: 0,
+    max: 60_000,
+    zeroMeans: 'no progress polling',
+    description: 'How often GET /sdapi/v1/progress is read while A1111 generates.',
+  }),
+  LOG_LEVEL: oneOf(['error', 'warn', 'info', 'debug'] as const, {
+    default: 'info',
+    description: 'Least severe level written. RunPod names are accepted: WARNING means warn, TRACE means debug.',
+    aliases: { warning: 'warn', trace: 'debug' },
+  }),
+  LOG_FORMAT: oneOf(['auto', 'json', 'runpod', 'text'] as const, {
+    default: 'auto',
+    description:
+      'Log line shape. `auto` is `runpod` ({requestId, message, level}) when RUNPOD_ENDPOINT_ID is set, `text` in a terminal, `json` otherwise.',
+  }),
+  RUNPOD_ENDPOINT_ID: optionalText({
+    description: "Set by RunPod on its workers; switches `auto` logging to RunPod's JSON line shape.",
+    rule: 'any text',
+  }),
+});
+
+export type ConfigEnv = z.input<typeof ConfigSchema>;
+
+/** The parsed settings the rest of the worker uses. */
+export interface Config {
+  a1111BaseUrl: string;
+  a1111Auth: { username: string; password: string } | undefined;
+  requestTimeoutMs: number;
+  httpRetries: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  readyPollIntervalMs: number;
+  readyLogEvery: number;
+  readyTimeoutMs: number;
+  readyProbeTimeoutMs: number;
+  routeRecoveryAttempts: number;
+  routeRecoveryDelayMs: number;
+  interruptSettleTimeoutMs: number;
+  modelRegistryWaitMs: number;
+  jobTimeoutMs: number;
+  progressPollIntervalMs: number;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'auto' | 'json' | 'runpod' | 'text';
+  runpodEndpointId: string | undefined;
+}
+
+/** Thrown when the environment holds a bad value; its message lists every offending variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+function describeProblem(issue: z.core.$ZodIssue, env: Env): string {
+  const variable = String(issue.path[0] ?? '(environment)');
+  const raw = env[variable];
+  return `${variable}=${JSON.stringify(raw ?? null)}: ${issue.message}`;
+}
+
+/**
+ * Parses the environment. Throws {@link ConfigError} naming each bad variable, its value and the rule.
+ *
+ * @example
+ * const config = loadConfig({ A1111_BASE_URL: 'http://127.0.0.1:7861' });
+ * config.readyTimeoutMs; // 900000
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => describeProblem(issue, env)));
+  const v = parsed.data;
+  const auth = v.A1111_API_AUTH;
+  const colon = auth?.indexOf(':') ?? -1;
+  return {
+    a1111BaseUrl: v.A1111_BASE_URL,
+    a1111Auth: auth ? { username: auth.slice(0, colon), password: auth.slice(colon + 1) } : undefined,
+    requestTimeoutMs: v.A1111_REQUEST_TIMEOUT_MS,
+    httpRetries: v.A1111_HTTP_RETRIES,
+    retryBaseDelayMs: v.A1111_RETRY_BASE_DELAY_MS,
+    retryMaxDelayMs: v.A1111_RETRY_MAX_DELAY_MS,
+    readyPollIntervalMs: v.A1111_READY_POLL_INTERVAL_MS,
+    readyLogEvery: v.A1111_READY_LOG_EVERY,
+    readyTimeoutMs: v.A1111_READY_TIMEOUT_MS,
+    readyProbeTimeoutMs: v.A1111_READY_PROBE_TIMEOUT_MS,
+    routeRecoveryAttempts: v.A1111_ROUTE_RECOVERY_ATTEMPTS,
+    routeRecoveryDelayMs: v.A1111_ROUTE_RECOVERY_DELAY_MS,
+    interruptSettleTimeoutMs: v.A1111_INTERRUPT_SETTLE_TIMEOUT_MS,
+    modelRegistryWaitMs: v.MODEL_REGISTRY_WAIT_MS,
+    jobTimeoutMs: v.JOB_TIMEOUT_MS,
+    progressPollIntervalMs: v.PROGRESS_POLL_INTERVAL_MS,
+    logLevel: v.LOG_LEVEL,
+    logFormat: v.LOG_FORMAT,
+    runpodEndpointId: v.RUNPOD_ENDPOINT_ID,
+  };
+}

@@ -1,0 +1,272 @@
+/**
+ * The handler: runs one job machine per job, logs every transition, and turns the machine's output
+ * into what RunPod expects.
+ *
+ * - Success: A1111's response passed through unchanged (`images`, `parameters`, `info`) plus one extra
+ *   key, `worker`, with per-phase timings, the number of route-404 recoveries and notes on what the
+ *   worker changed (a split sampler name, a renamed checkpoint).
+ * - Failure: `{"error": "<JSON string>"}` whose JSON is `{code, message, phase, retryable, details}`.
+ *   An A1111 error body is never returned as a successful output.
+ *
+ * Every actor created for a job is stopped when the job ends, whatever the outcome.
+ */
+import { type ActorOptions, createActor, type InspectionEvent, type SnapshotFrom, toPromise } from 'xstate';
+import type { JobOutput, JobSettings, ProgressUpdate } from '../machines/job.types.js';
+import { type A1111Client, createA1111Client } from './a1111/client.js';
+import type { Txt2ImgResponse } from './a1111/schemas.js';
+import { type Config, loadConfig } from './config.js';
+import { type JobFailure, type JobPhase, toJobFailure } from './errors.js';
+import { type LiveJobMachine, provideJobActors } from './job/actors.js';
+import { A1111Catalog } from './job/verify.js';
+import { createLoggerFromConfig, type Logger } from './log.js';
+
+/** A RunPod job as the handler receives it. */
+export interface RunPodJob {
+  id: string;
+  input: unknown;
+}
+
+export interface PhaseTimings {
+  booting?: number;
+  waitingForApi?: number;
+  verifyingModels?: number;
+  postDownloadStabilizing?: number;
+  ready?: number;
+  inferring?: number;
+  recovering?: number;
+  interrupting?: number;
+  total: number;
+}
+
+export interface WorkerReport {
+  timings_ms: PhaseTimings;
+  recoveries: number;
+  notes: string[];
+}
+
+export type SuccessOutput = Txt2ImgResponse & { worker: WorkerReport };
+
+export type JobOutcome =
+  | { ok: true; jobId: string; output: SuccessOutput }
+  | { ok: false; jobId: string; failure: JobFailure; report: WorkerReport };
+
+/** What a RunPod handler returns: posted to job-done as is. */
+export type RunPodResult = { output: SuccessOutput } | { error: string };
+
+export interface RunOptions {
+  /** Aborting cancels the job: A1111 is interrupted if it is generating, and the job fails CANCELLED. */
+  signal?: AbortSignal;
+  /** Called with A1111's progress while it generates (every PROGRESS_POLL_INTERVAL_MS). */
+  onProgress?: (update: ProgressUpdate) => void;
+  /** Receives every inspection event of the job's root actor (journals, the Stately inspector). */
+  inspect?: (event: InspectionEvent) => void;
+}
+
+/** XState's clock interface (setTimeout/clearTimeout), as `SimulatedClock` implements it. */
+export type Clock = NonNullable<ActorOptions<LiveJobMachine>['clock']>;
+
+export interface JobRunnerDeps {
+  config: Config;
+  log: Logger;
+  client: A1111Client;
+  /** Drives the machine's named delays; tests pass a SimulatedClock. */
+  clock?: Clock;
+  /** Milliseconds for timings; `performance.now` by default. */
+  now?: () => number;
+}
+
+export interface JobRunner {
+  run(job: RunPodJob, options?: RunOptions): Promise<JobOutcome>;
+  readonly machine: LiveJobMachine;
+}
+
+type JobSnapshot = SnapshotFrom<LiveJobMachine>;
+
+/** The machine's top-level state: `{ waitingForApi: 'probing' }` → `waitingForApi`. */
+export function topState(value: JobSnapshot['value']): string {
+  return typeof value === 'string' ? value : (Object.keys(value)[0] ?? '');
+}
+
+/** The full state path: `{ waitingForApi: 'probing' }` → `waitingForApi.probing`. */
+export function statePath(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    const [key, inner] = Object.entries(value)[0] ?? [];
+    return key === undefined ? '' : `${key}.${statePath(inner)}`.replace(/\.$/, '');
+  }
+  return '';
+}
+
+export function jobSettings(config: Config, withProgress: boolean): JobSettings {
+  return {
+    jobTimeoutMs: config.jobTimeoutMs,
+    readyTimeoutMs: config.readyTimeoutMs,
+    readyPollIntervalMs: config.readyPollIntervalMs,
+    readyLogEvery: config.readyLogEvery,
+    routeRecoveryAttempts: config.routeRecoveryAttempts,
+    routeRecoveryDelayMs: config.routeRecoveryDelayMs,
+    modelRegistryWaitMs: config.modelRegistryWaitMs,
+    progressIntervalMs: withProgress ? config.progressPollIntervalMs : 0,
+  };
+}
+
+/** The body posted for a failure: RunPod wants `error` to be a string, so the JSON is encoded once more. */
+export function toRunPodResult(outcome: JobOutcome): RunPodResult {
+  if (outcome.ok) return { output: outcome.output };
+  return { error: JSON.stringify(outcome.failure) };
+}
+
+/**
+ * Creates the runner that executes jobs against one A1111.
+ *
+ * @example
+ * const runner = createJobRunner({ config, log, client: createA1111Client(config, log) });
+ * const outcome = await runner.run({ id: 'job-1', input: { prompt: 'a lighthouse', steps: 20 } });
+ */
+export function createJobRunner(deps: JobRunnerDeps): JobRunner {
+  const now = deps.now ?? (() => performance.now());
+  const machine = provideJobActors({
+    client: deps.client,
+    catalog: new A1111Catalog(deps.client),
+    log: deps.log,
+    interruptSettleTimeoutMs: deps.config.interruptSettleTimeoutMs,
+  });
+
+  async function run(job: RunPodJob, options: RunOptions = {}): Promise<JobOutcome> {
+    const log = deps.log.child({ jobId: job.id });
+    const startedAt = now();
+    const timings: PhaseTimings = { total: 0 };
+    let current = 'booting';
+    let currentPath = 'booting';
+    let enteredAt = startedAt;
+
+    const onTransition = (event: InspectionEvent) => {
+      if (event.actorRef.sessionId !== event.rootId) return;
+      options.inspect?.(event);
+      if (event.type !== '@xstate.microstep') return;
+      const value = (event.snapshot as JobSnapshot).value;
+      const path = statePath(value);
+      if (path === currentPath) return;
+      const at = now();
+      const top = topState(value);
+      if (top === current) {
+        log.debug('transition', { from: currentPath, to: path, event: event.event.type });
+        currentPath = path;
+        return;
+      }
+      const phase = current as keyof PhaseTimings;
+      timings[phase] = (timings[phase] ?? 0) + (at - enteredAt);
+      log.info('transition', {
+        from: current,
+        to: top,
+        event: event.event.type,
+        elapsedMs: Math.round(at - startedAt),
+      });
+      current = top;
+      currentPath = path;
+      enteredAt = at;
+    };
+
+    const actor = createActor(machine, {
+      input: { jobId: job.id, input: job.input, settings: jobSettings(deps.config, options.onProgress !== undefined) },
+      inspect: onTransition,
+      ...(deps.clock ? { clock: deps.clock } : {}),
+    });
+    actor.on('api.waiting', (event) =>
+      log.info('A1111 API is not ready yet', { failedProbes: event.failures, lastError: event.lastError?.message }),
+    );
+    actor.on('job.recovering', (event) =>
+      log.warn('A1111 routes are missing; recovering', {
+        attempt: event.attempt,
+        of: event.of,
+        reason: event.reason?.message,
+      }),
+    );
+    if (options.onProgress) {
+      const onProgress = options.onProgress;
+      actor.on('job.progress', (event) => onProgress(event.update));
+    }
+
+    const onAbort = () => actor.send({ type: 'job.cancel', reason: describeAbort(options.signal) });
+    let output: JobOutput;
+    try {
+      const done = toPromise(actor);
+      actor.start();
+      if (options.signal?.aborted) onAbort();
+      else options.signal?.addEventListener('abort', onAbort, { once: true });
+      output = await done;
+    } catch (error) {
+      // The machine handles every actor error; reaching this is a defect, reported rather than dropped.
+      log.error('job machine failed', { error: error instanceof Error ? error.message : String(error) });
+      output = {
+        status: 'failed',
+        failure: toJobFailure(error, current as JobPhase),
+        notes: [],
+        recoveries: 0,
+      };
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      actor.stop();
+    }
+
+    const endedAt = now();
+    const phase = current as keyof PhaseTimings;
+    if (current !== 'succeeded' && current !== 'failed') timings[phase] = (timings[phase] ?? 0) + (endedAt - enteredAt);
+    timings.total = endedAt - startedAt;
+    const report: WorkerReport = {
+      timings_ms: roundTimings(timings),
+      recoveries: output.recoveries,
+      notes: output.notes,
+    };
+    if (output.status === 'succeeded') {
+      const { response } = output;
+      log.info('job succeeded', {
+        images: response.images.length,
+        imageBytes: response.images.reduce((sum, image) => sum + image.length, 0),
+        totalMs: report.timings_ms.total,
+      });
+      return { ok: true, jobId: job.id, output: { ...response, worker: report } };
+    }
+    log.warn('job failed', {
+      code: output.failure.code,
+      phase: output.failure.phase,
+      message: output.failure.message,
+      totalMs: report.timings_ms.total,
+    });
+    return { ok: false, jobId: job.id, failure: output.failure, report };
+  }
+
+  return { run, machine };
+}
+
+function describeAbort(signal: AbortSignal | undefined): string {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof Error && reason.name !== 'AbortError') return reason.message;
+  return typeof reason === 'string' ? reason : 'cancelled by the caller';
+}
+
+function roundTimings(timings: PhaseTimings): PhaseTimings {
+  const out: PhaseTimings = { total: Math.round(timings.total * 10) / 10 };
+  for (const [key, value] of Object.entries(timings)) {
+    if (key !== 'total' && typeof value === 'number') out[key as keyof PhaseTimings] = Math.round(value * 10) / 10;
+  }
+  return out;
+}
+
+let defaultRunner: JobRunner | undefined;
+
+/**
+ * RunPod-style entry point: `handler({ id, input })` with settings from the environment.
+ *
+ * @example
+ * const result = await handler({ id: 'local_test', input: { prompt: 'a lighthouse' } });
+ * if ('error' in result) console.error(JSON.parse(result.error).code);
+ */
+export async function handler(job: RunPodJob, options?: RunOptions): Promise<RunPodResult> {
+  if (!defaultRunner) {
+    const config = loadConfig();
+    const log = createLoggerFromConfig(config);
+    defaultRunner = createJobRunner({ config, log, client: createA1111Client(config, log) });
+  }
+  return toRunPodResult(await defaultRunner.run(job, options));
+}

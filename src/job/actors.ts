@@ -1,0 +1,115 @@
+/**
+ * The I/O behind the job machine's actors: each stub in `machines/job.machine.ts` gets its real
+ * implementation here, built from the worker's A1111 client. Every actor passes the machine's abort
+ * signal to its HTTP calls, so leaving a state (deadline, cancel) stops its request.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fromCallback, fromPromise } from 'xstate';
+import { jobMachine } from '../../machines/job.machine.js';
+import type {
+  JobEvent,
+  PreparedJob,
+  ProgressUpdate,
+  VerifiedJob,
+  VerifyModelsInput,
+} from '../../machines/job.types.js';
+import type { A1111Client } from '../a1111/client.js';
+import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { prepareJob } from './prepare.js';
+import { type A1111Catalog, verifyModels } from './verify.js';
+
+export interface JobActorDeps {
+  client: A1111Client;
+  catalog: A1111Catalog;
+  log: Logger;
+  /** How long to wait for A1111 to report itself idle after an interrupt. */
+  interruptSettleTimeoutMs: number;
+}
+
+/** A progress reading in the worker's terms. */
+export function toProgressUpdate(progress: Progress): ProgressUpdate {
+  const state = progress.state;
+  return {
+    progress: Math.round(progress.progress * 1000) / 1000,
+    etaSeconds: Math.max(0, Math.round(progress.eta_relative * 10) / 10),
+    step: state.sampling_step,
+    steps: state.sampling_steps,
+    jobNo: state.job_no,
+    jobCount: state.job_count,
+  };
+}
+
+/** POST /interrupt, then wait until A1111 says no job is running (bounded), so the GPU is free. */
+async function interruptAndSettle(deps: JobActorDeps, reason: ErrorCode, signal: AbortSignal): Promise<void> {
+  await deps.client.interrupt(signal);
+  deps.log.info('sent POST /sdapi/v1/interrupt to A1111', { reason });
+  const deadline = Date.now() + deps.interruptSettleTimeoutMs;
+  while (Date.now() < deadline) {
+    const progress = await deps.client.getProgress(signal);
+    if (progress.state.job_count === 0) return;
+    await sleep(100, undefined, { signal });
+  }
+  throw new WorkerError(
+    'BACKEND_TIMEOUT',
+    `A1111 still reported a running job ${deps.interruptSettleTimeoutMs} ms after the interrupt`,
+  );
+}
+
+/**
+ * The job machine with every actor implemented. Build it once per worker; each job creates its own actor.
+ *
+ * @example
+ * const machine = provideJobActors({ client, catalog, log, interruptSettleTimeoutMs: 10_000 });
+ * const actor = createActor(machine, { input: { jobId, input, settings } }).start();
+ */
+export function provideJobActors(deps: JobActorDeps) {
+  const { client, log } = deps;
+  return jobMachine.provide({
+    actors: {
+      validateInput: fromPromise<PreparedJob, { jobId: string; input: unknown }>(async ({ input }) =>
+        prepareJob(input.input, log.child({ jobId: input.jobId })),
+      ),
+      probeApi: fromPromise<SdModel[], void>(({ signal }) => client.probe(signal)),
+      verifyModels: fromPromise<VerifiedJob, VerifyModelsInput>(({ input, signal }) =>
+        verifyModels({ client, catalog: deps.catalog }, input, signal),
+      ),
+      refreshCheckpoints: fromPromise<void, void>(({ signal }) => client.refreshCheckpoints(signal)),
+      checkRoute: fromPromise<void, void>(async ({ signal }) => {
+        if (await client.isTxt2ImgRouteMounted(signal)) return;
+        throw new WorkerError(
+          'BACKEND_ROUTE_MISSING',
+          'A1111 has no POST /sdapi/v1/txt2img route yet (GET there answers 404, not 405): its API is not mounted',
+        );
+      }),
+      txt2img: fromPromise<Txt2ImgResponse, { request: Txt2ImgRequest }>(({ input, signal }) =>
+        client.txt2img(input.request, signal),
+      ),
+      watchProgress: fromCallback<JobEvent, { intervalMs: number }>(({ input, sendBack }) => {
+        if (input.intervalMs <= 0) return () => undefined;
+        const controller = new AbortController();
+        let timer: NodeJS.Timeout | undefined;
+        const poll = async () => {
+          try {
+            const progress = await client.getProgress(controller.signal);
+            if (progress.state.job_count > 0) sendBack({ type: 'a1111.progress', update: toProgressUpdate(progress) });
+          } catch (error) {
+            if (!controller.signal.aborted) log.debug('progress poll failed', errorFields(error));
+          }
+          if (!controller.signal.aborted) timer = setTimeout(poll, input.intervalMs);
+        };
+        timer = setTimeout(poll, input.intervalMs);
+        return () => {
+          controller.abort();
+          clearTimeout(timer);
+        };
+      }),
+      interruptBackend: fromPromise<void, { reason: ErrorCode }>(({ input, signal }) =>
+        interruptAndSettle(deps, input.reason, signal),
+      ),
+    },
+  });
+}
+
+export type LiveJobMachine = ReturnType<typeof provideJobActors>;

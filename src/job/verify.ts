@@ -1,0 +1,232 @@
+/**
+ * `verifyingModels`: checks what the job names against what this A1111 really has, and rewrites names
+ * A1111 v1.9.3 would mishandle.
+ *
+ * - A checkpoint in override_settings.sd_model_checkpoint must be listed by /sd-models (by title,
+ *   model_name, file name or stem); 1.9.3 would silently render with another model. It is sent as the
+ *   listed title. Otherwise MODEL_NOT_FOUND, with the list.
+ * - Every override_settings key must be an A1111 option (1.9.3 answers an unknown key with a 500).
+ * - Samplers (sampler_name / sampler_index / hr_sampler_name) must be on the live /samplers list; 1.8-era
+ *   names such as "DPM++ 2M Karras" are split into sampler + scheduler as A1111 1.10 does, aliases
+ *   (k_euler) and case slips are mapped to the exact name. Schedulers must be on /schedulers.
+ *
+ * The sampler, scheduler and option lists are cached for the worker's life; a name missing from the
+ * cache causes one refetch before it is refused, so a WebUI that gained a sampler is not refused.
+ */
+import type { VerifiedJob, VerifyModelsInput } from '../../machines/job.types.js';
+import type { A1111Client } from '../a1111/client.js';
+import { findCheckpoint, resolveSampler, resolveScheduler } from '../a1111/names.js';
+import type { Sampler, Scheduler, Txt2ImgRequest } from '../a1111/schemas.js';
+import { WorkerError } from '../errors.js';
+
+interface CatalogData {
+  samplers: Sampler[];
+  schedulers: Scheduler[] | null;
+  optionKeys: Set<string>;
+}
+
+/** Per-worker cache of A1111's sampler, scheduler and option lists. */
+export class A1111Catalog {
+  private data: Promise<CatalogData> | null = null;
+  private fetchedAt = 0;
+
+  constructor(
+    private readonly client: A1111Client,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(signal?: AbortSignal): Promise<CatalogData> {
+    if (!this.data) {
+      const loading = this.load(signal);
+      this.data = loading;
+      // A failed load is not cached: the next job asks again.
+      loading.catch(() => {
+        if (this.data === loading) this.data = null;
+      });
+    }
+    return this.data;
+  }
+
+  /** Refetches unless the cache was filled in the last second (several misses in one job share one fetch). */
+  refresh(signal?: AbortSignal): Promise<CatalogData> {
+    if (this.data && this.now() - this.fetchedAt < 1_000) return this.data;
+    this.data = null;
+    return this.get(signal);
+  }
+
+  private async load(signal?: AbortSignal): Promise<CatalogData> {
+    const [samplers, schedulers, options] = await Promise.all([
+      this.client.listSamplers(signal),
+      this.client.listSchedulers(signal),
+      this.client.getOptions(signal),
+    ]);
+    this.fetchedAt = this.now();
+    return { samplers, schedulers, optionKeys: new Set(Object.keys(options)) };
+  }
+}
+
+const SAME_SAMPLER = 'Use same sampler';
+const SAME_SCHEDULER = 'Use same scheduler';
+
+function listNames(names: readonly string[]): string {
+  return names.map((n) => `"${n}"`).join(', ');
+}
+
+async function resolveSamplerField(
+  request: Txt2ImgRequest,
+  field: 'sampler_name' | 'sampler_index' | 'hr_sampler_name',
+  schedulerField: 'scheduler' | 'hr_scheduler',
+  catalog: A1111Catalog,
+  notes: string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const requested = request[field];
+  if (typeof requested !== 'string' || requested === SAME_SAMPLER) return;
+  let data = await catalog.get(signal);
+  let resolved = resolveSampler(requested, data.samplers, data.schedulers);
+  if (!resolved) {
+    data = await catalog.refresh(signal);
+    resolved = resolveSampler(requested, data.samplers, data.schedulers);
+  }
+  if (!resolved) {
+    const available = data.samplers.map((s) => s.name);
+    throw new WorkerError(
+      'INVALID_INPUT',
+      `invalid input: ${field} = "${requested}" is not a sampler this A1111 offers; available: ${listNames(available)}`,
+      {
+        details: {
+          problems: [{ field, value: requested, rule: 'a sampler name from GET /sdapi/v1/samplers' }],
+          available,
+        },
+      },
+    );
+  }
+  request[field] = resolved.name;
+  if (resolved.how === 'renamed') notes.push(`${field} "${requested}" sent as "${resolved.name}"`);
+  if (resolved.how !== 'split' || !resolved.scheduler) return;
+  const given = request[schedulerField];
+  const givenName = typeof given === 'string' && data.schedulers ? resolveScheduler(given, data.schedulers) : null;
+  if (
+    typeof given === 'string' &&
+    givenName !== 'automatic' &&
+    given !== SAME_SCHEDULER &&
+    givenName !== resolved.scheduler
+  ) {
+    throw new WorkerError(
+      'INVALID_INPUT',
+      `invalid input: ${field} = "${requested}" names the scheduler "${resolved.scheduler}" but ${schedulerField} = "${given}"; give one of them`,
+      {
+        details: {
+          problems: [{ field: schedulerField, value: given, rule: `empty, "Automatic" or "${resolved.scheduler}"` }],
+        },
+      },
+    );
+  }
+  request[schedulerField] = resolved.scheduler;
+  notes.push(
+    `${field} "${requested}" split into ${field} "${resolved.name}" and ${schedulerField} "${resolved.scheduler}" (the A1111 1.9 naming)`,
+  );
+}
+
+async function resolveSchedulerField(
+  request: Txt2ImgRequest,
+  field: 'scheduler' | 'hr_scheduler',
+  catalog: A1111Catalog,
+  signal?: AbortSignal,
+): Promise<void> {
+  const requested = request[field];
+  if (typeof requested !== 'string' || requested === SAME_SCHEDULER) return;
+  let data = await catalog.get(signal);
+  if (!data.schedulers) return; // before 1.9.1 there is nothing to check against
+  let name = resolveScheduler(requested, data.schedulers);
+  if (!name) {
+    data = await catalog.refresh(signal);
+    name = data.schedulers ? resolveScheduler(requested, data.schedulers) : requested;
+  }
+  if (!name) {
+    const available = (data.schedulers ?? []).map((s) => s.name);
+    throw new WorkerError(
+      'INVALID_INPUT',
+      `invalid input: ${field} = "${requested}" is not a scheduler this A1111 offers (v1.9.3 would silently use the default); available: ${listNames(available)}`,
+      {
+        details: {
+          problems: [{ field, value: requested, rule: 'a scheduler name from GET /sdapi/v1/schedulers' }],
+          available,
+        },
+      },
+    );
+  }
+  request[field] = name;
+}
+
+async function checkOverrideKeys(request: Txt2ImgRequest, catalog: A1111Catalog, signal?: AbortSignal): Promise<void> {
+  const overrides = request.override_settings;
+  if (!overrides) return;
+  let data = await catalog.get(signal);
+  let unknown = Object.keys(overrides).filter((key) => !data.optionKeys.has(key));
+  if (unknown.length > 0) {
+    data = await catalog.refresh(signal);
+    unknown = unknown.filter((key) => !data.optionKeys.has(key));
+  }
+  if (unknown.length > 0) {
+    throw new WorkerError(
+      'INVALID_INPUT',
+      `invalid input: override_settings has ${unknown.map((k) => `"${k}"`).join(', ')}, which GET /sdapi/v1/options does not list (A1111 would fail with a 500 KeyError)`,
+      {
+        details: {
+          problems: unknown.map((key) => ({
+            field: `override_settings.${key}`,
+            value: overrides[key] ?? null,
+            rule: 'an option name from GET /sdapi/v1/options',
+          })),
+        },
+      },
+    );
+  }
+}
+
+export interface VerifyDeps {
+  client: A1111Client;
+  catalog: A1111Catalog;
+}
+
+/**
+ * Checks a prepared job against the live A1111 and returns the request exactly as it will be sent.
+ *
+ * @example
+ * const { request, notes } = await verifyModels(deps, { job, models, downloadDone: false });
+ */
+export async function verifyModels(
+  deps: VerifyDeps,
+  input: VerifyModelsInput,
+  signal?: AbortSignal,
+): Promise<VerifiedJob> {
+  const request: Txt2ImgRequest = { ...input.job.request };
+  const notes: string[] = [];
+
+  if (input.job.checkpoint !== null) {
+    const models = input.models ?? (await deps.client.listModels(signal));
+    const found = findCheckpoint(input.job.checkpoint, models);
+    if (!found) {
+      const available = models.map((m) => m.title);
+      throw new WorkerError(
+        'MODEL_NOT_FOUND',
+        `checkpoint "${input.job.checkpoint}" is not one A1111 lists (v1.9.3 would silently render with another model); available: ${
+          available.length > 0 ? listNames(available) : '(none)'
+        }`,
+        { details: { requested: input.job.checkpoint, available } },
+      );
+    }
+    request.override_settings = { ...request.override_settings, sd_model_checkpoint: found.title };
+    if (found.title !== input.job.checkpoint)
+      notes.push(`checkpoint "${input.job.checkpoint}" sent as "${found.title}"`);
+  }
+
+  await checkOverrideKeys(request, deps.catalog, signal);
+  const primary = typeof request.sampler_name === 'string' ? 'sampler_name' : 'sampler_index';
+  await resolveSamplerField(request, primary, 'scheduler', deps.catalog, notes, signal);
+  await resolveSchedulerField(request, 'scheduler', deps.catalog, signal);
+  await resolveSamplerField(request, 'hr_sampler_name', 'hr_scheduler', deps.catalog, notes, signal);
+  await resolveSchedulerField(request, 'hr_scheduler', deps.catalog, signal);
+  return { request, notes, downloaded: false };
+}

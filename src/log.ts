@@ -1,0 +1,140 @@
+/**
+ * Logging: winston, one line per event, in one of three shapes.
+ *
+ * - `json`: `{"timestamp","level","message","jobId",...fields}`, for log collectors.
+ * - `runpod`: `{"requestId","message","level"}` (RunPod's own worker log shape) so the RunPod console
+ *   groups lines by job; structured fields are appended to the message as `key=value`.
+ * - `text`: a readable line for a terminal.
+ *
+ * Whatever the shape, a sanitizer runs first: base64 payloads are replaced by their length, secrets by
+ * `***`, and messages longer than 4096 characters lose their middle, so no image or token reaches a log.
+ */
+import type { Writable } from 'node:stream';
+import winston from 'winston';
+import type { Config } from './config.js';
+
+export type Logger = winston.Logger;
+export type LogLevel = Config['logLevel'];
+export type LogFormat = Exclude<Config['logFormat'], 'auto'>;
+
+const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 } as const;
+const RUNPOD_LEVEL: Record<string, string> = { error: 'ERROR', warn: 'WARN', info: 'INFO', debug: 'DEBUG' };
+
+const SECRET_KEY = /(token|secret|password|passwd|authorization|api[-_]?key|credential)/i;
+const BASE64_RUN = /^(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/\r\n]{200,}={0,2}$/;
+const MAX_MESSAGE = 4096;
+const RESERVED = new Set(['level', 'message', 'timestamp', 'jobId']);
+
+/** Replaces base64 payloads and secrets anywhere in a log value. Exported for the journal writer. */
+export function sanitizeForLog(value: unknown, key = '', depth = 0): unknown {
+  if (key && SECRET_KEY.test(key) && value !== undefined && value !== null && value !== '') return '***';
+  if (typeof value === 'string') {
+    if (value.length >= 200 && BASE64_RUN.test(value)) return `<base64 ${value.length} chars>`;
+    return value.length > MAX_MESSAGE ? truncateMiddle(value) : value;
+  }
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => sanitizeForLog(item, '', depth + 1));
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = sanitizeForLog(v, k, depth + 1);
+  return out;
+}
+
+function truncateMiddle(text: string): string {
+  const keep = MAX_MESSAGE / 2;
+  return `${text.slice(0, keep)}\n...TRUNCATED ${text.length - MAX_MESSAGE} CHARACTERS...\n${text.slice(-keep)}`;
+}
+
+const sanitize = winston.format((info) => {
+  for (const key of Object.keys(info)) {
+    if (key === 'level') continue;
+    info[key] = sanitizeForLog(info[key], key === 'message' ? '' : key);
+  }
+  return info;
+});
+
+function fieldsOf(info: winston.Logform.TransformableInfo): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(info)) {
+    if (!RESERVED.has(key) && value !== undefined) fields[key] = value;
+  }
+  return fields;
+}
+
+function renderPairs(fields: Record<string, unknown>): string {
+  return Object.entries(fields)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+}
+
+const jsonLine = winston.format.printf((info) =>
+  JSON.stringify({
+    timestamp: new Date().toISOString(),
+    level: info.level,
+    message: info.message,
+    ...(info['jobId'] !== undefined ? { jobId: info['jobId'] } : {}),
+    ...fieldsOf(info),
+  }),
+);
+
+const runpodLine = winston.format.printf((info) => {
+  const pairs = renderPairs(fieldsOf(info));
+  const message = pairs ? `${String(info.message)} | ${pairs}` : String(info.message);
+  return JSON.stringify({
+    requestId: info['jobId'] ?? null,
+    message: message.length > MAX_MESSAGE ? truncateMiddle(message) : message,
+    level: RUNPOD_LEVEL[info.level] ?? info.level.toUpperCase(),
+  });
+});
+
+const textLine = winston.format.printf((info) => {
+  const pairs = renderPairs(fieldsOf(info));
+  const job = info['jobId'] === undefined ? '' : ` ${String(info['jobId'])} |`;
+  const level = (RUNPOD_LEVEL[info.level] ?? info.level).padEnd(5);
+  return `${new Date().toISOString()} ${level}|${job} ${String(info.message)}${pairs ? `  ${pairs}` : ''}`;
+});
+
+/** Picks the concrete shape for `auto`: RunPod's on RunPod, text in a terminal, JSON otherwise. */
+export function resolveLogFormat(format: Config['logFormat'], runpodEndpointId: string | undefined): LogFormat {
+  if (format !== 'auto') return format;
+  if (runpodEndpointId) return 'runpod';
+  return process.stdout.isTTY ? 'text' : 'json';
+}
+
+export interface LoggerOptions {
+  level: LogLevel;
+  format: LogFormat;
+  /** Where lines go; standard output when omitted (RunPod collects a worker's stdout). */
+  stream?: Writable;
+}
+
+/**
+ * Creates the worker's root logger; per-job loggers are `logger.child({ jobId })`.
+ *
+ * @example
+ * const log = createLogger({ level: 'info', format: 'runpod' });
+ * log.child({ jobId: 'abc-u1' }).info('transition', { from: 'booting', to: 'waitingForApi' });
+ * // {"requestId":"abc-u1","message":"transition | from=booting to=waitingForApi","level":"INFO"}
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const line = options.format === 'runpod' ? runpodLine : options.format === 'text' ? textLine : jsonLine;
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Stream({ stream: process.stdout });
+  return winston.createLogger({
+    levels: LEVELS,
+    level: options.level,
+    format: winston.format.combine(sanitize(), line),
+    transports: [transport],
+    exitOnError: false,
+  });
+}
+
+/** Creates the logger the settings ask for. */
+export function createLoggerFromConfig(config: Config, stream?: Writable): Logger {
+  return createLogger({
+    level: config.logLevel,
+    format: resolveLogFormat(config.logFormat, config.runpodEndpointId),
+    ...(stream ? { stream } : {}),
+  });
+}

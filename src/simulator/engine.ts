@@ -1,0 +1,393 @@
+/**
+ * The simulated WebUI behind the HTTP routes: options, checkpoints, the FIFO queue lock, the shared
+ * progress state, and txt2img itself (defaults, sampler check, generation step by step, interrupt,
+ * PNG output, `parameters` echo, `info` as a JSON string). Behaviour follows A1111 v1.9.3's API contract.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ALWAYSON_SCRIPTS, defaultOptions, LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, UPSCALERS } from './catalog.js';
+import { type CheckpointItem, type CheckpointRegistry, stemOf } from './checkpoints.js';
+import { encodePng, renderPixels } from './png.js';
+import { type ParsedRequest, pythonFloat } from './request-model.js';
+
+/** An HTTP answer other than 200, raised from inside the engine. */
+export class HttpFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/** A1111's exception body (`api_middleware.handle_exception`). */
+export function a1111Error(status: number, error: string, detail: string, errors = ''): HttpFailure {
+  return new HttpFailure(status, { error, detail, body: '', errors });
+}
+
+/** Raised inside a generation when the simulated process dies; the server drops every connection. */
+export class SimulatedCrash extends Error {}
+
+export interface EngineHooks {
+  /** Called before each sampling step; may throw SimulatedCrash. */
+  beforeStep(step: number): void;
+  stepDelayMs(): number;
+  modelLoadMs(): number;
+}
+
+interface SharedState {
+  skipped: boolean;
+  interrupted: boolean;
+  stopping_generation: boolean;
+  job: string;
+  job_count: number;
+  job_timestamp: string;
+  job_no: number;
+  sampling_step: number;
+  sampling_steps: number;
+}
+
+/** A first-in, first-out lock (`modules/fifo_lock.py`): generations run one at a time in arrival order. */
+class FifoLock {
+  private tail: Promise<void> = Promise.resolve();
+  waiting = 0;
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    const previous = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.waiting++;
+    await previous;
+    this.waiting--;
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+}
+
+const RENDER_CACHE_SIZE = 32;
+
+function timestamp(date: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}${pad(date.getMonth() + 1)}${pad(date.getDate())}${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}`;
+}
+
+function randomSeed(): number {
+  return Math.floor(Math.random() * 4294967294);
+}
+
+export class WebUiEngine {
+  readonly options: Record<string, unknown> = defaultOptions();
+  readonly lock = new FifoLock();
+  private state: SharedState = {
+    skipped: false,
+    interrupted: false,
+    stopping_generation: false,
+    job: '',
+    job_count: 0,
+    job_timestamp: '0',
+    job_no: 0,
+    sampling_step: 0,
+    sampling_steps: 0,
+  };
+  private timeStart = 0;
+  private loaded: CheckpointItem | null = null;
+  private loading: Promise<void> = Promise.resolve();
+  private readonly renders = new Map<string, string>();
+  /** Generations that finished, were interrupted or crashed: [start, end] in ms since epoch. */
+  readonly generations: { startedAt: number; endedAt: number; interrupted: boolean }[] = [];
+
+  constructor(
+    readonly checkpoints: CheckpointRegistry,
+    private readonly hooks: EngineHooks,
+  ) {}
+
+  /** Start-up: scan the models and load the first checkpoint in the background, as `initialize()` does. */
+  async boot(): Promise<void> {
+    await this.checkpoints.scan();
+    const first = this.checkpoints.list()[0] ?? null;
+    this.options['sd_model_checkpoint'] = first?.title ?? null;
+    this.loading = first ? this.load(first) : Promise.resolve();
+  }
+
+  private async load(item: CheckpointItem): Promise<void> {
+    const ms = this.hooks.modelLoadMs();
+    if (ms > 0) await sleep(ms);
+    this.loaded = item;
+  }
+
+  get busy(): boolean {
+    return this.state.job_count > 0;
+  }
+
+  progress(): Record<string, unknown> {
+    const state = { ...this.state };
+    if (this.state.job_count === 0) {
+      return { progress: 0, eta_relative: 0, state, current_image: null, textinfo: null };
+    }
+    let progress = 0.01 + this.state.job_no / this.state.job_count;
+    if (this.state.sampling_steps > 0) {
+      progress += this.state.sampling_step / this.state.sampling_steps / this.state.job_count;
+    }
+    const elapsed = (Date.now() - this.timeStart) / 1000;
+    return {
+      progress: Math.min(progress, 1),
+      eta_relative: elapsed / progress - elapsed,
+      state,
+      current_image: null,
+      textinfo: null,
+    };
+  }
+
+  /** POST /interrupt: stops the running generation at its next step; no effect when idle. */
+  interrupt(): void {
+    if (this.state.job_count > 0) this.state.interrupted = true;
+  }
+
+  skip(): void {
+    if (this.state.job_count > 0) this.state.skipped = true;
+  }
+
+  async refreshCheckpoints(): Promise<void> {
+    await this.lock.run(async () => {
+      await this.checkpoints.scan();
+      const first = this.checkpoints.list()[0];
+      if (first) this.options['sd_model_checkpoint'] = first.title;
+    });
+  }
+
+  /** POST /options (`set_config`). */
+  async setOptions(update: Record<string, unknown>): Promise<void> {
+    const wanted = update['sd_model_checkpoint'];
+    if (wanted !== undefined && (typeof wanted !== 'string' || !this.checkpoints.find(wanted))) {
+      throw a1111Error(500, 'RuntimeError', '', `model '${String(wanted)}' not found`);
+    }
+    for (const [key, value] of Object.entries(update)) {
+      if (!(key in this.options)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
+      this.options[key] = value;
+      if (key === 'sd_model_checkpoint') {
+        const item = this.checkpoints.find(value as string)!;
+        this.options[key] = item.title;
+        await this.lock.run(() => this.load(item));
+      }
+    }
+  }
+
+  /** Checks that happen before the queue (api.py `text2imgapi`). */
+  precheck(request: ParsedRequest): void {
+    const samplerName = (request['sampler_name'] as string | null) || (request['sampler_index'] as string);
+    if (!SAMPLERS.some((s) => s.name === samplerName)) {
+      throw a1111Error(404, 'HTTPException', 'Sampler not found');
+    }
+    const scriptName = request['script_name'] as string | null;
+    if (scriptName) throw a1111Error(422, 'HTTPException', `Script '${scriptName}' not found`);
+    for (const title of Object.keys(request['alwayson_scripts'] as Record<string, unknown>)) {
+      if (!(ALWAYSON_SCRIPTS as readonly string[]).includes(title.toLowerCase())) {
+        throw a1111Error(422, 'HTTPException', `always on script ${title} not found`);
+      }
+    }
+  }
+
+  async txt2img(request: ParsedRequest): Promise<Record<string, unknown>> {
+    this.precheck(request);
+    return this.lock.run(() => this.generate(request));
+  }
+
+  private async generate(request: ParsedRequest): Promise<Record<string, unknown>> {
+    await this.loading;
+    const overrides = (request['override_settings'] as Record<string, unknown> | null) ?? {};
+    for (const key of Object.keys(overrides)) {
+      if (!(key in this.options)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
+    }
+    const model = await this.pickModel(overrides['sd_model_checkpoint']);
+    const samplerName = (request['sampler_name'] as string | null) || (request['sampler_index'] as string);
+    const enableHr = request['enable_hr'] === true;
+    if (enableHr) this.checkHires(request);
+
+    const batchSize = request['batch_size'] as number;
+    const nIter = request['n_iter'] as number;
+    const steps = request['steps'] as number;
+    const seed = (request['seed'] as number) === -1 ? randomSeed() : (request['seed'] as number);
+    const subseed = (request['subseed'] as number) === -1 ? randomSeed() : (request['subseed'] as number);
+    const subseedStrength = request['subseed_strength'] as number;
+    const count = batchSize * nIter;
+    const allSeeds = Array.from({ length: count }, (_, i) => seed + (subseedStrength === 0 ? i : 0));
+    const allSubseeds = Array.from({ length: count }, (_, i) => subseed + i);
+    const [width, height] = this.outputSize(request);
+
+    const startedAt = Date.now();
+    this.timeStart = startedAt;
+    this.state = {
+      ...this.state,
+      skipped: false,
+      interrupted: false,
+      job: 'scripts_txt2img',
+      job_count: enableHr ? nIter * 2 : nIter,
+      job_timestamp: timestamp(new Date(startedAt)),
+      job_no: 0,
+      sampling_step: 0,
+      sampling_steps: steps,
+    };
+    const context = { request, model, samplerName, seed, allSeeds, width, height };
+    let produced = 0;
+    let interrupted = false;
+    try {
+      for (let iteration = 0; iteration < nIter && !interrupted; iteration++) {
+        this.state.job_no = enableHr ? iteration * 2 : iteration;
+        for (let step = 0; step < steps; step++) {
+          this.hooks.beforeStep(step);
+          if (this.state.interrupted) {
+            interrupted = true;
+            break;
+          }
+          const delay = this.hooks.stepDelayMs();
+          await (delay > 0 ? sleep(delay) : new Promise<void>((resolve) => setImmediate(resolve)));
+          this.state.sampling_step = step + 1;
+        }
+        // The interrupted batch is still decoded from its partial latent and returned.
+        produced += batchSize;
+      }
+    } finally {
+      const endedAt = Date.now();
+      this.generations.push({ startedAt, endedAt, interrupted });
+      this.state = { ...this.state, job: '', job_count: 0, interrupted: false, skipped: false };
+    }
+
+    const infotexts = allSeeds.slice(0, produced).map((s) => this.infotext(context, s));
+    const images =
+      request['send_images'] === false ? [] : infotexts.map((text, i) => this.image(allSeeds[i]!, width, height, text));
+    const info = {
+      prompt: request['prompt'],
+      all_prompts: Array(count).fill(request['prompt']),
+      negative_prompt: request['negative_prompt'],
+      all_negative_prompts: Array(count).fill(request['negative_prompt']),
+      seed,
+      all_seeds: allSeeds,
+      subseed,
+      all_subseeds: allSubseeds,
+      subseed_strength: subseedStrength,
+      width,
+      height,
+      sampler_name: samplerName,
+      cfg_scale: request['cfg_scale'],
+      steps,
+      batch_size: batchSize,
+      restore_faces: request['restore_faces'] === true,
+      face_restoration_model: request['restore_faces'] === true ? 'CodeFormer' : null,
+      sd_model_name: stemOf(model),
+      sd_model_hash: null,
+      sd_vae_name: null,
+      sd_vae_hash: null,
+      seed_resize_from_w: request['seed_resize_from_w'],
+      seed_resize_from_h: request['seed_resize_from_h'],
+      denoising_strength: request['denoising_strength'],
+      extra_generation_params: this.extraParams(context),
+      index_of_first_image: 0,
+      infotexts,
+      styles: request['styles'] ?? [],
+      job_timestamp: this.state.job_timestamp,
+      clip_skip: Number(this.options['CLIP_stop_at_last_layers'] ?? 1),
+      is_using_inpainting_conditioning: false,
+      version: 'v1.9.3',
+    };
+    return { images, parameters: request, info: JSON.stringify(info) };
+  }
+
+  /** An override naming an unknown checkpoint is silently dropped (processing.py `process_images`). */
+  private async pickModel(requested: unknown): Promise<CheckpointItem> {
+    const wanted = typeof requested === 'string' ? this.checkpoints.find(requested) : undefined;
+    const current = this.loaded ?? this.checkpoints.find(String(this.options['sd_model_checkpoint'] ?? ''));
+    const model = wanted ?? current;
+    if (!model) {
+      throw a1111Error(
+        500,
+        'FileNotFoundError',
+        '',
+        "No checkpoints found. When searching for checkpoints, looked at:\n - directory models/Stable-diffusion\nCan't run without a checkpoint. Find and place a .ckpt or .safetensors file into any of those locations.",
+      );
+    }
+    if (model !== this.loaded) await this.load(model);
+    return model;
+  }
+
+  private checkHires(request: ParsedRequest): void {
+    const upscaler = request['hr_upscaler'] as string | null;
+    const known = [...UPSCALERS, ...LATENT_UPSCALE_MODES] as string[];
+    if (upscaler && !known.includes(upscaler)) {
+      throw a1111Error(500, 'Exception', '', `could not find upscaler named ${upscaler}`);
+    }
+    const hrSampler = request['hr_sampler_name'] as string | null;
+    if (hrSampler && hrSampler !== 'Use same sampler' && !SAMPLERS.some((s) => s.name === hrSampler)) {
+      throw a1111Error(500, 'AssertionError', '', `bad sampler name: ${hrSampler}`);
+    }
+    if (request['denoising_strength'] === null) {
+      throw a1111Error(500, 'TypeError', '', "'<' not supported between instances of 'float' and 'NoneType'");
+    }
+  }
+
+  private outputSize(request: ParsedRequest): [number, number] {
+    const width = request['width'] as number;
+    const height = request['height'] as number;
+    if (request['enable_hr'] !== true) return [width, height];
+    const rx = request['hr_resize_x'] as number;
+    const ry = request['hr_resize_y'] as number;
+    if (rx > 0 || ry > 0) return [rx || Math.round((ry * width) / height), ry || Math.round((rx * height) / width)];
+    const scale = request['hr_scale'] as number;
+    return [Math.floor(width * scale), Math.floor(height * scale)];
+  }
+
+  private extraParams(context: { request: ParsedRequest; samplerName: string }): Record<string, unknown> {
+    const extra: Record<string, unknown> = {};
+    const schedule = this.scheduleLabel(context.request, context.samplerName);
+    if (schedule) extra['Schedule type'] = schedule;
+    return extra;
+  }
+
+  private scheduleLabel(request: ParsedRequest, samplerName: string): string | null {
+    const requested = request['scheduler'] as string | null;
+    if (requested && requested.toLowerCase() !== 'automatic') {
+      const known = SCHEDULERS.find((s) => s.name === requested || s.label === requested);
+      return known ? known.label : requested;
+    }
+    const builtIn = SAMPLERS.find((s) => s.name === samplerName)?.options['scheduler'];
+    return builtIn ? (SCHEDULERS.find((s) => s.name === builtIn)?.label ?? null) : null;
+  }
+
+  private infotext(
+    context: { request: ParsedRequest; model: CheckpointItem; samplerName: string; width: number; height: number },
+    seed: number,
+  ): string {
+    const { request } = context;
+    const parts: [string, string | number | null][] = [
+      ['Steps', request['steps'] as number],
+      ['Sampler', context.samplerName],
+      ['Schedule type', this.scheduleLabel(request, context.samplerName)],
+      ['CFG scale', pythonFloat(request['cfg_scale'] as number)],
+      ['Seed', seed],
+      ['Size', `${context.width}x${context.height}`],
+      ['Model', stemOf(context.model)],
+      ['Denoising strength', request['enable_hr'] === true ? (request['denoising_strength'] as number) : null],
+      ['Version', 'v1.9.3'],
+    ];
+    const negative = request['negative_prompt'] as string;
+    const params = parts
+      .filter(([, value]) => value !== null)
+      .map(([key, value]) => `${key}: ${value}`)
+      .join(', ');
+    return `${request['prompt'] as string}${negative ? `\nNegative prompt: ${negative}` : ''}\n${params}`;
+  }
+
+  private image(seed: number, width: number, height: number, infotext: string): string {
+    const key = `${seed}:${width}:${height}:${infotext}`;
+    const cached = this.renders.get(key);
+    if (cached) return cached;
+    const png = encodePng(width, height, renderPixels(seed, width, height), { parameters: infotext });
+    const encoded = png.toString('base64');
+    if (this.renders.size >= RENDER_CACHE_SIZE) this.renders.delete(this.renders.keys().next().value!);
+    this.renders.set(key, encoded);
+    return encoded;
+  }
+}

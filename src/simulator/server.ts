@@ -1,0 +1,416 @@
+/**
+ * An A1111 v1.9.3 API SIMULATOR: an HTTP server on loopback that answers like
+ * `webui.py --api --nowebui --no-hashing` for every route the worker uses, with real PNGs and no GPU.
+ * It is not Stable Diffusion: the pictures are patterns derived from the seed.
+ *
+ * Besides the API it has fault knobs, used by the tests, the README's demo and the benchmarks:
+ * refuse connections for a while after start (slow boot), a route-404 window (WebUI reload in UI mode),
+ * the next K calls answered 502/503/504, a crash (every connection dropped, the port closed, optionally
+ * reopened) during a generation, slow steps and slow model loads. Every request is recorded in `calls`.
+ *
+ * It shares no code with the worker: it is a peer written from the API contract.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
+import { LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, UPSCALERS } from './catalog.js';
+import { CheckpointRegistry } from './checkpoints.js';
+import { HttpFailure, SimulatedCrash, WebUiEngine } from './engine.js';
+import { parseTxt2ImgBody } from './request-model.js';
+
+export interface SimulatorOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Connections are refused for this long after start() (uvicorn not listening yet). */
+  bootDelayMs?: number;
+  /** Time per sampling step. */
+  stepDelayMs?: number;
+  /** Time to load a checkpoint; txt2img waits for it while /sd-models already answers. */
+  modelLoadMs?: number;
+  /** Scanned like `models/Stable-diffusion`. */
+  modelsDir?: string;
+  /** The `--ckpt` file, listed first. Need not exist. Default `/model.safetensors`; null for none. */
+  ckpt?: string | null;
+  /** `--api-auth user:password`. */
+  apiAuth?: string;
+  /** UI mode: the HTTP server answers at once but /sdapi/v1/* is 404 for this long. */
+  routesMissingAtStartMs?: number;
+  /** What a crash does to the process: `drop` closes the port (default); `exit` ends the process. */
+  crashMode?: 'drop' | 'exit';
+}
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  query: string;
+  body: unknown;
+  status: number;
+  at: number;
+}
+
+interface FailureFault {
+  remaining: number;
+  status: number;
+  route: string | undefined;
+}
+
+interface CrashFault {
+  atStep: number;
+  restartAfterMs: number | undefined;
+}
+
+type Handler = (req: IncomingMessage, body: Buffer, url: URL) => Promise<unknown> | unknown;
+
+const API = '/sdapi/v1';
+const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+export class A1111Simulator {
+  readonly calls: RecordedCall[] = [];
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  private engineInstance: WebUiEngine;
+  private port: number;
+  private readonly host: string;
+  private stepDelay: number;
+  private modelLoad: number;
+  private failures: FailureFault[] = [];
+  private routesMissingUntil = 0;
+  private routesUnmounted = false;
+  private crash: CrashFault | null = null;
+  private closed = false;
+  /** How many times the simulated process crashed. */
+  crashes = 0;
+
+  constructor(private readonly options: SimulatorOptions = {}) {
+    this.host = options.host ?? '127.0.0.1';
+    this.port = options.port ?? 0;
+    this.stepDelay = options.stepDelayMs ?? 0;
+    this.modelLoad = options.modelLoadMs ?? 0;
+    this.engineInstance = this.newEngine();
+  }
+
+  private newEngine(): WebUiEngine {
+    const registry = new CheckpointRegistry(
+      this.options.ckpt === undefined ? '/model.safetensors' : this.options.ckpt,
+      this.options.modelsDir ?? null,
+    );
+    return new WebUiEngine(registry, {
+      beforeStep: (step) => this.maybeCrash(step),
+      stepDelayMs: () => this.stepDelay,
+      modelLoadMs: () => this.modelLoad,
+    });
+  }
+
+  /** The simulated WebUI state (options, checkpoints, generations). */
+  get engine(): WebUiEngine {
+    return this.engineInstance;
+  }
+
+  get url(): string {
+    return `http://${this.host}:${this.port}`;
+  }
+
+  /** Boots: waits `bootDelayMs` with the port closed, scans models, then listens. Resolves with the URL. */
+  async start(): Promise<string> {
+    if (this.options.bootDelayMs) await sleep(this.options.bootDelayMs);
+    await this.engineInstance.boot();
+    if (this.options.routesMissingAtStartMs) this.routesMissingUntil = Date.now() + this.options.routesMissingAtStartMs;
+    await this.listen();
+    return this.url;
+  }
+
+  /**
+   * Listens at once (the URL is known immediately) while the API comes up behind it: with a boot delay
+   * the port stays closed; use this when a caller needs the address before the simulator is ready.
+   */
+  async reservePort(): Promise<string> {
+    await this.listen();
+    await this.closeServer();
+    return this.url;
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent && !res.destroyed)
+          this.send(req, res, 500, { error: 'Exception', detail: '', body: '', errors: String(error) });
+      });
+    });
+    server.keepAliveTimeout = 5_000; // uvicorn's default
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        this.port = (server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  private closeServer(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const socket of this.sockets) socket.destroy();
+    if (!server) return Promise.resolve();
+    return new Promise((resolve) => server.close(() => resolve()));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.closeServer();
+  }
+
+  // ---- fault knobs -------------------------------------------------------------------------------
+
+  /** The next `count` requests (to `route` under /sdapi/v1 when given) answer `status` from a proxy. */
+  failNext(count: number, status: 502 | 503 | 504 = 503, route?: string): void {
+    this.failures.push({ remaining: count, status, route });
+  }
+
+  /** /sdapi/v1/* answers 404 {"detail":"Not Found"} for the next `ms` milliseconds (a WebUI reload). */
+  routesMissingFor(ms: number): void {
+    this.routesMissingUntil = Date.now() + ms;
+  }
+
+  /** Unmounts or remounts the API routes until told otherwise. */
+  setRoutesMounted(mounted: boolean): void {
+    this.routesUnmounted = !mounted;
+  }
+
+  /** The next generation crashes the process at step `atStep`; `restartAfterMs` brings it back. */
+  crashDuringNextGeneration(options: { atStep?: number; restartAfterMs?: number } = {}): void {
+    this.crash = { atStep: options.atStep ?? 1, restartAfterMs: options.restartAfterMs };
+  }
+
+  setStepDelay(ms: number): void {
+    this.stepDelay = ms;
+  }
+
+  setModelLoadDelay(ms: number): void {
+    this.modelLoad = ms;
+  }
+
+  /** Recorded calls to one API route, e.g. `callsTo('POST', '/txt2img')`. */
+  callsTo(method: string, route: string): RecordedCall[] {
+    return this.calls.filter((c) => c.method === method && c.path === `${API}${route}`);
+  }
+
+  private maybeCrash(step: number): void {
+    const crash = this.crash;
+    if (!crash || step < crash.atStep) return;
+    this.crash = null;
+    this.crashes++;
+    if (this.options.crashMode === 'exit') {
+      process.stderr.write('A1111 SIMULATOR: simulated crash, exiting\n');
+      process.exit(139);
+    }
+    void this.closeServer().then(async () => {
+      if (crash.restartAfterMs === undefined || this.closed) return;
+      await sleep(crash.restartAfterMs);
+      if (this.closed) return;
+      this.engineInstance = this.newEngine();
+      await this.engineInstance.boot();
+      await this.listen();
+    });
+    throw new SimulatedCrash('simulated crash');
+  }
+
+  // ---- HTTP --------------------------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const call: RecordedCall = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.search,
+      body: parseForRecord(body),
+      status: 0,
+      at: started,
+    };
+    this.calls.push(call);
+
+    const { status, payload } = await this.route(req, body, url);
+    call.status = status;
+    if (status === -1) return; // the process "died": the socket is already gone
+    res.setHeader('X-Process-Time', ((Date.now() - started) / 1000).toFixed(4));
+    this.send(req, res, status, payload);
+  }
+
+  private async route(req: IncomingMessage, body: Buffer, url: URL): Promise<{ status: number; payload: unknown }> {
+    const path = url.pathname;
+    const fault = this.failures.find((f) => f.remaining > 0 && (!f.route || path === `${API}${f.route}`));
+    if (fault) {
+      fault.remaining--;
+      this.failures = this.failures.filter((f) => f.remaining > 0);
+      return { status: fault.status, payload: `${fault.status} ${STATUS_TEXT[fault.status]}` };
+    }
+    if (path.startsWith(`${API}/`) && (this.routesUnmounted || Date.now() < this.routesMissingUntil)) {
+      return { status: 404, payload: { detail: 'Not Found' } };
+    }
+    const routes = this.routes();
+    const byMethod = routes[path];
+    if (!byMethod) return { status: 404, payload: { detail: 'Not Found' } };
+    const handler = byMethod[req.method ?? 'GET'];
+    if (!handler) return { status: 405, payload: { detail: 'Method Not Allowed' } };
+    if (path.startsWith(`${API}/`) && !this.authorized(req)) {
+      const detail = req.headers.authorization?.startsWith('Basic ')
+        ? 'Incorrect username or password'
+        : 'Not authenticated';
+      return { status: 401, payload: { error: 'HTTPException', detail, body: '', errors: '' } };
+    }
+    try {
+      return { status: 200, payload: await handler(req, body, url) };
+    } catch (error) {
+      if (error instanceof HttpFailure) return { status: error.status, payload: error.body };
+      if (error instanceof SimulatedCrash) return { status: -1, payload: null };
+      throw error;
+    }
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    if (!this.options.apiAuth) return true;
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Basic ')) return false;
+    return Buffer.from(header.slice(6), 'base64').toString('utf8') === this.options.apiAuth;
+  }
+
+  private send(req: IncomingMessage, res: ServerResponse, status: number, payload: unknown): void {
+    const isText = typeof payload === 'string';
+    let data = Buffer.from(isText ? payload : JSON.stringify(payload ?? null));
+    res.statusCode = status;
+    res.setHeader('Content-Type', isText ? 'text/plain; charset=utf-8' : 'application/json');
+    // Starlette's GZipMiddleware(minimum_size=1000), as A1111 installs it.
+    if (data.length >= 1000 && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
+      data = gzipSync(data);
+      res.setHeader('Content-Encoding', 'gzip');
+    }
+    res.setHeader('Content-Length', data.length);
+    res.end(data);
+  }
+
+  private routes(): Record<string, Record<string, Handler>> {
+    const engine = this.engineInstance;
+    return {
+      [`${API}/txt2img`]: { POST: (req, body) => this.txt2img(req, body) },
+      [`${API}/sd-models`]: { GET: () => engine.checkpoints.list() },
+      [`${API}/samplers`]: { GET: () => SAMPLERS },
+      [`${API}/schedulers`]: { GET: () => SCHEDULERS },
+      [`${API}/upscalers`]: {
+        GET: () => UPSCALERS.map((name) => ({ name, model_name: null, model_path: null, model_url: null, scale: 4 })),
+      },
+      [`${API}/latent-upscale-modes`]: { GET: () => LATENT_UPSCALE_MODES.map((name) => ({ name })) },
+      [`${API}/options`]: {
+        GET: () => engine.options,
+        POST: async (_req, body) => {
+          const update = parseJson(body);
+          if (typeof update !== 'object' || update === null || Array.isArray(update)) {
+            throw new HttpFailure(422, {
+              detail: [{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }],
+            });
+          }
+          await engine.setOptions(update as Record<string, unknown>);
+          return null;
+        },
+      },
+      [`${API}/progress`]: { GET: () => engine.progress() },
+      [`${API}/interrupt`]: {
+        POST: () => {
+          engine.interrupt();
+          return {};
+        },
+      },
+      [`${API}/skip`]: {
+        POST: () => {
+          engine.skip();
+          return null;
+        },
+      },
+      [`${API}/refresh-checkpoints`]: {
+        POST: async () => {
+          await engine.refreshCheckpoints();
+          return null;
+        },
+      },
+      [`${API}/cmd-flags`]: {
+        GET: () => ({
+          api: true,
+          nowebui: true,
+          no_hashing: true,
+          port: this.port,
+          api_auth: this.options.apiAuth ?? null,
+        }),
+      },
+      '/openapi.json': {
+        GET: () => ({
+          openapi: '3.0.2',
+          info: { title: 'FastAPI', version: '0.1.0' },
+          paths: Object.fromEntries(Object.keys(this.routes()).map((p) => [p, {}])),
+        }),
+      },
+    };
+  }
+
+  private async txt2img(req: IncomingMessage, body: Buffer): Promise<unknown> {
+    const isJson = /json/i.test(String(req.headers['content-type'] ?? ''));
+    let parsed: unknown;
+    if (body.length === 0) parsed = null;
+    else if (!isJson) {
+      throw new HttpFailure(422, {
+        detail: [{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }],
+      });
+    } else {
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch (error) {
+        const msg = error instanceof Error ? error.message : String(error);
+        throw new HttpFailure(422, {
+          detail: [
+            { loc: ['body', 0], msg: `Expecting value: ${msg}`, type: 'value_error.jsondecode', ctx: { msg, pos: 0 } },
+          ],
+        });
+      }
+    }
+    const request = parseTxt2ImgBody(parsed);
+    if (!request.ok) throw new HttpFailure(422, { detail: request.errors });
+    return this.engineInstance.txt2img(request.value);
+  }
+}
+
+function parseJson(body: Buffer): unknown {
+  if (body.length === 0) return null;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function parseForRecord(body: Buffer): unknown {
+  if (body.length === 0) return null;
+  const parsed = parseJson(body);
+  return parsed === undefined ? body.toString('utf8') : parsed;
+}
+
+/**
+ * Creates and starts a simulator.
+ *
+ * @example
+ * const sim = await startA1111Simulator({ stepDelayMs: 10 });
+ * // ... point A1111_BASE_URL at sim.url ...
+ * await sim.close();
+ */
+export async function startA1111Simulator(options: SimulatorOptions = {}): Promise<A1111Simulator> {
+  const simulator = new A1111Simulator(options);
+  await simulator.start();
+  return simulator;
+}

@@ -1,0 +1,39 @@
+/**
+ * Builds a job runner against a URL with settings tuned for tests (short backoffs and pauses), real
+ * HTTP and real timers unless a clock is given.
+ */
+import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { type Clock, createJobRunner, type JobRunner } from '../../src/handler.js';
+import { type CapturedLog, captureLog } from './logs.js';
+
+export const FAST_ENV = {
+  A1111_RETRY_BASE_DELAY_MS: '5',
+  A1111_RETRY_MAX_DELAY_MS: '20',
+  A1111_READY_POLL_INTERVAL_MS: '20',
+  A1111_ROUTE_RECOVERY_DELAY_MS: '50',
+  A1111_INTERRUPT_SETTLE_TIMEOUT_MS: '5000',
+  PROGRESS_POLL_INTERVAL_MS: '20',
+  LOG_FORMAT: 'json',
+  LOG_LEVEL: 'debug',
+} as const;
+
+export interface TestWorker {
+  runner: JobRunner;
+  client: A1111Client;
+  config: Config;
+  logs: CapturedLog;
+  close(): void;
+}
+
+export function testWorker(
+  baseUrl: string,
+  env: Record<string, string> = {},
+  options: { clock?: Clock } = {},
+): TestWorker {
+  const config = loadConfig({ ...FAST_ENV, A1111_BASE_URL: baseUrl, ...env });
+  const logs = captureLog();
+  const client = createA1111Client(config, logs.log);
+  const runner = createJobRunner({ config, log: logs.log, client, ...(options.clock ? { clock: options.clock } : {}) });
+  return { runner, client, config, logs, close: () => client.close() };
+}
