@@ -198,6 +198,8 @@ export const jobMachine = setup({
   },
   states: {
     booting: {
+      description:
+        "Checks the job's input against the txt2img rules; a broken rule ends the job INVALID_INPUT before anything is sent to A1111.",
       entry: { type: 'enterPhase', params: { phase: 'booting' } },
       invoke: {
         id: 'validateInput',
@@ -211,6 +213,8 @@ export const jobMachine = setup({
       },
     },
     waitingForApi: {
+      description:
+        'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE.',
       entry: [
         { type: 'enterPhase', params: { phase: 'waitingForApi' } },
         assign({ probeFailures: 0, lastProbeError: null }),
@@ -234,6 +238,8 @@ export const jobMachine = setup({
       },
     },
     verifyingModels: {
+      description:
+        'Checks the named checkpoint, the override_settings keys, the sampler and the scheduler against the live A1111 lists and rewrites legacy names; an unknown checkpoint fails MODEL_NOT_FOUND.',
       entry: { type: 'enterPhase', params: { phase: 'verifyingModels' } },
       invoke: {
         id: 'verifyModels',
@@ -261,6 +267,8 @@ export const jobMachine = setup({
       },
     },
     postDownloadStabilizing: {
+      description:
+        "After a checkpoint download: POST /sdapi/v1/refresh-checkpoints, wait the registry delay, check the API's health (a failure only adds a note), then verify again.",
       entry: { type: 'enterPhase', params: { phase: 'postDownloadStabilizing' } },
       initial: 'refreshing',
       states: {
@@ -302,6 +310,8 @@ export const jobMachine = setup({
       },
     },
     ready: {
+      description:
+        'The request is final; after a recovery the txt2img route is checked (a GET there answers 405 when it is mounted) before generating again.',
       entry: { type: 'enterPhase', params: { phase: 'ready' } },
       initial: 'routing',
       states: {
@@ -314,6 +324,8 @@ export const jobMachine = setup({
       },
     },
     inferring: {
+      description:
+        'POST /sdapi/v1/txt2img while /sdapi/v1/progress is read; a route 404 leads to recovering, any other error ends the job with its classified code.',
       entry: { type: 'enterPhase', params: { phase: 'inferring' } },
       invoke: [
         {
@@ -334,6 +346,8 @@ export const jobMachine = setup({
       },
     },
     recovering: {
+      description:
+        'A route 404 means the WebUI is reloading: wait the recovery delay, then wait for the API and verify again; after the last attempt the job fails BACKEND_ROUTE_MISSING.',
       entry: [
         { type: 'enterPhase', params: { phase: 'recovering' } },
         assign({ recoveryAttempts: ({ context }) => context.recoveryAttempts + 1 }),
@@ -347,6 +361,8 @@ export const jobMachine = setup({
       after: { recoveryDelay: 'waitingForApi' },
     },
     interrupting: {
+      description:
+        'The deadline passed or the job was cancelled while A1111 generated: POST /sdapi/v1/interrupt and wait until A1111 is idle, so the next job finds a free GPU.',
       entry: { type: 'enterPhase', params: { phase: 'interrupting' } },
       invoke: {
         id: 'interruptBackend',
@@ -368,8 +384,8 @@ export const jobMachine = setup({
         },
       },
     },
-    succeeded: { type: 'final' },
-    failed: { type: 'final' },
+    succeeded: { type: 'final', description: "Final: A1111's response is the job's output." },
+    failed: { type: 'final', description: "Final: the job's output is its classified failure." },
   },
   output: ({ context }): JobOutput =>
     context.failure || !context.response

@@ -29,7 +29,7 @@ const RESERVED = new Set(['level', 'message', 'timestamp', 'jobId']);
 export function sanitizeForLog(value: unknown, key = '', depth = 0): unknown {
   if (key && SECRET_KEY.test(key) && value !== undefined && value !== null && value !== '') return '***';
   if (typeof value === 'string') {
-    if (value.length >= 200 && BASE64_RUN.test(value)) return `<base64 ${value.length} chars>`;
+    if (looksLikeBase64(value)) return `<base64 ${value.length} chars>`;
     return value.length > MAX_MESSAGE ? truncateMiddle(value) : value;
   }
   if (depth > 6 || value === null || typeof value !== 'object') return value;
@@ -40,6 +40,11 @@ export function sanitizeForLog(value: unknown, key = '', depth = 0): unknown {
   return out;
 }
 
+/** A run of 200+ base64 characters without a space: an image or a blob, never prose. */
+function looksLikeBase64(text: string): boolean {
+  return text.length >= 200 && BASE64_RUN.test(text);
+}
+
 function truncateMiddle(text: string): string {
   const keep = MAX_MESSAGE / 2;
   return `${text.slice(0, keep)}\n...TRUNCATED ${text.length - MAX_MESSAGE} CHARACTERS...\n${text.slice(-keep)}`;
@@ -48,10 +53,21 @@ function truncateMiddle(text: string): string {
 const sanitize = winston.format((info) => {
   for (const key of Object.keys(info)) {
     if (key === 'level') continue;
-    info[key] = sanitizeForLog(info[key], key === 'message' ? '' : key);
+    if (key === 'message') {
+      const message = String(info.message);
+      info.message = looksLikeBase64(message) ? `<base64 ${message.length} chars>` : message;
+      continue;
+    }
+    info[key] = sanitizeForLog(info[key], key);
   }
   return info;
 });
+
+/** The message as written: at most 4096 characters, the middle cut out of longer ones. */
+function limited(message: unknown): string {
+  const text = String(message);
+  return text.length > MAX_MESSAGE ? truncateMiddle(text) : text;
+}
 
 function fieldsOf(info: winston.Logform.TransformableInfo): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
@@ -71,7 +87,7 @@ const jsonLine = winston.format.printf((info) =>
   JSON.stringify({
     timestamp: new Date().toISOString(),
     level: info.level,
-    message: info.message,
+    message: limited(info.message),
     ...(info['jobId'] !== undefined ? { jobId: info['jobId'] } : {}),
     ...fieldsOf(info),
   }),
@@ -82,7 +98,7 @@ const runpodLine = winston.format.printf((info) => {
   const message = pairs ? `${String(info.message)} | ${pairs}` : String(info.message);
   return JSON.stringify({
     requestId: info['jobId'] ?? null,
-    message: message.length > MAX_MESSAGE ? truncateMiddle(message) : message,
+    message: limited(message),
     level: RUNPOD_LEVEL[info.level] ?? info.level.toUpperCase(),
   });
 });
@@ -91,7 +107,7 @@ const textLine = winston.format.printf((info) => {
   const pairs = renderPairs(fieldsOf(info));
   const job = info['jobId'] === undefined ? '' : ` ${String(info['jobId'])} |`;
   const level = (RUNPOD_LEVEL[info.level] ?? info.level).padEnd(5);
-  return `${new Date().toISOString()} ${level}|${job} ${String(info.message)}${pairs ? `  ${pairs}` : ''}`;
+  return `${new Date().toISOString()} ${level}|${job} ${limited(info.message)}${pairs ? `  ${pairs}` : ''}`;
 });
 
 /** Picks the concrete shape for `auto`: RunPod's on RunPod, text in a terminal, JSON otherwise. */

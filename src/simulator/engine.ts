@@ -97,6 +97,8 @@ export class WebUiEngine {
   private loaded: CheckpointItem | null = null;
   private loading: Promise<void> = Promise.resolve();
   private readonly renders = new Map<string, string>();
+  /** Samplers txt2img refuses although /samplers lists them (a fault knob). */
+  readonly rejectedSamplers = new Set<string>();
   /** Generations that finished, were interrupted or crashed: [start, end] in ms since epoch. */
   readonly generations: { startedAt: number; endedAt: number; interrupted: boolean }[] = [];
 
@@ -179,7 +181,7 @@ export class WebUiEngine {
   /** Checks that happen before the queue (api.py `text2imgapi`). */
   precheck(request: ParsedRequest): void {
     const samplerName = (request['sampler_name'] as string | null) || (request['sampler_index'] as string);
-    if (!SAMPLERS.some((s) => s.name === samplerName)) {
+    if (!SAMPLERS.some((s) => s.name === samplerName) || this.rejectedSamplers.has(samplerName)) {
       throw a1111Error(404, 'HTTPException', 'Sampler not found');
     }
     const scriptName = request['script_name'] as string | null;

@@ -78,6 +78,8 @@ export class A1111Simulator {
   private failures: FailureFault[] = [];
   private routesMissingUntil = 0;
   private routesUnmounted = false;
+  private readonly unmountedRoutes = new Set<string>();
+  private reloadTriggers: { route: string; windowMs: number }[] = [];
   private crash: CrashFault | null = null;
   private closed = false;
   /** How many times the simulated process crashed. */
@@ -183,6 +185,25 @@ export class A1111Simulator {
     this.routesUnmounted = !mounted;
   }
 
+  /** The next request to `route` starts a WebUI reload: /sdapi/v1/* is 404 for `windowMs`, that request included. */
+  reloadOnNext(route: string, windowMs: number): void {
+    this.reloadTriggers.push({ route, windowMs });
+  }
+
+  /** One route answers 404 {"detail":"Not Found"} while the others work (`mounted = false`), or again normally. */
+  setRouteMounted(route: string, mounted: boolean): void {
+    if (mounted) this.unmountedRoutes.delete(`${API}${route}`);
+    else this.unmountedRoutes.add(`${API}${route}`);
+  }
+
+  /**
+   * txt2img refuses this sampler with A1111's 404 "Sampler not found" although /samplers lists it, as
+   * when an extension registers a sampler it cannot run.
+   */
+  rejectSampler(name: string): void {
+    this.engineInstance.rejectedSamplers.add(name);
+  }
+
   /** The next generation crashes the process at step `atStep`; `restartAfterMs` brings it back. */
   crashDuringNextGeneration(options: { atStep?: number; restartAfterMs?: number } = {}): void {
     this.crash = { atStep: options.atStep ?? 1, restartAfterMs: options.restartAfterMs };
@@ -254,7 +275,13 @@ export class A1111Simulator {
       this.failures = this.failures.filter((f) => f.remaining > 0);
       return { status: fault.status, payload: `${fault.status} ${STATUS_TEXT[fault.status]}` };
     }
-    if (path.startsWith(`${API}/`) && (this.routesUnmounted || Date.now() < this.routesMissingUntil)) {
+    const trigger = this.reloadTriggers.find((t) => path === `${API}${t.route}`);
+    if (trigger) {
+      this.reloadTriggers = this.reloadTriggers.filter((t) => t !== trigger);
+      this.routesMissingFor(trigger.windowMs);
+    }
+    const unmounted = this.routesUnmounted || Date.now() < this.routesMissingUntil || this.unmountedRoutes.has(path);
+    if (path.startsWith(`${API}/`) && unmounted) {
       return { status: 404, payload: { detail: 'Not Found' } };
     }
     const routes = this.routes();

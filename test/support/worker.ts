@@ -2,6 +2,7 @@
  * Builds a job runner against a URL with settings tuned for tests (short backoffs and pauses), real
  * HTTP and real timers unless a clock is given.
  */
+import { afterEach } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Clock, createJobRunner, type JobRunner } from '../../src/handler.js';
@@ -26,6 +27,13 @@ export interface TestWorker {
   close(): void;
 }
 
+const open: TestWorker[] = [];
+
+afterEach(() => {
+  for (const worker of open.splice(0)) worker.close();
+});
+
+/** A job runner with fast test settings; closed after the current test. */
 export function testWorker(
   baseUrl: string,
   env: Record<string, string> = {},
@@ -35,5 +43,7 @@ export function testWorker(
   const logs = captureLog();
   const client = createA1111Client(config, logs.log);
   const runner = createJobRunner({ config, log: logs.log, client, ...(options.clock ? { clock: options.clock } : {}) });
-  return { runner, client, config, logs, close: () => client.close() };
+  const worker = { runner, client, config, logs, close: () => client.close() };
+  open.push(worker);
+  return worker;
 }

@@ -1,0 +1,215 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
+import type { Txt2ImgRequest } from '../../src/a1111/schemas.js';
+import { loadConfig } from '../../src/config.js';
+import { WorkerError } from '../../src/errors.js';
+import { captureLog } from '../support/logs.js';
+import { simulator } from '../support/simulator.js';
+
+const servers: Server[] = [];
+const clients: A1111Client[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+function clientFor(url: string, env: Record<string, string> = {}) {
+  const config = loadConfig({
+    A1111_BASE_URL: url,
+    A1111_RETRY_BASE_DELAY_MS: '2',
+    A1111_RETRY_MAX_DELAY_MS: '5',
+    ...env,
+  });
+  const client = createA1111Client(config, captureLog().log);
+  clients.push(client);
+  return client;
+}
+
+/** A bare HTTP server for answers the simulator does not give; `respond` sees each request in turn. */
+async function rawServer(
+  respond: (count: number, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void,
+) {
+  let count = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => respond(++count, req, res));
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, count: () => count };
+}
+
+async function failure(promise: Promise<unknown>): Promise<WorkerError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof WorkerError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('the A1111 client against the simulator', () => {
+  it('reads the lists the worker checks names against', async () => {
+    const sim = await simulator();
+    const client = clientFor(sim.url);
+
+    expect((await client.listSamplers()).map((s) => s.name)).toContain('DPM++ 2M');
+    expect((await client.listSchedulers())?.map((s) => s.name)).toEqual([
+      'automatic',
+      'uniform',
+      'karras',
+      'exponential',
+      'polyexponential',
+      'sgm_uniform',
+    ]);
+    expect(await client.listModels()).toEqual([
+      {
+        title: 'model.safetensors',
+        model_name: 'model',
+        hash: null,
+        sha256: null,
+        filename: '/model.safetensors',
+        config: null,
+      },
+    ]);
+    expect((await client.getOptions()).sd_model_checkpoint).toBe('model.safetensors');
+    expect((await client.getProgress()).state.job_count).toBe(0);
+  });
+
+  it('tells a mounted txt2img route (GET answers 405) from a missing one (404)', async () => {
+    const sim = await simulator();
+    const client = clientFor(sim.url);
+
+    expect(await client.isTxt2ImgRouteMounted()).toBe(true);
+    sim.setRouteMounted('/txt2img', false);
+    expect(await client.isTxt2ImgRouteMounted()).toBe(false);
+  });
+
+  it('classifies a pydantic 422 list by field', async () => {
+    const sim = await simulator();
+    const client = clientFor(sim.url);
+
+    const error = await failure(client.txt2img({ steps: 'many', width: 'wide' } as unknown as Txt2ImgRequest));
+
+    expect(error.code).toBe('BACKEND_REJECTED');
+    expect(error.message).toBe(
+      'A1111 rejected POST /sdapi/v1/txt2img as invalid (422): steps: value is not a valid integer; width: value is not a valid integer',
+    );
+    expect(error.details['validation']).toEqual([
+      { field: 'steps', msg: 'value is not a valid integer', type: 'type_error.integer' },
+      { field: 'width', msg: 'value is not a valid integer', type: 'type_error.integer' },
+    ]);
+  });
+
+  it('classifies A1111’s 500 exception body as BACKEND_ERROR with the exception and its text', async () => {
+    const sim = await simulator();
+    const client = clientFor(sim.url);
+
+    const error = await failure(client.txt2img({ override_settings: { not_an_option: 1 } }));
+
+    expect(error.code).toBe('BACKEND_ERROR');
+    expect(error.message).toBe("A1111 failed on POST /sdapi/v1/txt2img: KeyError: 'not_an_option'");
+    expect(error.details).toMatchObject({ status: 500, a1111Error: 'KeyError' });
+  });
+
+  it('sends HTTP Basic credentials and explains a 401', async () => {
+    const sim = await simulator({ apiAuth: 'alice:s3cret' });
+
+    expect(await clientFor(sim.url, { A1111_API_AUTH: 'alice:s3cret' }).listModels()).toHaveLength(1);
+    const error = await failure(clientFor(sim.url, { A1111_API_AUTH: 'alice:wrong' }).listModels());
+    expect(error.code).toBe('BACKEND_REJECTED');
+    expect(error.message).toContain('Incorrect username or password');
+    expect(error.message).toContain('A1111_API_AUTH');
+    expect(error.message).not.toContain('s3cret');
+  });
+
+  it('does not retry the readiness probe: one failure is one probe', async () => {
+    const sim = await simulator();
+    sim.failNext(1, 503, '/sd-models');
+    const client = clientFor(sim.url);
+
+    const error = await failure(client.probe());
+
+    expect(error.code).toBe('BACKEND_UNAVAILABLE');
+    expect(sim.callsTo('GET', '/sd-models')).toHaveLength(1);
+  });
+});
+
+describe('the A1111 client against odd answers', () => {
+  it('retries a GET whose connection was reset, and succeeds', async () => {
+    const server = await rawServer((count, _req, res) => {
+      if (count === 1) res.socket?.destroy();
+      else res.setHeader('Content-Type', 'application/json').end('[]');
+    });
+    const client = clientFor(server.url);
+
+    expect(await client.listModels()).toEqual([]);
+    expect(server.count()).toBe(2);
+  });
+
+  it('does not send txt2img again after a reset: A1111 died while generating', async () => {
+    const server = await rawServer((_count, _req, res) => res.socket?.destroy());
+    const client = clientFor(server.url);
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_CRASHED');
+    expect(server.count()).toBe(1);
+  });
+
+  it('reports a non-JSON 502 body from a proxy after the retries', async () => {
+    const server = await rawServer((_count, _req, res) => {
+      res.statusCode = 502;
+      res.setHeader('Content-Type', 'text/html');
+      res.end('<html><body>502 Bad Gateway</body></html>');
+    });
+    const client = clientFor(server.url, { A1111_HTTP_RETRIES: '3' });
+
+    const error = await failure(client.listSamplers());
+
+    expect(error.code).toBe('BACKEND_UNAVAILABLE');
+    expect(error.details).toMatchObject({
+      status: 502,
+      attempts: 4,
+      body: '<html><body>502 Bad Gateway</body></html>',
+    });
+    expect(server.count()).toBe(4);
+  });
+
+  it('reports a 200 of the wrong shape as BACKEND_ERROR', async () => {
+    const server = await rawServer((_count, _req, res) => {
+      res.setHeader('Content-Type', 'application/json').end('{"images": "not a list"}');
+    });
+    const client = clientFor(server.url);
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_ERROR');
+    expect(error.message).toContain('a body of an unexpected shape');
+  });
+
+  it('reports a request timeout as BACKEND_TIMEOUT and does not retry it', async () => {
+    const server = await rawServer(() => undefined); // never answers
+    const client = clientFor(server.url, { A1111_REQUEST_TIMEOUT_MS: '1000' });
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_TIMEOUT');
+    expect(server.count()).toBe(1);
+  });
+
+  it('reports a refused connection as BACKEND_UNAVAILABLE after every retry', async () => {
+    const server = await rawServer(() => undefined);
+    const url = server.url;
+    await new Promise((resolve) => servers.pop()!.close(resolve));
+    const client = clientFor(url, { A1111_HTTP_RETRIES: '2' });
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_UNAVAILABLE');
+    expect(error.details).toMatchObject({ code: 'ECONNREFUSED', attempts: 3 });
+  });
+});

@@ -1,0 +1,97 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, ConfigSchema, loadConfig } from '../src/config.js';
+import { renderConfigDoc, renderConfigTable, withReadmeTable } from '../src/tools/config-doc.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration from the environment', () => {
+  it('has the documented defaults when nothing is set', () => {
+    expect(loadConfig({})).toEqual({
+      a1111BaseUrl: 'http://127.0.0.1:3000',
+      a1111Auth: undefined,
+      requestTimeoutMs: 600_000,
+      httpRetries: 10,
+      retryBaseDelayMs: 100,
+      retryMaxDelayMs: 10_000,
+      readyPollIntervalMs: 200,
+      readyLogEvery: 15,
+      readyTimeoutMs: 900_000,
+      readyProbeTimeoutMs: 10_000,
+      routeRecoveryAttempts: 3,
+      routeRecoveryDelayMs: 5_000,
+      interruptSettleTimeoutMs: 10_000,
+      modelRegistryWaitMs: 3_000,
+      jobTimeoutMs: 0,
+      progressPollIntervalMs: 1_000,
+      logLevel: 'info',
+      logFormat: 'auto',
+      runpodEndpointId: undefined,
+    });
+  });
+
+  it('names the variable, the value and the rule of a bad setting', () => {
+    expect(problemsOf({ A1111_HTTP_RETRIES: 'ten' })).toEqual([
+      'A1111_HTTP_RETRIES="ten": must be a whole number from 0 to 100',
+    ]);
+  });
+
+  it('reports every bad setting at once', () => {
+    const problems = problemsOf({ A1111_READY_TIMEOUT_MS: '-5', A1111_BASE_URL: 'ftp://x', LOG_LEVEL: 'loud' });
+    expect(problems).toEqual([
+      'A1111_BASE_URL="ftp://x": must be an absolute http(s) URL',
+      'A1111_READY_TIMEOUT_MS="-5": must be a whole number from 0 to 86400000 (0 = wait forever)',
+      'LOG_LEVEL="loud": must be one of error, warn, info, debug (any case)',
+    ]);
+    try {
+      loadConfig({ LOG_LEVEL: 'loud' });
+    } catch (error) {
+      expect((error as Error).message).toBe(
+        'Invalid configuration:\n  LOG_LEVEL="loud": must be one of error, warn, info, debug (any case)',
+      );
+    }
+  });
+
+  it('accepts RunPod’s level names, WARNING included', () => {
+    expect(loadConfig({ LOG_LEVEL: 'WARNING' }).logLevel).toBe('warn');
+    expect(loadConfig({ LOG_LEVEL: 'TRACE' }).logLevel).toBe('debug');
+    expect(loadConfig({ LOG_LEVEL: 'ERROR' }).logLevel).toBe('error');
+  });
+
+  it('treats an empty variable as unset and trims a trailing slash off the base URL', () => {
+    const config = loadConfig({ A1111_HTTP_RETRIES: '', A1111_BASE_URL: 'http://10.0.0.5:7861/sub/' });
+    expect(config.httpRetries).toBe(10);
+    expect(config.a1111BaseUrl).toBe('http://10.0.0.5:7861/sub');
+  });
+
+  it('splits A1111_API_AUTH at the first colon and refuses it without one', () => {
+    expect(loadConfig({ A1111_API_AUTH: 'user:pa:ss' }).a1111Auth).toEqual({ username: 'user', password: 'pa:ss' });
+    expect(problemsOf({ A1111_API_AUTH: 'nocolon' })).toEqual(['A1111_API_AUTH="nocolon": must be `user:password`']);
+  });
+
+  it('refuses credentials in the base URL, pointing at A1111_API_AUTH', () => {
+    expect(problemsOf({ A1111_BASE_URL: 'http://u:p@127.0.0.1:3000' })[0]).toContain('use A1111_API_AUTH');
+  });
+
+  it('documents every variable in docs/configuration.md, which is up to date', async () => {
+    const committed = await readFile(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    expect(committed, 'docs/configuration.md is stale: run npm run docs:config').toBe(renderConfigDoc());
+    for (const name of Object.keys(ConfigSchema.shape)) expect(committed).toContain(`| \`${name}\` |`);
+  });
+});
+
+describe('README.md', () => {
+  it('carries the current configuration table', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    expect(readme, 'the table in README.md is stale: run npm run docs:config').toBe(withReadmeTable(readme));
+    expect(readme).toContain(renderConfigTable());
+  });
+});

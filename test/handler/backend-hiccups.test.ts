@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest';
+import { toRunPodResult } from '../../src/handler.js';
+import { A1111Simulator } from '../../src/simulator/server.js';
+import { bootingSimulator, simulator } from '../support/simulator.js';
+import { testWorker } from '../support/worker.js';
+
+const input = { prompt: 'a lighthouse', steps: 4, seed: 11 };
+
+describe('a slow-booting A1111', () => {
+  it('is waited for: probes fail while the port is closed, the job succeeds once it answers', async () => {
+    const { sim, started } = await bootingSimulator({ bootDelayMs: 400 });
+    const { runner, logs } = testWorker(sim.url, { A1111_READY_LOG_EVERY: '3' });
+
+    const outcome = await runner.run({ id: 'job-slow-boot', input });
+    await started;
+
+    expect(outcome.ok).toBe(true);
+    const waiting = logs.records().filter((r) => r['message'] === 'A1111 API is not ready yet');
+    expect(waiting.length).toBeGreaterThan(0);
+    expect(waiting[0]?.['failedProbes']).toBe(3);
+    expect(String(waiting[0]?.['lastError'])).toContain('ECONNREFUSED');
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
+  });
+
+  it('fails BACKEND_UNAVAILABLE at the readiness deadline when nothing ever answers', async () => {
+    const closed = new A1111Simulator();
+    const url = await closed.reservePort(); // a port nobody listens on
+    const { runner } = testWorker(url, { A1111_READY_TIMEOUT_MS: '300' });
+
+    const outcome = await runner.run({ id: 'job-never-ready', input });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({ code: 'BACKEND_UNAVAILABLE', phase: 'waitingForApi', retryable: true });
+    expect(outcome.failure.message).toMatch(
+      /did not become ready within 300 ms \(\d+ failed probe\(s\); last: .*ECONNREFUSED/,
+    );
+    const posted = JSON.parse((toRunPodResult(outcome) as { error: string }).error);
+    expect(posted).toEqual(outcome.failure);
+  });
+
+  it('treats an A1111 that answers /sd-models with something other than a JSON array as not ready', async () => {
+    const sim = await simulator();
+    sim.failNext(3, 503, '/sd-models');
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({ id: 'job-probe-503', input });
+
+    expect(outcome.ok).toBe(true);
+    expect(sim.callsTo('GET', '/sd-models').map((c) => c.status)).toEqual([503, 503, 503, 200]);
+  });
+});
+
+describe('a burst of 502/503/504', () => {
+  it('is retried, txt2img POSTs included, until A1111 answers', async () => {
+    const sim = await simulator();
+    sim.failNext(2, 502, '/txt2img');
+    sim.failNext(2, 504, '/txt2img');
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({ id: 'job-5xx', input });
+
+    expect(outcome.ok).toBe(true);
+    expect(sim.callsTo('POST', '/txt2img').map((c) => c.status)).toEqual([502, 502, 504, 504, 200]);
+  });
+
+  it('fails BACKEND_UNAVAILABLE with the status and attempts once the retries are spent', async () => {
+    const sim = await simulator();
+    sim.failNext(10, 503, '/txt2img');
+    const { runner } = testWorker(sim.url, { A1111_HTTP_RETRIES: '2' });
+
+    const outcome = await runner.run({ id: 'job-5xx-spent', input });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({
+      code: 'BACKEND_UNAVAILABLE',
+      phase: 'inferring',
+      details: { status: 503, attempts: 3, route: '/txt2img' },
+    });
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(3);
+  });
+});
+
+describe('an A1111 that crashes', () => {
+  it('fails the job BACKEND_CRASHED without sending the generation again', async () => {
+    const sim = await simulator({ stepDelayMs: 5 });
+    sim.crashDuringNextGeneration({ atStep: 2 });
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({ id: 'job-crash', input: { ...input, steps: 20 } });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({ code: 'BACKEND_CRASHED', phase: 'inferring', retryable: true });
+    expect(outcome.failure.message).toContain('dropped the connection during POST /sdapi/v1/txt2img');
+    expect(sim.crashes).toBe(1);
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
+  });
+
+  it('serves the next job once the WebUI is back', async () => {
+    const sim = await simulator({ stepDelayMs: 5 });
+    sim.crashDuringNextGeneration({ atStep: 1, restartAfterMs: 300 });
+    const { runner } = testWorker(sim.url);
+
+    const first = await runner.run({ id: 'job-crash-1', input });
+    const second = await runner.run({ id: 'job-crash-2', input });
+
+    expect(first.ok).toBe(false);
+    expect(second.ok).toBe(true);
+  });
+});
+
+describe('a WebUI reload (route 404 {"detail":"Not Found"})', () => {
+  it('is recovered: the job waits, re-verifies, checks the route and generates', async () => {
+    const sim = await simulator();
+    sim.reloadOnNext('/txt2img', 300);
+    const { runner, logs } = testWorker(sim.url);
+
+    const outcome = await runner.run({ id: 'job-reload', input });
+
+    if (!outcome.ok) throw new Error(outcome.failure.message);
+    expect(outcome.output.worker.recoveries).toBe(1);
+    expect(sim.callsTo('POST', '/txt2img').map((c) => c.status)).toEqual([404, 200]);
+    expect(sim.callsTo('GET', '/txt2img').at(-1)?.status).toBe(405); // the route check before the second POST
+    const path = logs
+      .records()
+      .filter((r) => r['message'] === 'transition' && r['level'] === 'info')
+      .map((r) => r['to']);
+    expect(path).toEqual([
+      'waitingForApi',
+      'verifyingModels',
+      'ready',
+      'inferring',
+      'recovering',
+      'waitingForApi',
+      'verifyingModels',
+      'ready',
+      'inferring',
+      'succeeded',
+    ]);
+    expect(
+      logs.records().some((r) => r['message'] === 'A1111 routes are missing; recovering' && r['attempt'] === 1),
+    ).toBe(true);
+  });
+
+  it('fails BACKEND_ROUTE_MISSING after the configured attempts when the route never comes back', async () => {
+    const sim = await simulator();
+    sim.setRouteMounted('/txt2img', false);
+    const { runner } = testWorker(sim.url, { A1111_ROUTE_RECOVERY_ATTEMPTS: '3' });
+
+    const outcome = await runner.run({ id: 'job-no-route', input });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({
+      code: 'BACKEND_ROUTE_MISSING',
+      retryable: true,
+      details: { recoveryAttempts: 3 },
+    });
+    expect(outcome.failure.message).toContain('after 3 recovery attempt(s)');
+    // One POST; each recovery attempt stops at the route check.
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
+    expect(sim.callsTo('GET', '/txt2img')).toHaveLength(3);
+  });
+});

@@ -1,0 +1,144 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { toRunPodResult } from '../../src/handler.js';
+import { renderPixels } from '../../src/simulator/png.js';
+import { decodePng, rgbOf } from '../support/png.js';
+import { simulator } from '../support/simulator.js';
+import { testWorker } from '../support/worker.js';
+
+describe('a job that goes well', () => {
+  it('returns A1111’s PNGs, decodable and rendered from the requested seeds, with the infotext inside', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({
+      id: 'job-happy',
+      input: {
+        prompt: 'a lighthouse',
+        negative_prompt: 'blurry',
+        steps: 12,
+        seed: 1234,
+        batch_size: 2,
+        width: 256,
+        height: 192,
+      },
+    });
+
+    if (!outcome.ok) throw new Error(outcome.failure.message);
+    expect(outcome.output.images).toHaveLength(2);
+    for (const [index, image] of outcome.output.images.entries()) {
+      const png = decodePng(image);
+      expect([png.width, png.height]).toEqual([256, 192]);
+      expect(rgbOf(png).equals(renderPixels(1234 + index, 256, 192))).toBe(true);
+      expect(png.text['parameters']).toContain(`Seed: ${1234 + index}`);
+      expect(png.text['parameters']).toMatch(/^a lighthouse\nNegative prompt: blurry\nSteps: 12, /);
+    }
+    const info = JSON.parse(outcome.output.info) as Record<string, unknown>;
+    expect(info['all_seeds']).toEqual([1234, 1235]);
+    expect(info['sd_model_name']).toBe('model');
+  });
+
+  it('passes A1111’s response through unchanged and adds only the worker report', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({ id: 'job-shape', input: { prompt: 'x', steps: 3, seed: 7 } });
+
+    if (!outcome.ok) throw new Error(outcome.failure.message);
+    expect(Object.keys(outcome.output).sort()).toEqual(['images', 'info', 'parameters', 'worker']);
+    expect(typeof outcome.output.info).toBe('string');
+    expect(outcome.output.parameters['steps']).toBe(3);
+    expect(outcome.output.parameters['sampler_index']).toBe('Euler');
+    const { timings_ms: timings, recoveries, notes } = outcome.output.worker;
+    expect(recoveries).toBe(0);
+    expect(notes).toEqual([]);
+    expect(Object.keys(timings).sort()).toEqual([
+      'booting',
+      'inferring',
+      'ready',
+      'total',
+      'verifyingModels',
+      'waitingForApi',
+    ]);
+    const phases = Object.entries(timings).filter(([key]) => key !== 'total');
+    expect(phases.reduce((sum, [, ms]) => sum + (ms ?? 0), 0)).toBeCloseTo(timings.total, -1);
+    expect(toRunPodResult(outcome)).toEqual({ output: outcome.output });
+  });
+
+  it('sends A1111 the input as given, unknown keys included, and nothing the job did not ask for', async () => {
+    const sim = await simulator();
+    const { runner, logs } = testWorker(sim.url);
+    const input = { prompt: 'a fox', steps: 5, seed: 3, my_extension_flag: { on: true }, num_inference_steps: 30 };
+
+    const outcome = await runner.run({ id: 'job-passthrough', input });
+
+    expect(outcome.ok).toBe(true);
+    const [post] = sim.callsTo('POST', '/txt2img');
+    expect(post?.body).toEqual(input);
+    const hint = logs.records().find((r) => r['level'] === 'warn' && r['key'] === 'num_inference_steps');
+    expect(hint?.['message']).toContain('did you mean "steps"');
+    if (outcome.ok) expect(outcome.output.worker.notes[0]).toContain('num_inference_steps');
+  });
+
+  it('logs one line per lifecycle transition with job id, from, to, event and elapsed time, and never an image', async () => {
+    const sim = await simulator();
+    const { runner, logs } = testWorker(sim.url);
+
+    await runner.run({ id: 'job-logged', input: { prompt: 'x', steps: 2, seed: 1 } });
+
+    const transitions = logs.records().filter((r) => r['message'] === 'transition' && r['level'] === 'info');
+    expect(transitions.map((r) => `${r['from']}→${r['to']}`)).toEqual([
+      'booting→waitingForApi',
+      'waitingForApi→verifyingModels',
+      'verifyingModels→ready',
+      'ready→inferring',
+      'inferring→succeeded',
+    ]);
+    for (const line of transitions) {
+      expect(line['jobId']).toBe('job-logged');
+      expect(typeof line['event']).toBe('string');
+      expect(typeof line['elapsedMs']).toBe('number');
+    }
+    expect(logs.lines.join('\n')).not.toContain('iVBOR');
+  });
+
+  it('splits a 1.8-era sampler name into sampler and scheduler and says so', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({
+      id: 'job-karras',
+      input: { prompt: 'x', steps: 2, sampler_name: 'DPM++ 2M Karras' },
+    });
+
+    expect(outcome.ok).toBe(true);
+    const [post] = sim.callsTo('POST', '/txt2img');
+    expect(post?.body).toMatchObject({ sampler_name: 'DPM++ 2M', scheduler: 'karras' });
+    if (outcome.ok) {
+      expect(outcome.output.worker.notes).toEqual([
+        'sampler_name "DPM++ 2M Karras" split into sampler_name "DPM++ 2M" and scheduler "karras" (the A1111 1.9 naming)',
+      ]);
+      expect(JSON.parse(outcome.output.info).infotexts[0]).toContain('Sampler: DPM++ 2M, Schedule type: Karras');
+    }
+  });
+
+  it('renders with the checkpoint the job names, found by its file stem', async () => {
+    const modelsDir = await mkdtemp(path.join(tmpdir(), 'models-'));
+    await writeFile(path.join(modelsDir, 'dreamshaper_8.safetensors'), 'weights');
+    const sim = await simulator({ modelsDir });
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({
+      id: 'job-checkpoint',
+      input: { prompt: 'x', steps: 2, override_settings: { sd_model_checkpoint: 'dreamshaper_8' } },
+    });
+
+    if (!outcome.ok) throw new Error(outcome.failure.message);
+    expect(JSON.parse(outcome.output.info).sd_model_name).toBe('dreamshaper_8');
+    expect(sim.callsTo('POST', '/txt2img')[0]?.body).toMatchObject({
+      override_settings: { sd_model_checkpoint: 'dreamshaper_8.safetensors' },
+    });
+  });
+});

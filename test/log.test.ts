@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { sanitizeForLog } from '../src/log.js';
+import { captureLog } from './support/logs.js';
+
+const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 37) % 256)).toString('base64');
+
+describe('log lines', () => {
+  it('take RunPod’s {"requestId","message","level"} shape, fields folded into the message', () => {
+    const { log, lines } = captureLog({ format: 'runpod' });
+    log.child({ jobId: 'abc-u1' }).info('transition', { from: 'booting', to: 'waitingForApi', elapsedMs: 3 });
+    log.warn('no job id here');
+
+    expect(lines).toEqual([
+      '{"requestId":"abc-u1","message":"transition | from=booting to=waitingForApi elapsedMs=3","level":"INFO"}',
+      '{"requestId":null,"message":"no job id here","level":"WARN"}',
+    ]);
+  });
+
+  it('are JSON with job id and fields in the json shape', () => {
+    const { log, records } = captureLog({ format: 'json' });
+    log.child({ jobId: 'j1' }).info('transition', { from: 'a', to: 'b' });
+
+    expect(records()[0]).toMatchObject({ level: 'info', message: 'transition', jobId: 'j1', from: 'a', to: 'b' });
+    expect(typeof records()[0]?.['timestamp']).toBe('string');
+  });
+
+  it('never carry a base64 image or a secret, whatever the shape', () => {
+    for (const format of ['json', 'runpod', 'text'] as const) {
+      const { log, lines } = captureLog({ format });
+      log.info('result', {
+        images: [image, `data:image/png;base64,${image}`],
+        headers: { Authorization: 'Basic dXNlcjpwYXNz' },
+        hf_token: 'hf_abcdef',
+      });
+      const text = lines.join('\n');
+      expect(text).not.toContain(image.slice(0, 200));
+      expect(text).toContain(`<base64 ${image.length} chars>`);
+      expect(text).not.toContain('dXNlcjpwYXNz');
+      expect(text).not.toContain('hf_abcdef');
+    }
+  });
+
+  it('cut the middle out of a very long message, as RunPod does', () => {
+    const { log, records } = captureLog({ format: 'runpod' });
+    log.info('word '.repeat(1000));
+    const message = String(records()[0]?.['message']);
+    expect(message).toContain('...TRUNCATED 904 CHARACTERS...');
+    expect(message.length).toBeLessThan(4200);
+  });
+
+  it('leave ordinary text alone', () => {
+    expect(sanitizeForLog({ prompt: 'a lighthouse at dawn', steps: 20 })).toEqual({
+      prompt: 'a lighthouse at dawn',
+      steps: 20,
+    });
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * The README's main command: the built worker, run as its own process, processes a job against the
+ * embedded simulator and writes the images to disk. Needs `npm run build` first (npm test does it).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { decodePng } from './support/png.js';
+
+const ENTRY = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
+
+function runWorker(args: string[], cwd: string, env: Record<string, string> = {}) {
+  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run npm run build`);
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [ENTRY, ...args],
+      { cwd, env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('the worker command line', () => {
+  it('runs ./test_input.json on the embedded simulator, says so, and writes decodable PNGs', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+    await writeFile(
+      path.join(cwd, 'test_input.json'),
+      JSON.stringify({ input: { prompt: 'a lighthouse', steps: 4, seed: 77, batch_size: 2, width: 128, height: 128 } }),
+    );
+
+    const { code, stdout } = await runWorker(['--simulator'], cwd);
+
+    expect(code).toBe(0);
+    expect(stdout).toContain('Using the embedded A1111 SIMULATOR');
+    const files = (await readdir(path.join(cwd, 'output', 'local_test'))).sort();
+    expect(files).toEqual(['image-0.png', 'image-1.png', 'result.json']);
+    const png = decodePng(await readFile(path.join(cwd, 'output', 'local_test', 'image-1.png')));
+    expect([png.width, png.height]).toEqual([128, 128]);
+    expect(png.text['parameters']).toContain('Seed: 78');
+    const result = JSON.parse(await readFile(path.join(cwd, 'output', 'local_test', 'result.json'), 'utf8'));
+    expect(result.output.images).toEqual(['output/local_test/image-0.png', 'output/local_test/image-1.png']);
+    expect(result.output.worker.timings_ms.total).toBeGreaterThan(0);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.filter((l) => l['message'] === 'transition').map((l) => l['to'])).toEqual([
+      'waitingForApi',
+      'verifyingModels',
+      'ready',
+      'inferring',
+      'succeeded',
+    ]);
+  });
+
+  it('takes the job from --test_input and exits 1 with the error when it fails', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+
+    const { code, stdout } = await runWorker(
+      ['--simulator', '--test_input', '{"id":"bad-1","input":{"steps":0}}'],
+      cwd,
+    );
+
+    expect(code).toBe(1);
+    const result = JSON.parse(await readFile(path.join(cwd, 'output', 'bad-1', 'result.json'), 'utf8'));
+    expect(JSON.parse(result.error)).toMatchObject({ code: 'INVALID_INPUT', phase: 'booting' });
+    expect(stdout).toContain('Job bad-1 failed');
+  });
+
+  it('exits 1 naming the variable, value and rule when the configuration is bad', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+
+    const { code, stderr } = await runWorker(['--test_input', '{"input":{}}'], cwd, { A1111_HTTP_RETRIES: 'lots' });
+
+    expect(code).toBe(1);
+    expect(stderr).toContain('A1111_HTTP_RETRIES="lots": must be a whole number from 0 to 100');
+  });
+
+  it('exits 1 when there is no job to run', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+
+    const { code, stdout } = await runWorker([], cwd);
+
+    expect(code).toBe(1);
+    expect(stdout).toContain("no job to run: pass --test_input '<json>' or create");
+  });
+});
