@@ -107,7 +107,9 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger): A1111
     httpsAgent,
     maxContentLength: Number.POSITIVE_INFINITY,
     maxBodyLength: Number.POSITIVE_INFINITY,
-    headers: { Accept: 'application/json' },
+    // The WebUI gzips bodies over 1000 bytes when asked; on loopback that only burns CPU on both sides
+    // for base64 PNGs that barely compress, so the worker asks for the body as is.
+    headers: { Accept: 'application/json', 'Accept-Encoding': 'identity' },
     ...(config.a1111Auth ? { auth: config.a1111Auth } : {}),
   });
   axiosRetry(instance, {

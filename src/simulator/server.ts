@@ -45,6 +45,7 @@ export interface RecordedCall {
   method: string;
   path: string;
   query: string;
+  headers: Record<string, string | string[] | undefined>;
   body: unknown;
   status: number;
   at: number;
@@ -254,6 +255,7 @@ export class A1111Simulator {
       method: req.method ?? 'GET',
       path: url.pathname,
       query: url.search,
+      headers: { ...req.headers },
       body: parseForRecord(body),
       status: 0,
       at: started,
@@ -264,6 +266,7 @@ export class A1111Simulator {
     call.status = status;
     if (status === -1) return; // the process "died": the socket is already gone
     res.setHeader('X-Process-Time', ((Date.now() - started) / 1000).toFixed(4));
+    res.setHeader('Server', 'a1111-v1.9.3-simulator');
     this.send(req, res, status, payload);
   }
 

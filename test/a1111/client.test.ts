@@ -79,6 +79,12 @@ describe('the A1111 client against the simulator', () => {
     expect((await client.getProgress()).state.job_count).toBe(0);
   });
 
+  it('asks for uncompressed bodies (gzip of base64 PNGs costs CPU on loopback and saves little)', async () => {
+    const sim = await simulator();
+    await clientFor(sim.url).listSamplers();
+    expect(sim.calls[0]?.headers['accept-encoding']).toBe('identity');
+  });
+
   it('tells a mounted txt2img route (GET answers 405) from a missing one (404)', async () => {
     const sim = await simulator();
     const client = clientFor(sim.url);
