@@ -24,6 +24,7 @@ import type {
   JobOutput,
   JobSettings,
   PreparedJob,
+  ReadinessOutput,
   VerifiedJob,
   VerifyModelsInput,
 } from './job.types.js';
@@ -58,18 +59,38 @@ function codeOf(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined;
 }
 
+function initialContext(input: JobMachineInput): JobContext {
+  return {
+    jobId: input.jobId,
+    phase: 'booting',
+    input: input.input,
+    settings: input.settings,
+    job: null,
+    request: null,
+    models: null,
+    notes: [],
+    probeFailures: 0,
+    lastProbeError: null,
+    recoveryAttempts: 0,
+    lastRouteError: null,
+    downloadDone: false,
+    response: null,
+    failure: null,
+  };
+}
+
 /** The error handling shared by every state that talks to A1111 after readiness: route 404 → recovering. */
 const onBackendError = [
   { guard: 'canRecoverRoute', target: '#job.recovering', actions: 'recordRouteError' },
   { target: '#job.failed', actions: 'recordFailure' },
 ] as const;
 
-export const jobMachine = setup({
+const jobSetup = setup({
   types: {
     context: {} as JobContext,
     events: {} as JobEvent,
     input: {} as JobMachineInput,
-    output: {} as JobOutput,
+    output: {} as JobOutput | ReadinessOutput,
     emitted: {} as JobEmitted,
   },
   actors: {
@@ -88,11 +109,11 @@ export const jobMachine = setup({
     checkRoute: fromPromise<void, void>(async () => {
       throw new Error('checkRoute is provided by the handler');
     }),
-    txt2img: fromPromise<Txt2ImgResponse, { request: Txt2ImgRequest }>(async () => {
+    txt2img: fromPromise<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(async () => {
       throw new Error('txt2img is provided by the handler');
     }),
-    watchProgress: fromCallback<JobEvent, { intervalMs: number }>(() => () => undefined),
-    interruptBackend: fromPromise<void, { reason: ErrorCode }>(async () => {
+    watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(() => () => undefined),
+    interruptBackend: fromPromise<void, { jobId: string; reason: ErrorCode }>(async () => {
       throw new Error('interruptBackend is provided by the handler');
     }),
   },
@@ -164,25 +185,44 @@ export const jobMachine = setup({
     recoveryDelay: ({ context }) => context.settings.routeRecoveryDelayMs,
     registryWait: ({ context }) => context.settings.modelRegistryWaitMs,
   },
-}).createMachine({
+});
+
+/**
+ * `waitingForApi`, shared by the job machine and the start-up readiness machine so both wait for A1111
+ * by the same rules. `readyTarget` is where a successful probe leads; the deadline leads to the
+ * sibling `failed` state.
+ */
+function waitingForApiState(readyTarget: string) {
+  return jobSetup.createStateConfig({
+    description:
+      'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE.',
+    entry: [
+      { type: 'enterPhase', params: { phase: 'waitingForApi' } },
+      assign({ probeFailures: 0, lastProbeError: null }),
+    ],
+    initial: 'probing',
+    after: {
+      readinessDeadline: { guard: 'hasReadinessDeadline', target: 'failed', actions: 'failReadinessTimeout' },
+    },
+    states: {
+      probing: {
+        invoke: {
+          id: 'probeApi',
+          src: 'probeApi',
+          onDone: { target: readyTarget, actions: assign({ models: ({ event }) => event.output }) },
+          onError: { target: 'pausing', actions: 'countProbeFailure' },
+        },
+      },
+      pausing: {
+        after: { readinessPoll: 'probing' },
+      },
+    },
+  });
+}
+
+export const jobMachine = jobSetup.createMachine({
   id: 'job',
-  context: ({ input }) => ({
-    jobId: input.jobId,
-    phase: 'booting',
-    input: input.input,
-    settings: input.settings,
-    job: null,
-    request: null,
-    models: null,
-    notes: [],
-    probeFailures: 0,
-    lastProbeError: null,
-    recoveryAttempts: 0,
-    lastRouteError: null,
-    downloadDone: false,
-    response: null,
-    failure: null,
-  }),
+  context: ({ input }) => initialContext(input),
   initial: 'booting',
   after: {
     jobDeadline: [
@@ -212,31 +252,7 @@ export const jobMachine = setup({
         onError: { target: 'failed', actions: 'recordFailure' },
       },
     },
-    waitingForApi: {
-      description:
-        'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE.',
-      entry: [
-        { type: 'enterPhase', params: { phase: 'waitingForApi' } },
-        assign({ probeFailures: 0, lastProbeError: null }),
-      ],
-      initial: 'probing',
-      after: {
-        readinessDeadline: { guard: 'hasReadinessDeadline', target: 'failed', actions: 'failReadinessTimeout' },
-      },
-      states: {
-        probing: {
-          invoke: {
-            id: 'probeApi',
-            src: 'probeApi',
-            onDone: { target: '#job.verifyingModels', actions: assign({ models: ({ event }) => event.output }) },
-            onError: { target: 'pausing', actions: 'countProbeFailure' },
-          },
-        },
-        pausing: {
-          after: { readinessPoll: 'probing' },
-        },
-      },
-    },
+    waitingForApi: waitingForApiState('#job.verifyingModels'),
     verifyingModels: {
       description:
         'Checks the named checkpoint, the override_settings keys, the sampler and the scheduler against the live A1111 lists and rewrites legacy names; an unknown checkpoint fails MODEL_NOT_FOUND.',
@@ -331,14 +347,14 @@ export const jobMachine = setup({
         {
           id: 'txt2img',
           src: 'txt2img',
-          input: ({ context }) => ({ request: context.request! }),
+          input: ({ context }) => ({ jobId: context.jobId, request: context.request! }),
           onDone: { target: 'succeeded', actions: assign({ response: ({ event }) => event.output }) },
           onError: [...onBackendError],
         },
         {
           id: 'watchProgress',
           src: 'watchProgress',
-          input: ({ context }) => ({ intervalMs: context.settings.progressIntervalMs }),
+          input: ({ context }) => ({ jobId: context.jobId, intervalMs: context.settings.progressIntervalMs }),
         },
       ],
       on: {
@@ -367,7 +383,7 @@ export const jobMachine = setup({
       invoke: {
         id: 'interruptBackend',
         src: 'interruptBackend',
-        input: ({ context }) => ({ reason: context.failure?.code ?? 'CANCELLED' }),
+        input: ({ context }) => ({ jobId: context.jobId, reason: context.failure?.code ?? 'CANCELLED' }),
         onDone: 'failed',
         onError: {
           target: 'failed',
@@ -399,3 +415,22 @@ export const jobMachine = setup({
 });
 
 export type JobMachine = typeof jobMachine;
+
+/**
+ * Waits for A1111 by the rules of `waitingForApi` and nothing else: the worker runs it once at start-up,
+ * before it takes its first job. Ends in `ready` (with A1111's model list) or `failed`.
+ */
+export const readinessMachine = jobSetup.createMachine({
+  id: 'readiness',
+  context: ({ input }) => initialContext(input),
+  initial: 'waitingForApi',
+  states: {
+    waitingForApi: waitingForApiState('#readiness.ready'),
+    ready: { type: 'final' },
+    failed: { type: 'final' },
+  },
+  output: ({ context }): ReadinessOutput =>
+    context.failure
+      ? { status: 'failed', failure: context.failure, probes: context.probeFailures }
+      : { status: 'ready', models: context.models ?? [], probes: context.probeFailures + 1 },
+});

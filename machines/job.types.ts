@@ -66,6 +66,11 @@ export type JobOutput =
   | { status: 'succeeded'; response: Txt2ImgResponse; notes: string[]; recoveries: number }
   | { status: 'failed'; failure: JobFailure; notes: string[]; recoveries: number };
 
+/** What the start-up readiness wait ends with; `probes` counts the probes it took. */
+export type ReadinessOutput =
+  | { status: 'ready'; models: SdModel[]; probes: number }
+  | { status: 'failed'; failure: JobFailure; probes: number };
+
 export type JobEvent = { type: 'job.cancel'; reason?: string } | { type: 'a1111.progress'; update: ProgressUpdate };
 
 export type JobEmitted =

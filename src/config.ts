@@ -68,6 +68,22 @@ function oneOf<const T extends readonly string[]>(
   return declare(schema, { description: opts.description, default: opts.default, rule });
 }
 
+function flag(opts: { default: boolean; description: string }) {
+  const rule = 'true or false (also 1/0, yes/no)';
+  const schema = z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (isBlank(raw)) return opts.default;
+      const word = raw.trim().toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(word)) return true;
+      if (['false', '0', 'no', 'off'].includes(word)) return false;
+      ctx.addIssue({ code: 'custom', message: `must be ${rule}`, input: raw });
+      return z.NEVER;
+    });
+  return declare(schema, { description: opts.description, default: String(opts.default), rule });
+}
+
 function optionalText(opts: { description: string; rule: string; pattern?: RegExp; secret?: boolean }) {
   const schema = z
     .string()
@@ -223,10 +239,71 @@ export const ConfigSchema = z.object({
     zeroMeans: 'no progress polling',
     description: 'How often GET /sdapi/v1/progress is read while A1111 generates.',
   }),
+  WORKER_CONCURRENCY: integer({
+    default: 1,
+    min: 1,
+    max: 16,
+    description:
+      "Jobs the worker holds at once. With 2, the next job already waits in the WebUI's queue when the current one finishes, so the GPU is never idle between jobs (see docs/runpod.md for the trade-off).",
+  }),
+  WORKER_REFRESH_ON_CRASH: flag({
+    default: true,
+    description:
+      'Answer crash-class failures (BACKEND_CRASHED, BACKEND_UNAVAILABLE) with `"stopPod": true` so RunPod replaces the worker.',
+  }),
+  JOB_TAKE_ERROR_DELAY_MS: integer({
+    default: 1_000,
+    min: 10,
+    max: 600_000,
+    description: 'First pause after a failed job-take (network error or unexpected status); doubles up to the maximum.',
+  }),
+  JOB_TAKE_ERROR_DELAY_MAX_MS: integer({
+    default: 30_000,
+    min: 10,
+    max: 600_000,
+    description: 'Longest pause between failed job-takes.',
+  }),
+  JOB_DONE_RETRIES: integer({
+    default: 5,
+    min: 0,
+    max: 100,
+    description:
+      'Retries of a job-done post on 5xx and network errors, with backoff; a result still unsent is logged with the job id.',
+  }),
+  JOB_DONE_RETRY_DELAY_MS: integer({
+    default: 1_000,
+    min: 1,
+    max: 600_000,
+    description: 'First pause before retrying a job-done post; doubles up to 10 times its value.',
+  }),
+  PROGRESS_POST_INTERVAL_MS: integer({
+    default: 2_000,
+    min: 0,
+    max: 600_000,
+    zeroMeans: 'no progress posts',
+    description: 'Least time between two progress posts of a job ({"status":"IN_PROGRESS","output":{...}}).',
+  }),
+  METRICS_LOG_INTERVAL_MS: integer({
+    default: 60_000,
+    min: 1_000,
+    max: 86_400_000,
+    description: 'While jobs run, a metrics summary line is logged this often (and once at shutdown).',
+  }),
   LOG_LEVEL: oneOf(['error', 'warn', 'info', 'debug'] as const, {
     default: 'info',
-    description: 'Least severe level written. RunPod names are accepted: WARNING means warn, TRACE means debug.',
-    aliases: { warning: 'warn', trace: 'debug' },
+    description:
+      "Least severe level written; when unset, RUNPOD_LOG_LEVEL or RUNPOD_DEBUG_LEVEL is read. RunPod names are accepted: WARNING means warn, TRACE means debug, NOTSET means error, and 0-5 are RunPod's level numbers.",
+    aliases: {
+      warning: 'warn',
+      trace: 'debug',
+      notset: 'error',
+      '0': 'error',
+      '1': 'debug',
+      '2': 'debug',
+      '3': 'info',
+      '4': 'warn',
+      '5': 'error',
+    },
   }),
   LOG_FORMAT: oneOf(['auto', 'json', 'runpod', 'text'] as const, {
     default: 'auto',
@@ -235,6 +312,47 @@ export const ConfigSchema = z.object({
   }),
   RUNPOD_ENDPOINT_ID: optionalText({
     description: "Set by RunPod on its workers; switches `auto` logging to RunPod's JSON line shape.",
+    rule: 'any text',
+  }),
+  RUNPOD_WEBHOOK_GET_JOB: optionalText({
+    description:
+      'Set by RunPod: the job-take URL (`$ID` is the worker id). When it is set and no test input is given, the worker runs its production job loop.',
+    rule: 'an http(s) URL template',
+    pattern: /^https?:\/\//,
+  }),
+  RUNPOD_WEBHOOK_POST_OUTPUT: optionalText({
+    description: 'Set by RunPod: the job-done URL (`$ID` is the job id, `$RUNPOD_POD_ID` the worker id).',
+    rule: 'an http(s) URL template',
+    pattern: /^https?:\/\//,
+  }),
+  RUNPOD_WEBHOOK_POST_STREAM: optionalText({
+    description: 'Set by RunPod: the URL for streamed partial outputs (same substitutions as job-done).',
+    rule: 'an http(s) URL template',
+    pattern: /^https?:\/\//,
+  }),
+  RUNPOD_WEBHOOK_PING: optionalText({
+    description:
+      'Set by RunPod: the heartbeat URL. Without it (or without RUNPOD_AI_API_KEY and RUNPOD_POD_ID) no heartbeat is sent.',
+    rule: 'an http(s) URL template',
+    pattern: /^https?:\/\//,
+  }),
+  RUNPOD_PING_INTERVAL: integer({
+    default: 10_000,
+    min: 100,
+    max: 3_600_000,
+    description: 'Set by RunPod: milliseconds between heartbeats.',
+  }),
+  RUNPOD_AI_API_KEY: optionalText({
+    description: 'Set by RunPod: sent as the raw Authorization header of every control-plane request. Never logged.',
+    rule: 'any text',
+    secret: true,
+  }),
+  RUNPOD_POD_ID: optionalText({
+    description: "Set by RunPod: this worker's id, substituted into the webhook URLs. A random id is used when unset.",
+    rule: 'any text',
+  }),
+  RUNPOD_POD_HOSTNAME: optionalText({
+    description: 'Set by RunPod: the host name, reported with internal errors.',
     rule: 'any text',
   }),
 });
@@ -259,9 +377,30 @@ export interface Config {
   modelRegistryWaitMs: number;
   jobTimeoutMs: number;
   progressPollIntervalMs: number;
+  concurrency: number;
+  refreshOnCrash: boolean;
+  jobTakeErrorDelayMs: number;
+  jobTakeErrorDelayMaxMs: number;
+  jobDoneRetries: number;
+  jobDoneRetryDelayMs: number;
+  progressPostIntervalMs: number;
+  metricsLogIntervalMs: number;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFormat: 'auto' | 'json' | 'runpod' | 'text';
   runpodEndpointId: string | undefined;
+  runpod: RunPodSettings;
+}
+
+/** What RunPod sets on a serverless worker. */
+export interface RunPodSettings {
+  getJobUrl: string | undefined;
+  postOutputUrl: string | undefined;
+  postStreamUrl: string | undefined;
+  pingUrl: string | undefined;
+  pingIntervalMs: number;
+  apiKey: string | undefined;
+  podId: string | undefined;
+  podHostname: string | undefined;
 }
 
 /** Thrown when the environment holds a bad value; its message lists every offending variable. */
@@ -286,8 +425,10 @@ function describeProblem(issue: z.core.$ZodIssue, env: Env): string {
  * config.readyTimeoutMs; // 900000
  */
 export function loadConfig(env: Env = process.env): Config {
-  const parsed = ConfigSchema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => describeProblem(issue, env)));
+  const levelFallback = env['RUNPOD_LOG_LEVEL'] || env['RUNPOD_DEBUG_LEVEL'];
+  const effective = isBlank(env['LOG_LEVEL']) && levelFallback ? { ...env, LOG_LEVEL: levelFallback } : env;
+  const parsed = ConfigSchema.safeParse(effective);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => describeProblem(issue, effective)));
   const v = parsed.data;
   const auth = v.A1111_API_AUTH;
   const colon = auth?.indexOf(':') ?? -1;
@@ -308,8 +449,26 @@ export function loadConfig(env: Env = process.env): Config {
     modelRegistryWaitMs: v.MODEL_REGISTRY_WAIT_MS,
     jobTimeoutMs: v.JOB_TIMEOUT_MS,
     progressPollIntervalMs: v.PROGRESS_POLL_INTERVAL_MS,
+    concurrency: v.WORKER_CONCURRENCY,
+    refreshOnCrash: v.WORKER_REFRESH_ON_CRASH,
+    jobTakeErrorDelayMs: v.JOB_TAKE_ERROR_DELAY_MS,
+    jobTakeErrorDelayMaxMs: Math.max(v.JOB_TAKE_ERROR_DELAY_MAX_MS, v.JOB_TAKE_ERROR_DELAY_MS),
+    jobDoneRetries: v.JOB_DONE_RETRIES,
+    jobDoneRetryDelayMs: v.JOB_DONE_RETRY_DELAY_MS,
+    progressPostIntervalMs: v.PROGRESS_POST_INTERVAL_MS,
+    metricsLogIntervalMs: v.METRICS_LOG_INTERVAL_MS,
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,
     runpodEndpointId: v.RUNPOD_ENDPOINT_ID,
+    runpod: {
+      getJobUrl: v.RUNPOD_WEBHOOK_GET_JOB,
+      postOutputUrl: v.RUNPOD_WEBHOOK_POST_OUTPUT,
+      postStreamUrl: v.RUNPOD_WEBHOOK_POST_STREAM,
+      pingUrl: v.RUNPOD_WEBHOOK_PING,
+      pingIntervalMs: v.RUNPOD_PING_INTERVAL,
+      apiKey: v.RUNPOD_AI_API_KEY,
+      podId: v.RUNPOD_POD_ID,
+      podHostname: v.RUNPOD_POD_HOSTNAME,
+    },
   };
 }

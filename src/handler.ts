@@ -17,6 +17,7 @@ import type { Txt2ImgResponse } from './a1111/schemas.js';
 import { type Config, loadConfig } from './config.js';
 import { type JobFailure, type JobPhase, toJobFailure } from './errors.js';
 import { type LiveJobMachine, provideJobActors } from './job/actors.js';
+import { GenerationLine } from './job/generation-line.js';
 import { A1111Catalog } from './job/verify.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
 
@@ -78,6 +79,8 @@ export interface JobRunnerDeps {
 export interface JobRunner {
   run(job: RunPodJob, options?: RunOptions): Promise<JobOutcome>;
   readonly machine: LiveJobMachine;
+  /** The worker's requests inside A1111, in its order. */
+  readonly line: GenerationLine;
 }
 
 type JobSnapshot = SnapshotFrom<LiveJobMachine>;
@@ -125,11 +128,12 @@ export function toRunPodResult(outcome: JobOutcome): RunPodResult {
  */
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const now = deps.now ?? (() => performance.now());
+  const line = new GenerationLine(deps.client, deps.log, deps.config.interruptSettleTimeoutMs);
   const machine = provideJobActors({
     client: deps.client,
     catalog: new A1111Catalog(deps.client),
+    line,
     log: deps.log,
-    interruptSettleTimeoutMs: deps.config.interruptSettleTimeoutMs,
   });
 
   async function run(job: RunPodJob, options: RunOptions = {}): Promise<JobOutcome> {
@@ -194,7 +198,8 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       actor.start();
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
-      output = await done;
+      // The job machine ends only with a JobOutput; the union comes from the setup it shares with readinessMachine.
+      output = (await done) as JobOutput;
     } catch (error) {
       // The machine handles every actor error; reaching this is a defect, reported rather than dropped.
       log.error('job machine failed', { error: error instanceof Error ? error.message : String(error) });
@@ -236,7 +241,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     return { ok: false, jobId: job.id, failure: output.failure, report };
   }
 
-  return { run, machine };
+  return { run, machine, line };
 }
 
 function describeAbort(signal: AbortSignal | undefined): string {

@@ -1,54 +1,31 @@
 #!/usr/bin/env node
 /**
- * The worker's command line.
+ * The worker's entry point. It picks a mode the way RunPod's Python runtime does (first match wins):
  *
- *   node dist/src/main.js [--test_input '<json>'] [--simulator] [--output-dir output]
+ * 1. `--rp_serve_api`: the local API on `--rp_api_host` (localhost) : `--rp_api_port` (8000), which the
+ *    official JS client `runpod-sdk` can drive.
+ * 2. `--test_input '<json>'`, or RUNPOD_WEBHOOK_GET_JOB unset: one job from the flag or
+ *    ./test_input.json; exit 0 on success, 1 on failure.
+ * 3. Otherwise production: the RunPod job loop.
  *
- * Runs one job, RunPod's "test input" way: the job comes from `--test_input` or ./test_input.json
- * (`{"input": {...}}`), its images are written to `<output-dir>/<job id>/`, the result is printed, and
- * the exit code is 0 on success and 1 on failure. With `--simulator` the worker first starts the
- * embedded A1111 SIMULATOR (no GPU, test-pattern images) and points A1111_BASE_URL at it.
+ * `--rp_log_level LEVEL` overrides LOG_LEVEL. `--simulator` first starts the embedded A1111 SIMULATOR
+ * (test-pattern images, no GPU) and points A1111_BASE_URL at it; `--output-dir` sets where test-input
+ * mode writes images (default ./output).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { ProgressUpdate } from '../machines/job.types.js';
 import { createA1111Client } from './a1111/client.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { createJobRunner, type JobOutcome, type RunPodJob, toRunPodResult } from './handler.js';
+import { errorFields } from './errors.js';
+import { createJobRunner } from './handler.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
+import { LocalApi } from './runpod/local-api.js';
+import { runTestInput, UsageError } from './runpod/test-input.js';
+import { WorkerLoop } from './runpod/worker-loop.js';
 
 const SIMULATOR_SCRIPT = fileURLToPath(new URL('./simulator/main.js', import.meta.url));
-
-class UsageError extends Error {}
-
-/** Reads the job: `--test_input` (a JSON string) wins over ./test_input.json, as in RunPod's runtime. */
-async function readTestJob(testInput: string | undefined): Promise<RunPodJob> {
-  let text = testInput;
-  let source = '--test_input';
-  if (text === undefined) {
-    source = path.resolve('test_input.json');
-    try {
-      text = await readFile(source, 'utf8');
-    } catch {
-      throw new UsageError(`no job to run: pass --test_input '<json>' or create ${source}`);
-    }
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || !('input' in parsed)) {
-    throw new UsageError(`${source} must be an object with an "input" key, like {"input": {"prompt": "..."}}`);
-  }
-  const job = parsed as { id?: unknown; input: unknown };
-  return { id: typeof job.id === 'string' && job.id !== '' ? job.id : 'local_test', input: job.input };
-}
 
 /** Starts the simulator as its own process and resolves with its URL (before it finishes booting). */
 async function startSimulator(log: Logger): Promise<{ url: string; child: ChildProcess }> {
@@ -72,87 +49,107 @@ async function startSimulator(log: Logger): Promise<{ url: string; child: ChildP
   return { url, child };
 }
 
-function progressReporter(log: Logger): (update: ProgressUpdate) => void {
-  if (process.stderr.isTTY) {
-    return (update) => {
-      const width = 30;
-      const filled = Math.round(update.progress * width);
-      process.stderr.write(
-        `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(update.progress * 100)}%  step ${update.step}/${update.steps}  eta ${update.etaSeconds}s `,
-      );
-    };
-  }
-  return (update) => log.debug('progress', { ...update });
-}
-
-/** Writes the images of a successful job to disk and a result.json with file names in place of base64. */
-async function writeOutputs(outcome: JobOutcome, outputDir: string): Promise<string[]> {
-  const dir = path.resolve(outputDir, outcome.jobId);
-  await mkdir(dir, { recursive: true });
-  if (!outcome.ok) {
-    await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(toRunPodResult(outcome), null, 2)}\n`);
-    return [];
-  }
-  const files: string[] = [];
-  for (const [index, image] of outcome.output.images.entries()) {
-    const file = path.join(dir, `image-${index}.png`);
-    await writeFile(file, Buffer.from(image, 'base64'));
-    files.push(file);
-  }
-  const summary = { ...outcome.output, images: files.map((file) => path.relative(process.cwd(), file)) };
-  await writeFile(path.join(dir, 'result.json'), `${JSON.stringify({ output: summary }, null, 2)}\n`);
-  return files;
-}
-
-async function main(): Promise<number> {
+function parseFlags() {
   const { values } = parseArgs({
     strict: false,
     options: {
       test_input: { type: 'string' },
+      rp_serve_api: { type: 'boolean' },
+      rp_api_host: { type: 'string' },
+      rp_api_port: { type: 'string' },
+      rp_log_level: { type: 'string' },
       simulator: { type: 'boolean' },
       'output-dir': { type: 'string' },
     },
   });
+  const text = (key: string) => (typeof values[key] === 'string' ? (values[key] as string) : undefined);
+  return {
+    testInput: text('test_input'),
+    serveApi: values['rp_serve_api'] === true,
+    apiHost: text('rp_api_host') ?? 'localhost',
+    apiPort: text('rp_api_port') ?? '8000',
+    logLevel: text('rp_log_level'),
+    simulator: values['simulator'] === true,
+    outputDir: text('output-dir') ?? 'output',
+  };
+}
+
+/** Calls `onFirst` on the first SIGTERM/SIGINT and exits at once on the second. */
+function onSignals(log: Logger, onFirst: (signal: string) => void): void {
+  let received = 0;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      received++;
+      if (received > 1) {
+        log.warn(`${signal} received again; exiting now`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      log.info(`${signal} received; finishing the running jobs (send it again to exit at once)`);
+      onFirst(signal);
+    });
+  }
+}
+
+async function main(): Promise<number> {
+  const flags = parseFlags();
   let config: Config;
   try {
-    config = loadConfig();
+    config = loadConfig(flags.logLevel ? { ...process.env, LOG_LEVEL: flags.logLevel } : process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
+      process.stderr.write(
+        `${error.message.replace('LOG_LEVEL=', flags.logLevel ? '--rp_log_level ' : 'LOG_LEVEL=')}\n`,
+      );
       return 1;
     }
     throw error;
   }
   const log = createLoggerFromConfig(config);
+  if (flags.logLevel) log.info(`Log level set to ${config.logLevel}`);
   let simulator: ChildProcess | undefined;
   try {
-    const job = await readTestJob(typeof values.test_input === 'string' ? values.test_input : undefined);
-    if (values.simulator === true) {
+    if (flags.simulator) {
       const started = await startSimulator(log);
       simulator = started.child;
       config = { ...config, a1111BaseUrl: started.url };
     }
     const client = createA1111Client(config, log);
     const runner = createJobRunner({ config, log, client });
-    const outcome = await runner.run(job, { onProgress: progressReporter(log) });
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    client.close();
-    const files = await writeOutputs(
-      outcome,
-      typeof values['output-dir'] === 'string' ? values['output-dir'] : 'output',
-    );
-    if (outcome.ok) {
-      log.info(`Job ${job.id} completed successfully`, { images: files.map((f) => path.relative(process.cwd(), f)) });
-      return 0;
+    try {
+      if (flags.serveApi) {
+        const port = Number(flags.apiPort);
+        if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+          throw new UsageError(`--rp_api_port ${JSON.stringify(flags.apiPort)} must be a port number from 0 to 65535`);
+        }
+        const api = new LocalApi({ config, log, runner });
+        const url = await api.listen(flags.apiHost, port);
+        log.info(`Local API listening on ${url}; point runpod-sdk's baseUrl at ${url}/v2`, { url });
+        await new Promise<void>((resolve) => onSignals(log, () => resolve()));
+        await api.close();
+        return 0;
+      }
+      if (flags.testInput !== undefined || !config.runpod.getJobUrl) {
+        const controller = new AbortController();
+        onSignals(log, (signal) => controller.abort(`${signal} received`));
+        return await runTestInput(runner, log, {
+          testInput: flags.testInput,
+          outputDir: flags.outputDir,
+          signal: controller.signal,
+        });
+      }
+      const loop = new WorkerLoop({ config, log, client, runner });
+      onSignals(log, (signal) => loop.shutdown(`${signal} received`));
+      return await loop.run();
+    } finally {
+      client.close();
     }
-    log.error(`Job ${job.id} failed`, { error: toRunPodResult(outcome) });
-    return 1;
   } catch (error) {
     if (error instanceof UsageError) {
       log.error(error.message);
       return 1;
     }
-    throw error;
+    log.error('the worker failed', errorFields(error));
+    return 1;
   } finally {
     simulator?.kill('SIGTERM');
   }

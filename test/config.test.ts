@@ -32,9 +32,27 @@ describe('configuration from the environment', () => {
       modelRegistryWaitMs: 3_000,
       jobTimeoutMs: 0,
       progressPollIntervalMs: 1_000,
+      concurrency: 1,
+      refreshOnCrash: true,
+      jobTakeErrorDelayMs: 1_000,
+      jobTakeErrorDelayMaxMs: 30_000,
+      jobDoneRetries: 5,
+      jobDoneRetryDelayMs: 1_000,
+      progressPostIntervalMs: 2_000,
+      metricsLogIntervalMs: 60_000,
       logLevel: 'info',
       logFormat: 'auto',
       runpodEndpointId: undefined,
+      runpod: {
+        getJobUrl: undefined,
+        postOutputUrl: undefined,
+        postStreamUrl: undefined,
+        pingUrl: undefined,
+        pingIntervalMs: 10_000,
+        apiKey: undefined,
+        podId: undefined,
+        podHostname: undefined,
+      },
     });
   });
 
@@ -51,6 +69,10 @@ describe('configuration from the environment', () => {
       'A1111_READY_TIMEOUT_MS="-5": must be a whole number from 0 to 86400000 (0 = wait forever)',
       'LOG_LEVEL="loud": must be one of error, warn, info, debug (any case)',
     ]);
+    expect(problemsOf({ WORKER_CONCURRENCY: '0', WORKER_REFRESH_ON_CRASH: 'maybe' })).toEqual([
+      'WORKER_CONCURRENCY="0": must be a whole number from 1 to 16',
+      'WORKER_REFRESH_ON_CRASH="maybe": must be true or false (also 1/0, yes/no)',
+    ]);
     try {
       loadConfig({ LOG_LEVEL: 'loud' });
     } catch (error) {
@@ -60,7 +82,10 @@ describe('configuration from the environment', () => {
     }
   });
 
-  it('accepts RunPod’s level names, WARNING included', () => {
+  it('accepts RunPod’s level names, WARNING included, and falls back to RUNPOD_LOG_LEVEL', () => {
+    expect(loadConfig({ RUNPOD_LOG_LEVEL: 'WARN' }).logLevel).toBe('warn');
+    expect(loadConfig({ RUNPOD_DEBUG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
+    expect(loadConfig({ LOG_LEVEL: 'error', RUNPOD_LOG_LEVEL: 'DEBUG' }).logLevel).toBe('error');
     expect(loadConfig({ LOG_LEVEL: 'WARNING' }).logLevel).toBe('warn');
     expect(loadConfig({ LOG_LEVEL: 'TRACE' }).logLevel).toBe('debug');
     expect(loadConfig({ LOG_LEVEL: 'ERROR' }).logLevel).toBe('error');

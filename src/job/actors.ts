@@ -3,7 +3,6 @@
  * implementation here, built from the worker's A1111 client. Every actor passes the machine's abort
  * signal to its HTTP calls, so leaving a state (deadline, cancel) stops its request.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fromCallback, fromPromise } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
 import type {
@@ -17,15 +16,16 @@ import type { A1111Client } from '../a1111/client.js';
 import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { GenerationLine } from './generation-line.js';
 import { prepareJob } from './prepare.js';
 import { type A1111Catalog, verifyModels } from './verify.js';
 
 export interface JobActorDeps {
   client: A1111Client;
   catalog: A1111Catalog;
+  /** The worker's view of A1111's generation queue, shared by all its jobs. */
+  line: GenerationLine;
   log: Logger;
-  /** How long to wait for A1111 to report itself idle after an interrupt. */
-  interruptSettleTimeoutMs: number;
 }
 
 /** A progress reading in the worker's terms. */
@@ -41,27 +41,11 @@ export function toProgressUpdate(progress: Progress): ProgressUpdate {
   };
 }
 
-/** POST /interrupt, then wait until A1111 says no job is running (bounded), so the GPU is free. */
-async function interruptAndSettle(deps: JobActorDeps, reason: ErrorCode, signal: AbortSignal): Promise<void> {
-  await deps.client.interrupt(signal);
-  deps.log.info('sent POST /sdapi/v1/interrupt to A1111', { reason });
-  const deadline = Date.now() + deps.interruptSettleTimeoutMs;
-  while (Date.now() < deadline) {
-    const progress = await deps.client.getProgress(signal);
-    if (progress.state.job_count === 0) return;
-    await sleep(100, undefined, { signal });
-  }
-  throw new WorkerError(
-    'BACKEND_TIMEOUT',
-    `A1111 still reported a running job ${deps.interruptSettleTimeoutMs} ms after the interrupt`,
-  );
-}
-
 /**
  * The job machine with every actor implemented. Build it once per worker; each job creates its own actor.
  *
  * @example
- * const machine = provideJobActors({ client, catalog, log, interruptSettleTimeoutMs: 10_000 });
+ * const machine = provideJobActors({ client, catalog, line, log });
  * const actor = createActor(machine, { input: { jobId, input, settings } }).start();
  */
 export function provideJobActors(deps: JobActorDeps) {
@@ -83,17 +67,21 @@ export function provideJobActors(deps: JobActorDeps) {
           'A1111 has no POST /sdapi/v1/txt2img route yet (GET there answers 404, not 405): its API is not mounted',
         );
       }),
-      txt2img: fromPromise<Txt2ImgResponse, { request: Txt2ImgRequest }>(({ input, signal }) =>
-        client.txt2img(input.request, signal),
+      txt2img: fromPromise<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(({ input, signal }) =>
+        deps.line.submit(input.jobId, input.request, signal),
       ),
-      watchProgress: fromCallback<JobEvent, { intervalMs: number }>(({ input, sendBack }) => {
+      watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(({ input, sendBack }) => {
         if (input.intervalMs <= 0) return () => undefined;
         const controller = new AbortController();
         let timer: NodeJS.Timeout | undefined;
         const poll = async () => {
           try {
-            const progress = await client.getProgress(controller.signal);
-            if (progress.state.job_count > 0) sendBack({ type: 'a1111.progress', update: toProgressUpdate(progress) });
+            // While another job's request is ahead in A1111's queue, the reading is that job's.
+            if (deps.line.isGenerating(input.jobId)) {
+              const progress = await client.getProgress(controller.signal);
+              if (progress.state.job_count > 0)
+                sendBack({ type: 'a1111.progress', update: toProgressUpdate(progress) });
+            }
           } catch (error) {
             if (!controller.signal.aborted) log.debug('progress poll failed', errorFields(error));
           }
@@ -105,9 +93,10 @@ export function provideJobActors(deps: JobActorDeps) {
           clearTimeout(timer);
         };
       }),
-      interruptBackend: fromPromise<void, { reason: ErrorCode }>(({ input, signal }) =>
-        interruptAndSettle(deps, input.reason, signal),
-      ),
+      interruptBackend: fromPromise<void, { jobId: string; reason: ErrorCode }>(async ({ input }) => {
+        const { outcome } = await deps.line.interrupt(input.jobId);
+        log.child({ jobId: input.jobId }).debug('interrupt', { reason: input.reason, outcome });
+      }),
     },
   });
 }

@@ -101,6 +101,7 @@ export class WebUiEngine {
   readonly rejectedSamplers = new Set<string>();
   /** Generations that finished, were interrupted or crashed: [start, end] in ms since epoch. */
   readonly generations: { startedAt: number; endedAt: number; interrupted: boolean }[] = [];
+  private generationWaiters: { count: number; resolve: () => void }[] = [];
 
   constructor(
     readonly checkpoints: CheckpointRegistry,
@@ -119,6 +120,12 @@ export class WebUiEngine {
     const ms = this.hooks.modelLoadMs();
     if (ms > 0) await sleep(ms);
     this.loaded = item;
+  }
+
+  /** Resolves once `count` generations have ended. */
+  generationsEnded(count: number): Promise<void> {
+    if (this.generations.length >= count) return Promise.resolve();
+    return new Promise((resolve) => this.generationWaiters.push({ count, resolve }));
   }
 
   get busy(): boolean {
@@ -255,6 +262,9 @@ export class WebUiEngine {
     } finally {
       const endedAt = Date.now();
       this.generations.push({ startedAt, endedAt, interrupted });
+      const ready = this.generationWaiters.filter((w) => this.generations.length >= w.count);
+      this.generationWaiters = this.generationWaiters.filter((w) => !ready.includes(w));
+      for (const waiter of ready) waiter.resolve();
       this.state = { ...this.state, job: '', job_count: 0, interrupted: false, skipped: false };
     }
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
-import type { JobEmitted, JobSettings, PreparedJob, VerifiedJob } from '../../machines/job.types.js';
+import type { JobEmitted, JobOutput, JobSettings, PreparedJob, VerifiedJob } from '../../machines/job.types.js';
 import type { SdModel, Txt2ImgResponse } from '../../src/a1111/schemas.js';
 import { WorkerError } from '../../src/errors.js';
 
@@ -215,7 +215,7 @@ describe('postDownloadStabilizing', () => {
     await waitFor(actor, (s) => s.matches({ postDownloadStabilizing: 'settling' }));
     clock.increment(3_000);
     await waitFor(actor, (s) => s.status === 'done');
-    const output = actor.getSnapshot().output;
+    const output = actor.getSnapshot().output as JobOutput | undefined;
     expect(output?.status).toBe('succeeded');
     expect(output?.notes.join('\n')).toMatch(/refresh-checkpoints failed \(refresh broke\); going on/);
     expect(output?.notes.join('\n')).toMatch(

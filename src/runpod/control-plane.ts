@@ -1,0 +1,213 @@
+/**
+ * HTTP to RunPod's control plane: job-take (single and batch), job-done, stream posts and the stop
+ * channel, with the headers RunPod's own runtime sends (a raw `Authorization`, `X-Request-ID` per
+ * request, the job-done body as JSON under a form content type).
+ *
+ * Statuses are interpreted here, retries are not (the job loop decides how long to wait), except for
+ * job-done, whose contract is "posted exactly once from the worker's side": it is retried on 5xx and
+ * network errors with backoff, and a result whose retries all fail is reported to the caller.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import axios, { type AxiosInstance, isAxiosError } from 'axios';
+import type { RunPodJob } from '../handler.js';
+import { USER_AGENT } from '../version.js';
+import type { RunPodUrls } from './urls.js';
+
+/** RunPod answered 429: wait before asking again. */
+export class ThrottledError extends Error {
+  override readonly name = 'ThrottledError';
+}
+
+/** RunPod answered with a status the protocol does not expect. */
+export class ControlPlaneError extends Error {
+  override readonly name = 'ControlPlaneError';
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface TakenJobs {
+  jobs: RunPodJob[];
+  /** Items without an id or without an input: logged, and answered when they have an id. */
+  malformed: { id: string | undefined; raw: unknown; reason: string }[];
+}
+
+export interface ControlPlaneOptions {
+  urls: RunPodUrls;
+  apiKey: string | undefined;
+  /** How long a job-take or stop long-poll may stay open (RunPod's runtime uses 90 s). */
+  longPollTimeoutMs: number;
+}
+
+export interface PostOutcome {
+  ok: boolean;
+  attempts: number;
+  status?: number;
+  error?: string;
+}
+
+function describe(error: unknown): string {
+  if (isAxiosError(error)) return error.code ? `${error.code} ${error.message}` : error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function classifyItem(item: unknown): {
+  job?: RunPodJob;
+  problem?: { id: string | undefined; raw: unknown; reason: string };
+} {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    return { problem: { id: undefined, raw: item, reason: 'the job is not an object' } };
+  }
+  const record = item as Record<string, unknown>;
+  const id = typeof record['id'] === 'string' && record['id'] !== '' ? record['id'] : undefined;
+  if (!id) return { problem: { id: undefined, raw: item, reason: 'the job has no id' } };
+  if (!('input' in record)) return { problem: { id, raw: item, reason: 'the job has no input' } };
+  return { job: { ...record, id, input: record['input'] } as RunPodJob };
+}
+
+export class ControlPlane {
+  private readonly http: AxiosInstance;
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    this.http = axios.create({
+      httpAgent: new http.Agent({ keepAlive: true }),
+      httpsAgent: new https.Agent({ keepAlive: true }),
+      validateStatus: () => true,
+      responseType: 'text',
+      transformResponse: [(data: unknown) => data],
+      maxBodyLength: Number.POSITIVE_INFINITY,
+      maxContentLength: Number.POSITIVE_INFINITY,
+      headers: {
+        'User-Agent': USER_AGENT,
+        'Accept-Encoding': 'gzip, deflate',
+        ...(options.apiKey ? { Authorization: options.apiKey } : {}),
+      },
+    });
+  }
+
+  /**
+   * One job-take long-poll for up to `count` jobs. Resolves with the jobs (none on 204, 400 and empty
+   * or non-JSON answers); rejects with ThrottledError on 429 and ControlPlaneError on other statuses.
+   */
+  async takeJobs(count: number, jobInProgress: boolean, signal?: AbortSignal): Promise<TakenJobs> {
+    const url = this.options.urls.jobTake(count, jobInProgress);
+    const response = await this.http.get<string>(url, {
+      timeout: this.options.longPollTimeoutMs,
+      headers: { 'Content-Type': 'application/json' },
+      ...(signal ? { signal } : {}),
+    });
+    const none: TakenJobs = { jobs: [], malformed: [] };
+    if (response.status === 204 || response.status === 400) return none;
+    if (response.status === 429) throw new ThrottledError('RunPod answered 429 Too Many Requests to job-take');
+    if (response.status < 200 || response.status >= 300) {
+      throw new ControlPlaneError(response.status, String(response.data ?? ''), `job-take answered ${response.status}`);
+    }
+    const text = String(response.data ?? '');
+    if (text.trim() === '' || !/json/i.test(String(response.headers['content-type'] ?? ''))) return none;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return {
+        jobs: [],
+        malformed: [{ id: undefined, raw: text.slice(0, 500), reason: 'the job-take body is not JSON' }],
+      };
+    }
+    const items = Array.isArray(parsed) ? parsed : [parsed];
+    const taken: TakenJobs = { jobs: [], malformed: [] };
+    for (const item of items) {
+      const { job, problem } = classifyItem(item);
+      if (job) taken.jobs.push(job);
+      if (problem) taken.malformed.push(problem);
+    }
+    return taken;
+  }
+
+  /**
+   * Posts a job's final result (or a progress update) to job-done. `body` is the JSON text, encoded
+   * once by the caller. Retries on 5xx and network errors; 4xx is final.
+   */
+  async postJobDone(
+    jobId: string,
+    body: string,
+    options: { isStream?: boolean; retries: number; retryDelayMs: number; signal?: AbortSignal },
+  ): Promise<PostOutcome> {
+    return this.post(this.options.urls.jobDone(jobId, options.isStream ?? false), jobId, body, options);
+  }
+
+  /** Posts a partial output to the stream URL; `{ ok: false }` without one. */
+  async postStream(
+    jobId: string,
+    body: string,
+    options: { retries: number; retryDelayMs: number },
+  ): Promise<PostOutcome> {
+    const url = this.options.urls.stream(jobId);
+    if (!url) return { ok: false, attempts: 0, error: 'RUNPOD_WEBHOOK_POST_STREAM is not set' };
+    return this.post(url, jobId, body, options);
+  }
+
+  private async post(
+    url: string,
+    jobId: string,
+    body: string,
+    options: { retries: number; retryDelayMs: number; signal?: AbortSignal },
+  ): Promise<PostOutcome> {
+    let outcome: PostOutcome = { ok: false, attempts: 0 };
+    for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
+      if (attempt > 1) await sleep(Math.min(options.retryDelayMs * 2 ** (attempt - 2), options.retryDelayMs * 10));
+      try {
+        const response = await this.http.post(url, body, {
+          headers: {
+            // What RunPod's runtime sends: a JSON body under a form content type.
+            'Content-Type': 'application/x-www-form-urlencoded',
+            charset: 'utf-8',
+            'X-Request-ID': jobId,
+          },
+          timeout: 600_000,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        outcome = { ok: response.status >= 200 && response.status < 300, attempts: attempt, status: response.status };
+        if (outcome.ok || response.status < 500) return outcome;
+        outcome.error = `HTTP ${response.status}`;
+      } catch (error) {
+        outcome = { ok: false, attempts: attempt, error: describe(error) };
+        if (options.signal?.aborted) return outcome;
+      }
+    }
+    return outcome;
+  }
+
+  /** One stop-channel long-poll: the ids of jobs RunPod wants stopped. */
+  async pollStop(signal?: AbortSignal): Promise<string[]> {
+    const url = this.options.urls.jobStop();
+    if (!url) return [];
+    const response = await this.http.get<string>(url, {
+      timeout: this.options.longPollTimeoutMs,
+      ...(signal ? { signal } : {}),
+    });
+    if (response.status === 204) return [];
+    if (response.status === 429) throw new ThrottledError('RunPod answered 429 Too Many Requests to job-stop');
+    if (response.status < 200 || response.status >= 300) {
+      throw new ControlPlaneError(response.status, String(response.data ?? ''), `job-stop answered ${response.status}`);
+    }
+    try {
+      const parsed = JSON.parse(String(response.data ?? '')) as { jobsToStop?: unknown };
+      return Array.isArray(parsed.jobsToStop)
+        ? parsed.jobsToStop.filter((id): id is string => typeof id === 'string')
+        : [];
+    } catch {
+      return [];
+    }
+  }
+
+  close(): void {
+    (this.http.defaults.httpAgent as http.Agent).destroy();
+    (this.http.defaults.httpsAgent as https.Agent).destroy();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The heartbeat loop: GET the ping URL every interval with the ids of the jobs in progress.
+ *
+ * Contract: pings keep their cadence whatever the job loop is doing. The loop runs in a worker thread
+ * (see heartbeat.ts), so parsing and posting a 25 MB result on the main thread cannot delay it, and it
+ * keeps a fixed schedule (a slow ping does not push the next one back; a tick whose previous ping is
+ * still in flight is skipped rather than piled up).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { withQuery } from './urls.js';
+
+export interface HeartbeatOptions {
+  /** The ping URL with the worker id substituted, without the query the loop adds. */
+  url: string;
+  intervalMs: number;
+  apiKey: string;
+  version: string;
+  userAgent: string;
+}
+
+/** Messages from the loop to its owner. */
+export type HeartbeatReport = { type: 'sent'; status: number; jobIds: string[] } | { type: 'failed'; error: string };
+
+export interface HeartbeatLoop {
+  setJobIds(ids: readonly string[]): void;
+  stop(): void;
+}
+
+function ping(url: string, options: HeartbeatOptions): Promise<number> {
+  const client = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.get(
+      url,
+      {
+        headers: { Authorization: options.apiKey, 'User-Agent': options.userAgent },
+        timeout: options.intervalMs * 2,
+      },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${options.intervalMs * 2} ms`)));
+    request.on('error', reject);
+  });
+}
+
+export function startHeartbeatLoop(
+  options: HeartbeatOptions,
+  report: (message: HeartbeatReport) => void,
+): HeartbeatLoop {
+  let jobIds: string[] = [];
+  let inFlight = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const startedAt = Date.now();
+  let tick = 0;
+
+  const beat = () => {
+    if (stopped) return;
+    if (!inFlight) {
+      inFlight = true;
+      const ids = jobIds;
+      const url = withQuery(options.url, {
+        job_id: ids.length > 0 ? ids.join(',') : undefined,
+        runpod_version: options.version,
+      });
+      ping(url, options)
+        .then((status) => report({ type: 'sent', status, jobIds: ids }))
+        .catch((error: unknown) =>
+          report({ type: 'failed', error: error instanceof Error ? error.message : String(error) }),
+        )
+        .finally(() => {
+          inFlight = false;
+        });
+    }
+    tick++;
+    timer = setTimeout(beat, Math.max(0, startedAt + tick * options.intervalMs - Date.now()));
+  };
+  beat();
+
+  return {
+    setJobIds(ids) {
+      jobIds = [...ids];
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}

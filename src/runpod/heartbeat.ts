@@ -1,0 +1,53 @@
+/**
+ * Starts the heartbeat in a worker thread, so its cadence does not depend on the main event loop
+ * (RunPod kills workers whose pings stop). When the compiled thread file is not there, as when the
+ * sources run under a test runner, the same loop runs on the main thread.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { errorFields } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type HeartbeatOptions, type HeartbeatReport, startHeartbeatLoop } from './heartbeat-loop.js';
+
+export interface Heartbeat {
+  /** The jobs this worker holds; sent with every ping from now on. */
+  setJobIds(ids: readonly string[]): void;
+  stop(): Promise<void>;
+}
+
+export function startHeartbeat(options: HeartbeatOptions, log: Logger): Heartbeat {
+  let failures = 0;
+  const onReport = (report: HeartbeatReport) => {
+    if (report.type === 'sent') {
+      if (failures > 0) log.info('heartbeat restored', { afterFailures: failures });
+      failures = 0;
+      log.debug('heartbeat sent', { status: report.status, jobIds: report.jobIds.join(',') });
+    } else {
+      failures++;
+      // The first failure and then every tenth, so a dead control plane does not flood the log.
+      if (failures === 1 || failures % 10 === 0) log.error('heartbeat failed', { error: report.error, failures });
+    }
+  };
+
+  const threadFile = fileURLToPath(new URL('./heartbeat-thread.js', import.meta.url));
+  if (!existsSync(threadFile)) {
+    const loop = startHeartbeatLoop(options, onReport);
+    return {
+      setJobIds: (ids) => loop.setJobIds(ids),
+      stop: async () => loop.stop(),
+    };
+  }
+
+  const worker = new Worker(threadFile, { workerData: options });
+  worker.unref();
+  worker.on('message', onReport);
+  worker.on('error', (error) => log.error('heartbeat thread failed', errorFields(error)));
+  return {
+    setJobIds: (ids) => worker.postMessage({ jobIds: [...ids] }),
+    stop: async () => {
+      worker.postMessage({ stop: true });
+      await worker.terminate();
+    },
+  };
+}

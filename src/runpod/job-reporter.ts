@@ -1,0 +1,110 @@
+/**
+ * Everything a job tells RunPod, in order: throttled progress posts while A1111 generates, and then
+ * the final result, exactly once.
+ *
+ * Contract: progress posts of a job go out one at a time; once `finish` is called no progress post is
+ * started, and the final post waits for one already on the wire. A late progress post therefore can
+ * never overwrite the final state (the race of RunPod's Python runtime, runpod-python#250).
+ */
+import type { ProgressUpdate } from '../../machines/job.types.js';
+import type { Logger } from '../log.js';
+import type { ControlPlane, PostOutcome } from './control-plane.js';
+
+export interface ReporterOptions {
+  /** Least time between two progress posts; 0 disables them. */
+  progressIntervalMs: number;
+  retries: number;
+  retryDelayMs: number;
+  /** Also post each progress reading to the stream URL, for /stream readers. */
+  streamProgress: boolean;
+}
+
+/** The progress a client sees as the job's output while it is IN_PROGRESS. */
+export function progressOutput(update: ProgressUpdate): Record<string, unknown> {
+  return {
+    progress: update.progress,
+    step: update.step,
+    steps: update.steps,
+    eta_seconds: update.etaSeconds,
+    batch: update.jobNo + 1,
+    batches: update.jobCount,
+  };
+}
+
+export class JobReporter {
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private lastPostAt = Number.NEGATIVE_INFINITY;
+  private pending: ProgressUpdate | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private finished: Promise<PostOutcome> | null = null;
+  /** Progress posts sent, for the log and the tests. */
+  progressPosts = 0;
+
+  constructor(
+    private readonly jobId: string,
+    private readonly plane: ControlPlane,
+    private readonly options: ReporterOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Takes a progress reading; it is posted now, or later as the latest reading, or never once finished. */
+  progress(update: ProgressUpdate): void {
+    if (this.closed || this.options.progressIntervalMs <= 0) return;
+    this.pending = update;
+    if (this.timer) return;
+    const wait = Math.max(0, this.lastPostAt + this.options.progressIntervalMs - Date.now());
+    this.timer = setTimeout(() => this.flushProgress(), wait);
+  }
+
+  private flushProgress(): void {
+    this.timer = undefined;
+    const update = this.pending;
+    this.pending = null;
+    if (this.closed || !update) return;
+    this.lastPostAt = Date.now();
+    const output = progressOutput(update);
+    this.chain = this.chain.then(async () => {
+      if (this.closed) return;
+      const done = await this.plane.postJobDone(this.jobId, JSON.stringify({ status: 'IN_PROGRESS', output }), {
+        retries: 0,
+        retryDelayMs: 0,
+      });
+      this.progressPosts++;
+      if (!done.ok) this.log.debug('progress post failed', { status: done.status, error: done.error });
+      if (this.options.streamProgress && !this.closed) {
+        await this.plane.postStream(this.jobId, JSON.stringify({ output }), { retries: 0, retryDelayMs: 0 });
+      }
+    });
+  }
+
+  /**
+   * Posts the final result once; later calls return the first call's outcome. Resolves when RunPod
+   * has it or every retry failed (then the failure is logged with the job id and the body's size).
+   */
+  finish(result: object): Promise<PostOutcome> {
+    if (this.finished) return this.finished;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.pending = null;
+    const body = JSON.stringify(result);
+    this.finished = this.chain.then(async () => {
+      const outcome = await this.plane.postJobDone(this.jobId, body, {
+        retries: this.options.retries,
+        retryDelayMs: this.options.retryDelayMs,
+      });
+      if (outcome.ok) {
+        this.log.debug('result posted', { bytes: body.length, attempts: outcome.attempts });
+      } else {
+        this.log.error('failed to post the job result to RunPod; it is lost', {
+          bytes: body.length,
+          attempts: outcome.attempts,
+          status: outcome.status,
+          error: outcome.error,
+        });
+      }
+      return outcome;
+    });
+    return this.finished;
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The production worker's life around its jobs: heartbeat, stop channel, signals, concurrency and
+ * crash-class failures. Built entry point, real processes, real HTTP on 127.0.0.1.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeRunPod } from '../support/fake-runpod.js';
+import { simulator } from '../support/simulator.js';
+import { startWorker } from '../support/worker-process.js';
+
+const planes: FakeRunPod[] = [];
+afterEach(async () => {
+  await Promise.all(planes.splice(0).map((plane) => plane.close()));
+});
+
+async function plane(): Promise<FakeRunPod> {
+  const fake = new FakeRunPod();
+  planes.push(fake);
+  await fake.start();
+  return fake;
+}
+
+const job = (id: string, input: Record<string, unknown> = {}) => ({
+  id,
+  input: { prompt: 'a lighthouse', steps: 3, seed: 8, width: 128, height: 128, ...input },
+});
+
+describe('the heartbeat', () => {
+  it('keeps its cadence and names the running job, while a large result is parsed and posted', async () => {
+    const sim = await simulator({ stepDelayMs: 10 });
+    const runpod = await plane();
+    // 8 × 1024×1024 PNGs: about 25 MB of base64 for the worker to parse, re-encode and post.
+    runpod.enqueue(job('job-large', { width: 1024, height: 1024, batch_size: 8, steps: 150 }));
+    const worker = startWorker({ ...runpod.env({ RUNPOD_PING_INTERVAL: '200' }), A1111_BASE_URL: sim.url });
+
+    const done = await runpod.waitFor((r) => r.kind === 'job-done' && !r.body.startsWith('{"status"'), 60_000);
+    await runpod.waitFor((r) => r.kind === 'ping' && r.at > done.at + 400);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+
+    expect(done.body.length).toBeGreaterThan(20_000_000);
+    const pings = runpod.of('ping');
+    const first = pings[0]!;
+    expect(first.url).toMatch(/^\/v2\/test-ep\/ping\/pod-1\?gpu=NVIDIA\+TEST&runpod_version=\d+\.\d+\.\d+$/);
+    expect(first.headers['authorization']).toBe('test-api-key');
+    const during = pings.filter((p) => p.query.get('job_id') === 'job-large');
+    expect(during.length).toBeGreaterThan(3);
+    const gaps = pings.slice(1).map((p, i) => p.at - pings[i]!.at);
+    // 200 ms apart; generous bounds for a busy 2-core machine, far below what a blocked loop would show.
+    expect(Math.max(...gaps)).toBeLessThan(800);
+    expect(pings.filter((p) => p.at > done.at + 100).every((p) => !p.query.has('job_id'))).toBe(true);
+  });
+});
+
+describe('the stop channel', () => {
+  it('cancels a running job: A1111 is interrupted and CANCELLED is posted', async () => {
+    const sim = await simulator({ stepDelayMs: 30 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-stop', { steps: 300 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-stop' && r.body.startsWith('{"status"'));
+    runpod.stop('job-stop');
+    const result = await runpod.waitFor(
+      (r) => r.kind === 'job-done' && r.jobId === 'job-stop' && r.body.startsWith('{"error"'),
+    );
+
+    expect(JSON.parse(JSON.parse(result.body).error)).toMatchObject({ code: 'CANCELLED', phase: 'inferring' });
+    expect(sim.callsTo('POST', '/interrupt')).toHaveLength(1);
+    expect(sim.engine.generations).toEqual([expect.objectContaining({ interrupted: true })]);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+});
+
+describe('signals', () => {
+  it('SIGTERM during a job: no new job-take, the result is posted, then exit 0', async () => {
+    const sim = await simulator({ stepDelayMs: 20 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-term', { steps: 50 }), job('job-never'));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-term' && r.body.startsWith('{"status"'));
+    const takesBefore = runpod.of('job-take').length;
+    worker.child.kill('SIGTERM');
+    const exit = await worker.exited;
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(runpod.results('job-term')[0]!.body).output.images).toHaveLength(1);
+    expect(runpod.of('job-take').length).toBe(takesBefore);
+    expect(runpod.results('job-never')).toEqual([]);
+    expect(worker.records().some((r) => r['message'] === 'metrics at shutdown')).toBe(true);
+  });
+
+  it('a second signal exits at once', async () => {
+    const sim = await simulator({ stepDelayMs: 50 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-abandoned', { steps: 500 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-abandoned');
+    worker.child.kill('SIGTERM');
+    await worker.waitForLog((r) => String(r['message']).startsWith('shutting down'));
+    worker.child.kill('SIGTERM');
+
+    expect(await worker.exited).toEqual({ code: 143, signal: null });
+  });
+});
+
+describe('concurrency 2', () => {
+  it('takes jobs from the batch route and keeps the next generation queued in A1111', async () => {
+    const sim = await simulator({ stepDelayMs: 10 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-a', { steps: 20 }), job('job-b', { steps: 20 }), job('job-c', { steps: 20 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, WORKER_CONCURRENCY: '2' });
+
+    await Promise.all(
+      ['job-a', 'job-b', 'job-c'].map((id) =>
+        runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === id && r.body.startsWith('{"output"')),
+      ),
+    );
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+
+    const first = runpod.requests.find((r) => r.kind === 'job-take-batch')!;
+    expect(first.url).toBe('/v2/test-ep/job-take-batch/pod-1?gpu=NVIDIA+TEST&batch_size=2&job_in_progress=0');
+    const generations = sim.engine.generations;
+    expect(generations).toHaveLength(3);
+    // While one generation ran, the next already waited in A1111's queue: each starts as the previous ends.
+    for (let i = 1; i < generations.length; i++) {
+      expect(generations[i]!.startedAt - generations[i - 1]!.endedAt).toBeLessThan(100);
+    }
+  });
+
+  it('cancelling the queued job leaves the running one alone and stops the queued one when it starts', async () => {
+    const sim = await simulator({ stepDelayMs: 20 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-running', { steps: 40 }), job('job-queued', { steps: 200 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, WORKER_CONCURRENCY: '2' });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-running' && r.body.startsWith('{"status"'));
+    runpod.stop('job-queued');
+    const cancelled = await runpod.waitFor(
+      (r) => r.kind === 'job-done' && r.jobId === 'job-queued' && r.body.startsWith('{"error"'),
+    );
+    const finished = await runpod.waitFor(
+      (r) => r.kind === 'job-done' && r.jobId === 'job-running' && r.body.startsWith('{"output"'),
+    );
+    await worker.waitForLog((r) => r['message'] === 'interrupted a generation whose job had already ended');
+    await sim.engine.generationsEnded(2);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+
+    expect(JSON.parse(JSON.parse(cancelled.body).error).code).toBe('CANCELLED');
+    expect(cancelled.at).toBeLessThan(finished.at);
+    const [running, queued] = sim.engine.generations;
+    expect(running).toMatchObject({ interrupted: false });
+    expect(queued).toMatchObject({ interrupted: true });
+  });
+});
+
+describe('crash-class failures', () => {
+  it('answer with "stopPod": true and the worker stops taking jobs', async () => {
+    const sim = await simulator({ stepDelayMs: 5 });
+    sim.crashDuringNextGeneration({ atStep: 2 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-crash', { steps: 20 }), job('job-after'));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+
+    const exit = await worker.exited;
+
+    const body = JSON.parse(runpod.results('job-crash')[0]!.body);
+    expect(body.stopPod).toBe(true);
+    expect(JSON.parse(body.error)).toMatchObject({ code: 'BACKEND_CRASHED' });
+    expect(exit.code).toBe(0);
+    expect(runpod.results('job-after')).toEqual([]);
+  });
+
+  it('carry no stopPod when WORKER_REFRESH_ON_CRASH is false', async () => {
+    const sim = await simulator({ stepDelayMs: 5 });
+    sim.crashDuringNextGeneration({ atStep: 2, restartAfterMs: 100 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-crash-2', { steps: 20 }), job('job-after-2'));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, WORKER_REFRESH_ON_CRASH: 'false' });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-after-2' && r.body.startsWith('{"output"'));
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+
+    expect(JSON.parse(runpod.results('job-crash-2')[0]!.body)).not.toHaveProperty('stopPod');
+  });
+});

@@ -1,0 +1,242 @@
+/**
+ * A fake RunPod control plane on 127.0.0.1 for tests and benchmarks: it hands out jobs on job-take
+ * (long-polling while it has none), takes job-done, stream and ping requests, serves the stop channel,
+ * and records every request it receives. Answers can be scripted (statuses for job-take, failures or
+ * dropped connections for job-done).
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export interface PlaneRequest {
+  kind: 'job-take' | 'job-take-batch' | 'job-done' | 'job-stream' | 'job-stop' | 'ping' | 'other';
+  method: string;
+  url: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  body: string;
+  /** The job id in the path (job-done, job-stream). */
+  jobId: string | undefined;
+  at: number;
+}
+
+type DoneAnswer = number | 'drop';
+
+export interface FakeJob {
+  id?: unknown;
+  input?: unknown;
+  [key: string]: unknown;
+}
+
+export class FakeRunPod {
+  readonly requests: PlaneRequest[] = [];
+  private readonly events = new EventEmitter();
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+  private readonly jobs: FakeJob[] = [];
+  private readonly stops: string[] = [];
+  private readonly waitingTakes: { res: ServerResponse; count: number; timer: NodeJS.Timeout }[] = [];
+  private readonly waitingStops: { res: ServerResponse; timer: NodeJS.Timeout }[] = [];
+  private takeScript: { status: number; body?: string; contentType?: string }[] = [];
+  private readonly doneScript = new Map<string, DoneAnswer[]>();
+  url = '';
+
+  constructor(private readonly options: { endpointId?: string; longPollMs?: number } = {}) {
+    this.events.setMaxListeners(100);
+  }
+
+  get endpointId(): string {
+    return this.options.endpointId ?? 'test-ep';
+  }
+
+  async start(): Promise<string> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    for (const waiting of this.waitingTakes.splice(0)) this.answerEmpty(waiting.res, waiting.timer);
+    for (const waiting of this.waitingStops.splice(0)) this.answerEmpty(waiting.res, waiting.timer);
+    for (const socket of this.sockets) socket.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** The environment RunPod gives a worker pointed at this plane. */
+  env(overrides: Record<string, string> = {}): Record<string, string> {
+    const base = `${this.url}/v2/${this.endpointId}`;
+    return {
+      RUNPOD_WEBHOOK_GET_JOB: `${base}/job-take/$RUNPOD_POD_ID?gpu=NVIDIA+TEST`,
+      RUNPOD_WEBHOOK_POST_OUTPUT: `${base}/job-done/$RUNPOD_POD_ID/$ID?gpu=NVIDIA+TEST`,
+      RUNPOD_WEBHOOK_POST_STREAM: `${base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=NVIDIA+TEST`,
+      RUNPOD_WEBHOOK_PING: `${base}/ping/$RUNPOD_POD_ID?gpu=NVIDIA+TEST`,
+      RUNPOD_AI_API_KEY: 'test-api-key',
+      RUNPOD_POD_ID: 'pod-1',
+      RUNPOD_ENDPOINT_ID: this.endpointId,
+      RUNPOD_PING_INTERVAL: '200',
+      ...overrides,
+    };
+  }
+
+  /** Queues jobs for job-take; a waiting long-poll gets them at once. */
+  enqueue(...jobs: FakeJob[]): void {
+    this.jobs.push(...jobs);
+    this.serveWaitingTakes();
+  }
+
+  /** The next job-takes answer these statuses (and bodies) before jobs are handed out. */
+  scriptTake(...answers: { status: number; body?: string; contentType?: string }[]): void {
+    this.takeScript.push(...answers);
+  }
+
+  /** The next job-done posts for `jobId` answer these statuses, or drop the connection. */
+  scriptDone(jobId: string, ...answers: DoneAnswer[]): void {
+    this.doneScript.set(jobId, [...(this.doneScript.get(jobId) ?? []), ...answers]);
+  }
+
+  /** Puts job ids on the stop channel. */
+  stop(...jobIds: string[]): void {
+    this.stops.push(...jobIds);
+    const waiting = this.waitingStops.shift();
+    if (waiting) {
+      clearTimeout(waiting.timer);
+      this.answerJson(waiting.res, 200, { jobsToStop: this.stops.splice(0) });
+    }
+  }
+
+  of(kind: PlaneRequest['kind'], jobId?: string): PlaneRequest[] {
+    return this.requests.filter((r) => r.kind === kind && (jobId === undefined || r.jobId === jobId));
+  }
+
+  /** The final (non-progress) job-done posts of a job. */
+  results(jobId: string): PlaneRequest[] {
+    return this.of('job-done', jobId).filter((r) => !r.body.startsWith('{"status":"IN_PROGRESS"'));
+  }
+
+  /** Resolves with the first recorded request (past or future) matching `predicate`. */
+  waitFor(predicate: (request: PlaneRequest) => boolean, timeoutMs = 30_000): Promise<PlaneRequest> {
+    const seen = this.requests.find(predicate);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.events.off('request', listener);
+        reject(new Error(`no matching request within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const listener = (request: PlaneRequest) => {
+        if (!predicate(request)) return;
+        clearTimeout(timer);
+        this.events.off('request', listener);
+        resolve(request);
+      };
+      this.events.on('request', listener);
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const url = new URL(req.url ?? '/', this.url);
+    const segments = url.pathname.split('/').filter(Boolean);
+    const kindSegment = segments[2] ?? '';
+    const kind = (
+      ['job-take', 'job-take-batch', 'job-done', 'job-stream', 'job-stop', 'ping'].includes(kindSegment)
+        ? kindSegment
+        : 'other'
+    ) as PlaneRequest['kind'];
+    const request: PlaneRequest = {
+      kind,
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      path: url.pathname,
+      query: url.searchParams,
+      headers: req.headers,
+      body: Buffer.concat(chunks).toString('utf8'),
+      jobId: kind === 'job-done' || kind === 'job-stream' ? segments[4] : undefined,
+      at: Date.now(),
+    };
+    this.requests.push(request);
+    this.events.emit('request', request);
+
+    switch (kind) {
+      case 'job-take':
+      case 'job-take-batch':
+        return this.take(res, kind === 'job-take' ? 1 : Number(url.searchParams.get('batch_size') ?? '1'));
+      case 'job-done': {
+        const answer = this.doneScript.get(request.jobId ?? '')?.shift();
+        if (answer === 'drop') {
+          req.socket.destroy();
+          return;
+        }
+        return this.answerJson(res, answer ?? 200, {});
+      }
+      case 'job-stop': {
+        if (this.stops.length > 0) return this.answerJson(res, 200, { jobsToStop: this.stops.splice(0) });
+        const timer = setTimeout(() => {
+          const index = this.waitingStops.findIndex((w) => w.res === res);
+          if (index >= 0) this.waitingStops.splice(index, 1);
+          this.answerEmpty(res, timer);
+        }, this.options.longPollMs ?? 2_000);
+        this.waitingStops.push({ res, timer });
+        return;
+      }
+      case 'ping':
+        return this.answerJson(res, 200, { status: 'pong' });
+      default:
+        return this.answerJson(res, 200, {});
+    }
+  }
+
+  private take(res: ServerResponse, count: number): void {
+    const scripted = this.takeScript.shift();
+    if (scripted) {
+      res.writeHead(scripted.status, { 'Content-Type': scripted.contentType ?? 'application/json' });
+      res.end(scripted.body ?? '');
+      return;
+    }
+    if (this.jobs.length > 0) {
+      this.handOut(res, count);
+      return;
+    }
+    const timer = setTimeout(() => {
+      const index = this.waitingTakes.findIndex((w) => w.res === res);
+      if (index >= 0) this.waitingTakes.splice(index, 1);
+      this.answerEmpty(res, timer);
+    }, this.options.longPollMs ?? 2_000);
+    this.waitingTakes.push({ res, count, timer });
+  }
+
+  private serveWaitingTakes(): void {
+    while (this.jobs.length > 0 && this.waitingTakes.length > 0) {
+      const waiting = this.waitingTakes.shift()!;
+      clearTimeout(waiting.timer);
+      this.handOut(waiting.res, waiting.count);
+    }
+  }
+
+  private handOut(res: ServerResponse, count: number): void {
+    this.answerJson(res, 200, count <= 1 ? this.jobs.shift() : this.jobs.splice(0, count));
+  }
+
+  private answerEmpty(res: ServerResponse, timer: NodeJS.Timeout): void {
+    clearTimeout(timer);
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(204);
+    res.end();
+  }
+
+  private answerJson(res: ServerResponse, status: number, body: unknown): void {
+    if (res.headersSent || res.destroyed) return;
+    const data = JSON.stringify(body ?? null);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) });
+    res.end(data);
+  }
+}
