@@ -120,6 +120,7 @@ const jobSetup = setup({
   guards: {
     hasJobDeadline: ({ context }) => context.settings.jobTimeoutMs > 0,
     hasReadinessDeadline: ({ context }) => context.settings.readyTimeoutMs > 0,
+    isRejection: ({ event }) => codeOf((event as { error?: unknown }).error) === 'BACKEND_REJECTED',
     canRecoverRoute: ({ context, event }) =>
       codeOf((event as { error?: unknown }).error) === 'BACKEND_ROUTE_MISSING' &&
       context.recoveryAttempts < context.settings.routeRecoveryAttempts,
@@ -192,17 +193,17 @@ const jobSetup = setup({
  * by the same rules. `readyTarget` is where a successful probe leads; the deadline leads to the
  * sibling `failed` state.
  */
-function waitingForApiState(readyTarget: string) {
+function waitingForApiState(readyTarget: string, failedTarget: string) {
   return jobSetup.createStateConfig({
     description:
-      'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE.',
+      'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE, and a refusal (401) fails it at once.',
     entry: [
       { type: 'enterPhase', params: { phase: 'waitingForApi' } },
       assign({ probeFailures: 0, lastProbeError: null }),
     ],
     initial: 'probing',
     after: {
-      readinessDeadline: { guard: 'hasReadinessDeadline', target: 'failed', actions: 'failReadinessTimeout' },
+      readinessDeadline: { guard: 'hasReadinessDeadline', target: failedTarget, actions: 'failReadinessTimeout' },
     },
     states: {
       probing: {
@@ -210,7 +211,11 @@ function waitingForApiState(readyTarget: string) {
           id: 'probeApi',
           src: 'probeApi',
           onDone: { target: readyTarget, actions: assign({ models: ({ event }) => event.output }) },
-          onError: { target: 'pausing', actions: 'countProbeFailure' },
+          onError: [
+            // A refusal (wrong credentials for --api-auth) does not go away by waiting.
+            { guard: 'isRejection', target: failedTarget, actions: 'recordFailure' },
+            { target: 'pausing', actions: 'countProbeFailure' },
+          ],
         },
       },
       pausing: {
@@ -252,7 +257,7 @@ export const jobMachine = jobSetup.createMachine({
         onError: { target: 'failed', actions: 'recordFailure' },
       },
     },
-    waitingForApi: waitingForApiState('#job.verifyingModels'),
+    waitingForApi: waitingForApiState('#job.verifyingModels', '#job.failed'),
     verifyingModels: {
       description:
         'Checks the named checkpoint, the override_settings keys, the sampler and the scheduler against the live A1111 lists and rewrites legacy names; an unknown checkpoint fails MODEL_NOT_FOUND.',
@@ -260,7 +265,12 @@ export const jobMachine = jobSetup.createMachine({
       invoke: {
         id: 'verifyModels',
         src: 'verifyModels',
-        input: ({ context }) => ({ job: context.job!, models: context.models, downloadDone: context.downloadDone }),
+        input: ({ context }) => ({
+          jobId: context.jobId,
+          job: context.job!,
+          models: context.models,
+          downloadDone: context.downloadDone,
+        }),
         onDone: [
           {
             guard: 'modelWasDownloaded',
@@ -425,7 +435,7 @@ export const readinessMachine = jobSetup.createMachine({
   context: ({ input }) => initialContext(input),
   initial: 'waitingForApi',
   states: {
-    waitingForApi: waitingForApiState('#readiness.ready'),
+    waitingForApi: waitingForApiState('#readiness.ready', '#readiness.failed'),
     ready: { type: 'final' },
     failed: { type: 'final' },
   },

@@ -1,7 +1,7 @@
 /**
  * Types shared by the job machine and the actors that implement its I/O. Type-only: nothing here runs.
  */
-import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
+import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
 import type { JobFailure } from '../src/errors.js';
 
 /** The limits a job runs under; delays and guards read them, so a journal holds everything replay needs. */
@@ -26,11 +26,20 @@ export interface JobMachineInput {
   settings: JobSettings;
 }
 
+/** The `model` block of a job's input: a checkpoint, and where to download it from when A1111 lacks it. */
+export interface ModelSource {
+  checkpoint: string;
+  url?: string;
+  sha256?: string;
+}
+
 /** What `booting` produces from the raw input: a checked request. */
 export interface PreparedJob {
   request: Txt2ImgRequest;
-  /** The checkpoint the job names (override_settings.sd_model_checkpoint), if any. */
+  /** The checkpoint the job names (override_settings.sd_model_checkpoint or model.checkpoint), if any. */
   checkpoint: string | null;
+  /** The job's `model` block, when it has one. */
+  model: ModelSource | null;
   /** Things the worker noticed or changed, reported with the result. */
   notes: string[];
 }
@@ -44,6 +53,7 @@ export interface VerifiedJob {
 }
 
 export interface VerifyModelsInput {
+  jobId: string;
   job: PreparedJob;
   /** The list the last readiness probe returned; `null` when it must be fetched again. */
   models: SdModel[] | null;
@@ -51,15 +61,19 @@ export interface VerifyModelsInput {
   downloadDone: boolean;
 }
 
-/** A progress reading taken while A1111 generates. */
+/** A progress reading: A1111 generating, or the worker downloading the job's checkpoint. */
 export interface ProgressUpdate {
+  stage: 'generating' | 'downloading';
+  /** 0..1 */
   progress: number;
   etaSeconds: number;
   step: number;
   steps: number;
   jobNo: number;
   jobCount: number;
-  raw?: Progress;
+  /** While downloading: bytes so far and in all (null when the server did not say). */
+  bytes?: number;
+  totalBytes?: number | null;
 }
 
 export type JobOutput =

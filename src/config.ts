@@ -5,6 +5,7 @@
  * `docs/configuration.md` is generated from these declarations (`npm run docs:config`) and a test fails
  * when it is stale. A bad value stops start-up with a message naming the variable, the value and the rule.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** What the documentation generator reads for each variable. */
@@ -82,6 +83,27 @@ function flag(opts: { default: boolean; description: string }) {
       return z.NEVER;
     });
   return declare(schema, { description: opts.description, default: String(opts.default), rule });
+}
+
+function hostList(opts: { default: string; description: string }) {
+  const rule = 'comma-separated host names; `*.example.com` matches its subdomains';
+  const schema = z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const text = isBlank(raw) ? opts.default : raw;
+      const hosts = text
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean);
+      const bad = hosts.find((h) => !/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be ${rule} ("${bad}" is not a host name)`, input: raw });
+        return z.NEVER;
+      }
+      return hosts;
+    });
+  return declare(schema, { description: opts.description, default: opts.default, rule });
 }
 
 function optionalText(opts: { description: string; rule: string; pattern?: RegExp; secret?: boolean }) {
@@ -289,6 +311,89 @@ export const ConfigSchema = z.object({
     max: 86_400_000,
     description: 'While jobs run, a metrics summary line is logged this often (and once at shutdown).',
   }),
+  MODELS_DIR: declare(
+    z
+      .string()
+      .optional()
+      .transform((raw) => (isBlank(raw) ? '/stable-diffusion-webui/models/Stable-diffusion' : raw.trim())),
+    {
+      description:
+        "Where downloaded checkpoints go: A1111's checkpoint folder (the one it scans on POST /sdapi/v1/refresh-checkpoints).",
+      default: '/stable-diffusion-webui/models/Stable-diffusion',
+      rule: 'a directory path',
+    },
+  ),
+  MODEL_DOWNLOAD_HOSTS: hostList({
+    default: 'huggingface.co,*.huggingface.co,hf.co,*.hf.co,civitai.com,*.civitai.com',
+    description:
+      "Hosts a job's model URL may name. Redirects from them may lead elsewhere (their CDNs), but never to a private address.",
+  }),
+  MODEL_DOWNLOAD_PRIVATE_ALLOW: declare(
+    z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        if (isBlank(raw)) return [];
+        const entries = raw
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean);
+        const bad = entries.find((entry) => {
+          const [address, prefix, extra] = entry.split('/');
+          const family = isIP(address ?? '');
+          const max = family === 6 ? 128 : 32;
+          return (
+            family === 0 ||
+            extra !== undefined ||
+            (prefix !== undefined && !(Number(prefix) >= 0 && Number(prefix) <= max))
+          );
+        });
+        if (bad !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be comma-separated addresses or CIDR blocks ("${bad}" is neither)`,
+            input: raw,
+          });
+          return z.NEVER;
+        }
+        return entries;
+      }),
+    {
+      description:
+        'Private, loopback or link-local networks downloads may reach after all (a model server on your own network), e.g. `10.0.0.0/8,127.0.0.1`. Everything else private is refused.',
+      default: '(none)',
+      rule: 'comma-separated addresses or CIDR blocks',
+    },
+  ),
+  MODEL_DOWNLOAD_TIMEOUT_MS: integer({
+    default: 1_800_000,
+    min: 1_000,
+    max: 86_400_000,
+    description: 'Deadline of one checkpoint download.',
+  }),
+  MODEL_DOWNLOAD_MAX_BYTES: integer({
+    default: 17_179_869_184,
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+    description: 'Largest checkpoint a job may download (16 GiB by default).',
+  }),
+  MODEL_DOWNLOAD_MIN_FREE_BYTES: integer({
+    default: 536_870_912,
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    description: 'Free disk space to keep beyond the downloaded file; a download that would eat into it is refused.',
+  }),
+  HF_TOKEN: optionalText({
+    description:
+      'Hugging Face access token for gated checkpoints; sent only to Hugging Face hosts. Never taken from a job.',
+    rule: 'any text',
+    secret: true,
+  }),
+  CIVITAI_TOKEN: optionalText({
+    description: 'Civitai API token; sent only to civitai.com. Never taken from a job.',
+    rule: 'any text',
+    secret: true,
+  }),
   LOG_LEVEL: oneOf(['error', 'warn', 'info', 'debug'] as const, {
     default: 'info',
     description:
@@ -385,10 +490,24 @@ export interface Config {
   jobDoneRetryDelayMs: number;
   progressPostIntervalMs: number;
   metricsLogIntervalMs: number;
+  models: ModelSettings;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFormat: 'auto' | 'json' | 'runpod' | 'text';
   runpodEndpointId: string | undefined;
   runpod: RunPodSettings;
+}
+
+/** Checkpoint downloads. */
+export interface ModelSettings {
+  dir: string;
+  allowedHosts: string[];
+  /** Private networks that are allowed after all, as addresses or CIDR blocks. */
+  privateAllow: string[];
+  timeoutMs: number;
+  maxBytes: number;
+  minFreeBytes: number;
+  hfToken: string | undefined;
+  civitaiToken: string | undefined;
 }
 
 /** What RunPod sets on a serverless worker. */
@@ -430,6 +549,11 @@ export function loadConfig(env: Env = process.env): Config {
   const parsed = ConfigSchema.safeParse(effective);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => describeProblem(issue, effective)));
   const v = parsed.data;
+  if (v.RUNPOD_WEBHOOK_GET_JOB && !v.RUNPOD_WEBHOOK_POST_OUTPUT) {
+    throw new ConfigError([
+      'RUNPOD_WEBHOOK_POST_OUTPUT=null: must be set when RUNPOD_WEBHOOK_GET_JOB is set (there would be nowhere to post results)',
+    ]);
+  }
   const auth = v.A1111_API_AUTH;
   const colon = auth?.indexOf(':') ?? -1;
   return {
@@ -457,6 +581,16 @@ export function loadConfig(env: Env = process.env): Config {
     jobDoneRetryDelayMs: v.JOB_DONE_RETRY_DELAY_MS,
     progressPostIntervalMs: v.PROGRESS_POST_INTERVAL_MS,
     metricsLogIntervalMs: v.METRICS_LOG_INTERVAL_MS,
+    models: {
+      dir: v.MODELS_DIR,
+      allowedHosts: v.MODEL_DOWNLOAD_HOSTS,
+      privateAllow: v.MODEL_DOWNLOAD_PRIVATE_ALLOW,
+      timeoutMs: v.MODEL_DOWNLOAD_TIMEOUT_MS,
+      maxBytes: v.MODEL_DOWNLOAD_MAX_BYTES,
+      minFreeBytes: v.MODEL_DOWNLOAD_MIN_FREE_BYTES,
+      hfToken: v.HF_TOKEN,
+      civitaiToken: v.CIVITAI_TOKEN,
+    },
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,
     runpodEndpointId: v.RUNPOD_ENDPOINT_ID,

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   MODEL_NOT_FOUND: { retryable: false, crashClass: false },
   /** A checkpoint could not be downloaded (network, status, checksum, size, disk). */
   MODEL_DOWNLOAD_FAILED: { retryable: true, crashClass: false },
+  /** RunPod refused the job's result (a 4xx from job-done, most often a result over its size limit). */
+  RESULT_REJECTED: { retryable: false, crashClass: false },
   /** The job was cancelled; A1111 was told to interrupt. */
   CANCELLED: { retryable: false, crashClass: false },
   /** A defect in the worker itself. */

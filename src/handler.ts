@@ -20,6 +20,7 @@ import { type LiveJobMachine, provideJobActors } from './job/actors.js';
 import { GenerationLine } from './job/generation-line.js';
 import { A1111Catalog } from './job/verify.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
+import { ModelDownloader } from './models/downloader.js';
 
 /** A RunPod job as the handler receives it. */
 export interface RunPodJob {
@@ -81,6 +82,8 @@ export interface JobRunner {
   readonly machine: LiveJobMachine;
   /** The worker's requests inside A1111, in its order. */
   readonly line: GenerationLine;
+  /** Checkpoint downloads, shared by the jobs that need the same file. */
+  readonly downloader: ModelDownloader;
 }
 
 type JobSnapshot = SnapshotFrom<LiveJobMachine>;
@@ -129,10 +132,14 @@ export function toRunPodResult(outcome: JobOutcome): RunPodResult {
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const now = deps.now ?? (() => performance.now());
   const line = new GenerationLine(deps.client, deps.log, deps.config.interruptSettleTimeoutMs);
+  const downloader = new ModelDownloader(deps.config.models, deps.log);
+  const progressSinks = new Map<string, (update: ProgressUpdate) => void>();
   const machine = provideJobActors({
     client: deps.client,
     catalog: new A1111Catalog(deps.client),
     line,
+    downloader,
+    progressSinks,
     log: deps.log,
   });
 
@@ -189,6 +196,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     if (options.onProgress) {
       const onProgress = options.onProgress;
       actor.on('job.progress', (event) => onProgress(event.update));
+      progressSinks.set(job.id, onProgress);
     }
 
     const onAbort = () => actor.send({ type: 'job.cancel', reason: describeAbort(options.signal) });
@@ -211,6 +219,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       };
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
+      progressSinks.delete(job.id);
       actor.stop();
     }
 
@@ -241,7 +250,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     return { ok: false, jobId: job.id, failure: output.failure, report };
   }
 
-  return { run, machine, line };
+  return { run, machine, line, downloader };
 }
 
 function describeAbort(signal: AbortSignal | undefined): string {

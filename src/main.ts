@@ -115,6 +115,7 @@ async function main(): Promise<number> {
     }
     const client = createA1111Client(config, log);
     const runner = createJobRunner({ config, log, client });
+    await runner.downloader.removeStaleTemporaryFiles();
     try {
       if (flags.serveApi) {
         const port = Number(flags.apiPort);

@@ -40,6 +40,16 @@ describe('configuration from the environment', () => {
       jobDoneRetryDelayMs: 1_000,
       progressPostIntervalMs: 2_000,
       metricsLogIntervalMs: 60_000,
+      models: {
+        dir: '/stable-diffusion-webui/models/Stable-diffusion',
+        allowedHosts: ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co', 'civitai.com', '*.civitai.com'],
+        privateAllow: [],
+        timeoutMs: 1_800_000,
+        maxBytes: 17_179_869_184,
+        minFreeBytes: 536_870_912,
+        hfToken: undefined,
+        civitaiToken: undefined,
+      },
       logLevel: 'info',
       logFormat: 'auto',
       runpodEndpointId: undefined,
@@ -100,6 +110,12 @@ describe('configuration from the environment', () => {
   it('splits A1111_API_AUTH at the first colon and refuses it without one', () => {
     expect(loadConfig({ A1111_API_AUTH: 'user:pa:ss' }).a1111Auth).toEqual({ username: 'user', password: 'pa:ss' });
     expect(problemsOf({ A1111_API_AUTH: 'nocolon' })).toEqual(['A1111_API_AUTH="nocolon": must be `user:password`']);
+  });
+
+  it('refuses a job-take URL without a job-done URL: results would have nowhere to go', () => {
+    expect(problemsOf({ RUNPOD_WEBHOOK_GET_JOB: 'https://api.runpod.ai/v2/e/job-take/$ID' })).toEqual([
+      'RUNPOD_WEBHOOK_POST_OUTPUT=null: must be set when RUNPOD_WEBHOOK_GET_JOB is set (there would be nowhere to post results)',
+    ]);
   });
 
   it('refuses credentials in the base URL, pointing at A1111_API_AUTH', () => {

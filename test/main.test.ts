@@ -81,6 +81,36 @@ describe('the worker command line', () => {
     expect(stderr).toContain('A1111_HTTP_RETRIES="lots": must be a whole number from 0 to 100');
   });
 
+  it('removes partial downloads a killed worker left in MODELS_DIR when it starts', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+    const modelsDir = await mkdtemp(path.join(tmpdir(), 'worker-models-'));
+    await writeFile(path.join(modelsDir, '.big.safetensors.0b1c.download'), 'partial');
+    await writeFile(path.join(modelsDir, 'kept.safetensors'), 'weights');
+
+    const { stdout } = await runWorker(['--test_input', '{"input":{"steps":0}}'], cwd, { MODELS_DIR: modelsDir });
+
+    expect(await readdir(modelsDir)).toEqual(['kept.safetensors']);
+    expect(stdout).toContain('removed stale partial downloads');
+  });
+
+  it('takes --rp_log_level WARNING as warn', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+
+    const { code, stdout } = await runWorker(
+      ['--simulator', '--rp_log_level', 'WARNING', '--test_input', '{"input":{"steps":2}}'],
+      cwd,
+    );
+
+    expect(code).toBe(0);
+    const levels = new Set(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { level: string }).level),
+    );
+    expect([...levels]).toEqual(['warn']);
+  });
+
   it('exits 1 when there is no job to run', async () => {
     const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
 

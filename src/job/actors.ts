@@ -16,6 +16,7 @@ import type { A1111Client } from '../a1111/client.js';
 import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { DownloadProgress, ModelDownloader } from '../models/downloader.js';
 import type { GenerationLine } from './generation-line.js';
 import { prepareJob } from './prepare.js';
 import { type A1111Catalog, verifyModels } from './verify.js';
@@ -23,6 +24,9 @@ import { type A1111Catalog, verifyModels } from './verify.js';
 export interface JobActorDeps {
   client: A1111Client;
   catalog: A1111Catalog;
+  downloader: ModelDownloader;
+  /** Each running job's progress callback, by job id (download progress does not pass through the machine). */
+  progressSinks: Map<string, (update: ProgressUpdate) => void>;
   /** The worker's view of A1111's generation queue, shared by all its jobs. */
   line: GenerationLine;
   log: Logger;
@@ -32,6 +36,7 @@ export interface JobActorDeps {
 export function toProgressUpdate(progress: Progress): ProgressUpdate {
   const state = progress.state;
   return {
+    stage: 'generating',
     progress: Math.round(progress.progress * 1000) / 1000,
     etaSeconds: Math.max(0, Math.round(progress.eta_relative * 10) / 10),
     step: state.sampling_step,
@@ -41,11 +46,28 @@ export function toProgressUpdate(progress: Progress): ProgressUpdate {
   };
 }
 
+/** A download reading in the terms of a job's progress. */
+export function downloadUpdate(progress: DownloadProgress): ProgressUpdate {
+  const fraction = progress.totalBytes ? progress.bytes / progress.totalBytes : 0;
+  const remaining = progress.totalBytes ? progress.totalBytes - progress.bytes : 0;
+  return {
+    stage: 'downloading',
+    progress: Math.round(fraction * 1000) / 1000,
+    etaSeconds: progress.bytesPerSecond > 0 ? Math.round((remaining / progress.bytesPerSecond) * 10) / 10 : 0,
+    step: 0,
+    steps: 0,
+    jobNo: 0,
+    jobCount: 0,
+    bytes: progress.bytes,
+    totalBytes: progress.totalBytes,
+  };
+}
+
 /**
  * The job machine with every actor implemented. Build it once per worker; each job creates its own actor.
  *
  * @example
- * const machine = provideJobActors({ client, catalog, line, log });
+ * const machine = provideJobActors({ client, catalog, line, downloader, progressSinks, log });
  * const actor = createActor(machine, { input: { jobId, input, settings } }).start();
  */
 export function provideJobActors(deps: JobActorDeps) {
@@ -56,9 +78,19 @@ export function provideJobActors(deps: JobActorDeps) {
         prepareJob(input.input, log.child({ jobId: input.jobId })),
       ),
       probeApi: fromPromise<SdModel[], void>(({ signal }) => client.probe(signal)),
-      verifyModels: fromPromise<VerifiedJob, VerifyModelsInput>(({ input, signal }) =>
-        verifyModels({ client, catalog: deps.catalog }, input, signal),
-      ),
+      verifyModels: fromPromise<VerifiedJob, VerifyModelsInput>(({ input, signal }) => {
+        const sink = deps.progressSinks.get(input.jobId);
+        return verifyModels(
+          {
+            client,
+            catalog: deps.catalog,
+            downloader: deps.downloader,
+            ...(sink ? { onDownloadProgress: (progress: DownloadProgress) => sink(downloadUpdate(progress)) } : {}),
+          },
+          input,
+          signal,
+        );
+      }),
       refreshCheckpoints: fromPromise<void, void>(({ signal }) => client.refreshCheckpoints(signal)),
       checkRoute: fromPromise<void, void>(async ({ signal }) => {
         if (await client.isTxt2ImgRouteMounted(signal)) return;

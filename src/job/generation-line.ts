@@ -2,34 +2,55 @@
  * The worker's view of A1111's generation queue.
  *
  * A1111 runs txt2img requests one at a time, first in, first out, and `/interrupt` stops whichever
- * generation is running, not a particular one. With more than one job in flight (WORKER_CONCURRENCY
- * > 1) the worker must therefore know which of its requests A1111 is working on:
+ * generation is running at that moment, not a particular one; an interrupt that arrives before a
+ * generation has begun is forgotten when it begins. With more than one job in flight
+ * (WORKER_CONCURRENCY > 1) the worker therefore has to know which of its requests A1111 is working on:
  *
- * - the first request in the line is the one generating; the others wait inside A1111;
- * - interrupting the first one means POST /interrupt and waiting for its answer (partial images), so
- *   the GPU is free when the next job starts;
- * - interrupting a waiting one cannot take it out of A1111's queue, so it is marked: the moment it
- *   reaches the front (its predecessor answered and A1111 reports a running job), the worker sends
- *   /interrupt, and the job behind it is not delayed by a generation nobody wants;
+ * - the first request in the line is the one A1111 generates (or is about to, while it waits for the
+ *   model or the queue lock); the others wait inside A1111;
+ * - stopping a request means waiting until A1111 reports it running, then sending /interrupt, but only
+ *   while the reading is that request's (same step count and batch count) with at least two steps to
+ *   go, so the interrupt cannot land on the request behind it. A1111 answers a request after it has
+ *   released its queue lock, so the next one may already run when the answer arrives; when the request
+ *   behind looks the same in /progress the two cannot be told apart, and the unwanted one is left to
+ *   finish rather than risk stopping a wanted one;
+ * - a request that still waits behind another is marked, and stopped the same way once it reaches the
+ *   front; its job does not wait for that;
  * - progress readings belong to the first request only.
  *
  * A request stays in the line until A1111 answers it, even when the job that sent it has ended, because
  * A1111 keeps working on it until then.
  */
 import type { A1111Client } from '../a1111/client.js';
-import type { Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import type { Progress, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 interface Entry {
   jobId: string;
-  settled: Promise<void>;
+  /** What /progress shows while this request runs. */
+  steps: number;
+  batches: number;
+  settled: boolean;
+  done: Promise<void>;
   unwanted: boolean;
+  stopping: Promise<void> | null;
 }
 
 export interface InterruptResult {
-  /** `now`: it was generating and has stopped; `scheduled`: it still waits and will be stopped when it starts. */
+  /** `now`: A1111 answered the stopped request; `scheduled`: it still waits in A1111's queue. */
   outcome: 'now' | 'scheduled' | 'not-running';
+}
+
+const POLL_MS = 20;
+
+/** The step and batch counts A1111's /progress shows for a request (v1.9.3 defaults filled in). */
+function signatureOf(request: Txt2ImgRequest): { steps: number; batches: number } {
+  const iterations = typeof request.n_iter === 'number' ? request.n_iter : 1;
+  return {
+    steps: typeof request.steps === 'number' ? request.steps : 50,
+    batches: request['enable_hr'] === true ? iterations * 2 : iterations,
+  };
 }
 
 export class GenerationLine {
@@ -59,14 +80,20 @@ export class GenerationLine {
     const call = this.client.txt2img(request);
     const entry: Entry = {
       jobId,
+      ...signatureOf(request),
+      settled: false,
       unwanted: false,
-      settled: call.then(
+      stopping: null,
+      done: call.then(
         () => undefined,
         () => undefined,
       ),
     };
     this.line.push(entry);
-    void entry.settled.then(() => this.leave(entry));
+    void entry.done.then(() => {
+      entry.settled = true;
+      this.leave(entry);
+    });
     if (!signal) return call;
     return new Promise<Txt2ImgResponse>((resolve, reject) => {
       const onAbort = () => reject(new WorkerError('CANCELLED', 'txt2img was abandoned by its job'));
@@ -77,8 +104,9 @@ export class GenerationLine {
   }
 
   /**
-   * Stops the generation of a job: at once when A1111 is working on it (resolving when A1111 has
-   * answered, bounded by the settle timeout), or when it reaches the front of the line.
+   * Stops the generation of a job. When A1111 is working on it (or about to), resolves once A1111 has
+   * answered it, bounded by the settle timeout; when it still waits behind another request, resolves
+   * at once and stops it later, when it starts.
    */
   async interrupt(jobId: string): Promise<InterruptResult> {
     const entry = this.line.find((e) => e.jobId === jobId);
@@ -94,10 +122,59 @@ export class GenerationLine {
       );
       return { outcome: 'scheduled' };
     }
-    await this.client.interrupt();
-    this.log.info('sent POST /sdapi/v1/interrupt to A1111', { jobId });
+    await this.stop(entry);
     await this.waitSettled(entry);
     return { outcome: 'now' };
+  }
+
+  private stop(entry: Entry): Promise<void> {
+    entry.stopping ??= this.stopWhenRunning(entry).catch((error: unknown) => {
+      this.log.warn('could not interrupt a generation', { jobId: entry.jobId, ...errorFields(error) });
+    });
+    return entry.stopping;
+  }
+
+  /** Polls /progress until this request runs, then interrupts it; gives up when it settles or times out. */
+  private async stopWhenRunning(entry: Entry): Promise<void> {
+    const next = this.line[this.line.indexOf(entry) + 1];
+    if (next && next.steps === entry.steps && next.batches === entry.batches) {
+      this.log.info('leaving an unwanted generation to finish: the request behind it looks the same in /progress', {
+        jobId: entry.jobId,
+        next: next.jobId,
+      });
+      return;
+    }
+    const deadline = Date.now() + this.settleTimeoutMs;
+    while (!entry.settled && Date.now() < deadline) {
+      const progress = await this.client.getProgress();
+      if (entry.settled) return;
+      if (this.isRunning(entry, progress)) {
+        if (this.stepsLeft(progress) < 2) return; // about to finish: an interrupt could hit the next one
+        await this.client.interrupt();
+        this.log.info('sent POST /sdapi/v1/interrupt to A1111', {
+          jobId: entry.jobId,
+          step: progress.state.sampling_step,
+        });
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  private isRunning(entry: Entry, progress: Progress): boolean {
+    const { state } = progress;
+    return (
+      this.line[0] === entry &&
+      state.job_count > 0 &&
+      state.sampling_steps === entry.steps &&
+      state.job_count === entry.batches
+    );
+  }
+
+  private stepsLeft(progress: Progress): number {
+    const { state } = progress;
+    const batchesLeft = Math.max(0, state.job_count - state.job_no - 1);
+    return state.sampling_steps - state.sampling_step + batchesLeft * state.sampling_steps;
   }
 
   private async waitSettled(entry: Entry): Promise<void> {
@@ -115,7 +192,7 @@ export class GenerationLine {
       );
     });
     try {
-      await Promise.race([entry.settled, timeout]);
+      await Promise.race([entry.done, timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -125,28 +202,9 @@ export class GenerationLine {
     const index = this.line.indexOf(entry);
     if (index >= 0) this.line.splice(index, 1);
     const next = this.line[0];
-    if (index === 0 && next?.unwanted) void this.interruptWhenStarted(next);
-  }
-
-  /** A1111 ignores an interrupt sent before a generation begins, so wait until it reports one running. */
-  private async interruptWhenStarted(entry: Entry): Promise<void> {
-    const deadline = Date.now() + this.settleTimeoutMs;
-    let settled = false;
-    void entry.settled.then(() => {
-      settled = true;
-    });
-    try {
-      while (!settled && Date.now() < deadline) {
-        const progress = await this.client.getProgress();
-        if (progress.state.job_count > 0) {
-          await this.client.interrupt();
-          this.log.info('interrupted a generation whose job had already ended', { jobId: entry.jobId });
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    } catch (error) {
-      this.log.warn('could not interrupt an abandoned generation', { jobId: entry.jobId, ...errorFields(error) });
+    if (index === 0 && next?.unwanted) {
+      this.log.info('interrupting a generation whose job had already ended', { jobId: next.jobId });
+      void this.stop(next);
     }
   }
 }

@@ -5,10 +5,11 @@
  * and its extensions take more than the worker knows) and are noted; a few common names from other
  * tools that A1111 would silently ignore get a hint.
  */
-import type { PreparedJob } from '../../machines/job.types.js';
+import type { ModelSource, PreparedJob } from '../../machines/job.types.js';
 import { TXT2IMG_FIELD_NAMES, TXT2IMG_FIELDS, type Txt2ImgField, type Txt2ImgRequest } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { fileNameProblem } from '../models/url-policy.js';
 
 export interface InputProblem {
   field: string;
@@ -30,6 +31,64 @@ const FOREIGN_NAMES: Record<string, string> = {
 
 const KNOWN = new Set<string>(TXT2IMG_FIELD_NAMES);
 
+/** The worker's own input key, removed before the request goes to A1111. */
+const MODEL_KEY = 'model';
+const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256']);
+/** Keys and URL parameters that carry credentials; the job input must never hold one. */
+const TOKEN_NAME = /^(.*_)?(token|api[-_]?key|apikey|access[-_]?token|auth|authorization|password|secret)$/i;
+const TOKEN_RULE = 'no credentials: Hugging Face and Civitai tokens come from HF_TOKEN and CIVITAI_TOKEN on the worker';
+
+function modelProblems(model: unknown): InputProblem[] {
+  if (typeof model !== 'object' || model === null || Array.isArray(model)) {
+    return [
+      {
+        field: 'model',
+        value: model,
+        rule: 'an object {"checkpoint": "name.safetensors", "url"?: "https://...", "sha256"?: "..."}',
+      },
+    ];
+  }
+  const block = model as Record<string, unknown>;
+  const problems: InputProblem[] = [];
+  for (const key of Object.keys(block)) {
+    if (TOKEN_NAME.test(key)) problems.push({ field: `model.${key}`, value: '***', rule: TOKEN_RULE });
+    else if (!MODEL_KEYS.has(key))
+      problems.push({ field: `model.${key}`, value: block[key], rule: 'one of checkpoint, url, sha256' });
+  }
+  const checkpoint = block['checkpoint'];
+  const nameProblem = typeof checkpoint === 'string' ? fileNameProblem(checkpoint) : 'it must be text';
+  if (nameProblem) {
+    problems.push({
+      field: 'model.checkpoint',
+      value: checkpoint,
+      rule: `a plain file name ending in .safetensors or .ckpt (${nameProblem})`,
+    });
+  }
+  const url = block['url'];
+  if (url !== undefined) {
+    let parsed: URL | null = null;
+    try {
+      parsed = typeof url === 'string' ? new URL(url) : null;
+    } catch {
+      parsed = null;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      problems.push({ field: 'model.url', value: url, rule: 'an absolute http(s) URL' });
+    } else if (parsed.username || parsed.password || [...parsed.searchParams.keys()].some((k) => TOKEN_NAME.test(k))) {
+      problems.push({
+        field: 'model.url',
+        value: `${parsed.protocol}//${parsed.host}${parsed.pathname}`,
+        rule: TOKEN_RULE,
+      });
+    }
+  }
+  const sha256 = block['sha256'];
+  if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256))) {
+    problems.push({ field: 'model.sha256', value: sha256, rule: "the 64 hexadecimal digits of the file's SHA-256" });
+  }
+  return problems;
+}
+
 function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
   if (value === undefined) return 'undefined';
@@ -40,6 +99,11 @@ function describeValue(value: unknown): string {
 /** The problems of one input object, in field order; empty when the input is acceptable. */
 export function findInputProblems(input: Record<string, unknown>): InputProblem[] {
   const problems: InputProblem[] = [];
+  for (const key of Object.keys(input)) {
+    if (key !== MODEL_KEY && !KNOWN.has(key) && TOKEN_NAME.test(key))
+      problems.push({ field: key, value: '***', rule: TOKEN_RULE });
+  }
+  if (MODEL_KEY in input) problems.push(...modelProblems(input[MODEL_KEY]));
   for (const field of TXT2IMG_FIELD_NAMES) {
     if (!(field in input)) continue;
     const value = input[field];
@@ -99,7 +163,7 @@ export function prepareJob(input: unknown, log: Logger): PreparedJob {
   }
 
   const notes: string[] = [];
-  const unknown = Object.keys(raw).filter((key) => !KNOWN.has(key));
+  const unknown = Object.keys(raw).filter((key) => !KNOWN.has(key) && key !== MODEL_KEY);
   if (unknown.length > 0) {
     log.debug('passing unknown input keys through to A1111', { keys: unknown });
     for (const key of unknown) {
@@ -110,11 +174,18 @@ export function prepareJob(input: unknown, log: Logger): PreparedJob {
       notes.push(note);
     }
   }
-  const overrides = raw['override_settings'] as Record<string, unknown> | null | undefined;
-  const checkpoint = overrides?.['sd_model_checkpoint'];
+  const { [MODEL_KEY]: modelBlock, ...fields } = raw;
+  const request = fields as Txt2ImgRequest;
+  const model = (modelBlock as ModelSource | undefined) ?? null;
+  if (model) {
+    // The model block is the worker's; A1111 gets the checkpoint as an override.
+    request.override_settings = { ...(request.override_settings ?? {}), sd_model_checkpoint: model.checkpoint };
+  }
+  const checkpoint = request.override_settings?.['sd_model_checkpoint'];
   return {
-    request: { ...raw } as Txt2ImgRequest,
+    request,
     checkpoint: typeof checkpoint === 'string' ? checkpoint : null,
+    model: model ? { ...model } : null,
     notes,
   };
 }

@@ -18,6 +18,7 @@ import type { A1111Client } from '../a1111/client.js';
 import { findCheckpoint, resolveSampler, resolveScheduler } from '../a1111/names.js';
 import type { Sampler, Scheduler, Txt2ImgRequest } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
+import type { DownloadProgress, ModelDownloader } from '../models/downloader.js';
 
 interface CatalogData {
   samplers: Sampler[];
@@ -35,34 +36,48 @@ export class A1111Catalog {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * The cached lists, loading them when needed. The load is shared by every job that asks meanwhile, so
+   * it is not tied to any one job: a job that is cancelled stops waiting, the load goes on for the others.
+   */
   get(signal?: AbortSignal): Promise<CatalogData> {
     if (!this.data) {
-      const loading = this.load(signal);
+      const loading = this.load();
       this.data = loading;
       // A failed load is not cached: the next job asks again.
       loading.catch(() => {
         if (this.data === loading) this.data = null;
       });
     }
-    return this.data;
+    return signal ? abandonOnAbort(this.data, signal) : this.data;
   }
 
   /** Refetches unless the cache was filled in the last second (several misses in one job share one fetch). */
   refresh(signal?: AbortSignal): Promise<CatalogData> {
-    if (this.data && this.now() - this.fetchedAt < 1_000) return this.data;
+    if (this.data && this.now() - this.fetchedAt < 1_000) return this.get(signal);
     this.data = null;
     return this.get(signal);
   }
 
-  private async load(signal?: AbortSignal): Promise<CatalogData> {
+  private async load(): Promise<CatalogData> {
     const [samplers, schedulers, options] = await Promise.all([
-      this.client.listSamplers(signal),
-      this.client.listSchedulers(signal),
-      this.client.getOptions(signal),
+      this.client.listSamplers(),
+      this.client.listSchedulers(),
+      this.client.getOptions(),
     ]);
     this.fetchedAt = this.now();
     return { samplers, schedulers, optionKeys: new Set(Object.keys(options)) };
   }
+}
+
+/** Stops waiting for `promise` when `signal` aborts, without stopping what the promise stands for. */
+function abandonOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new WorkerError('CANCELLED', 'the job stopped waiting'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new WorkerError('CANCELLED', 'the job stopped waiting'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 const SAME_SAMPLER = 'Use same sampler';
@@ -188,6 +203,9 @@ async function checkOverrideKeys(request: Txt2ImgRequest, catalog: A1111Catalog,
 export interface VerifyDeps {
   client: A1111Client;
   catalog: A1111Catalog;
+  downloader: ModelDownloader;
+  /** Where a job's download progress goes (its progress posts). */
+  onDownloadProgress?: (progress: DownloadProgress) => void;
 }
 
 /**
@@ -207,6 +225,27 @@ export async function verifyModels(
   if (input.job.checkpoint !== null) {
     const models = input.models ?? (await deps.client.listModels(signal));
     const found = findCheckpoint(input.job.checkpoint, models);
+    const source = input.job.model;
+    if (!found && source?.url && !input.downloadDone) {
+      const result = await deps.downloader.fetch(
+        { ...source, url: source.url },
+        { ...(signal ? { signal } : {}), ...(deps.onDownloadProgress ? { onProgress: deps.onDownloadProgress } : {}) },
+      );
+      notes.push(
+        result.reused
+          ? `checkpoint "${source.checkpoint}" was on disk but not listed; A1111 was asked to look again`
+          : `checkpoint "${source.checkpoint}" downloaded (${result.bytes} bytes)`,
+      );
+      return { request, notes, downloaded: true };
+    }
+    if (!found && input.downloadDone) {
+      const available = models.map((m) => m.title);
+      throw new WorkerError(
+        'MODEL_NOT_FOUND',
+        `checkpoint "${input.job.checkpoint}" is in MODELS_DIR but A1111 does not list it after refresh-checkpoints (is MODELS_DIR the folder A1111 scans?); available: ${listNames(available)}`,
+        { details: { requested: input.job.checkpoint, available } },
+      );
+    }
     if (!found) {
       const available = models.map((m) => m.title);
       throw new WorkerError(

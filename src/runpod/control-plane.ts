@@ -45,6 +45,14 @@ export interface ControlPlaneOptions {
   longPollTimeoutMs: number;
 }
 
+export interface PostOptions {
+  retries: number;
+  retryDelayMs: number;
+  /** One attempt's timeout; 600 s (RunPod's runtime) by default. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 export interface PostOutcome {
   ok: boolean;
   attempts: number;
@@ -133,11 +141,7 @@ export class ControlPlane {
    * Posts a job's final result (or a progress update) to job-done. `body` is the JSON text, encoded
    * once by the caller. Retries on 5xx and network errors; 4xx is final.
    */
-  async postJobDone(
-    jobId: string,
-    body: string,
-    options: { isStream?: boolean; retries: number; retryDelayMs: number; signal?: AbortSignal },
-  ): Promise<PostOutcome> {
+  async postJobDone(jobId: string, body: string, options: PostOptions & { isStream?: boolean }): Promise<PostOutcome> {
     return this.post(this.options.urls.jobDone(jobId, options.isStream ?? false), jobId, body, options);
   }
 
@@ -152,12 +156,7 @@ export class ControlPlane {
     return this.post(url, jobId, body, options);
   }
 
-  private async post(
-    url: string,
-    jobId: string,
-    body: string,
-    options: { retries: number; retryDelayMs: number; signal?: AbortSignal },
-  ): Promise<PostOutcome> {
+  private async post(url: string, jobId: string, body: string, options: PostOptions): Promise<PostOutcome> {
     let outcome: PostOutcome = { ok: false, attempts: 0 };
     for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
       if (attempt > 1) await sleep(Math.min(options.retryDelayMs * 2 ** (attempt - 2), options.retryDelayMs * 10));
@@ -169,7 +168,7 @@ export class ControlPlane {
             charset: 'utf-8',
             'X-Request-ID': jobId,
           },
-          timeout: 600_000,
+          timeout: options.timeoutMs ?? 600_000,
           ...(options.signal ? { signal: options.signal } : {}),
         });
         outcome = { ok: response.status >= 200 && response.status < 300, attempts: attempt, status: response.status };

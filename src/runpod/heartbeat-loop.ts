@@ -3,8 +3,8 @@
  *
  * Contract: pings keep their cadence whatever the job loop is doing. The loop runs in a worker thread
  * (see heartbeat.ts), so parsing and posting a 25 MB result on the main thread cannot delay it, and it
- * keeps a fixed schedule (a slow ping does not push the next one back; a tick whose previous ping is
- * still in flight is skipped rather than piled up).
+ * keeps a fixed schedule: a slow ping does not push the next one back, and at most three pings are in
+ * flight at once (each times out after two intervals), so a stalled control plane cannot pile them up.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -20,7 +20,9 @@ export interface HeartbeatOptions {
 }
 
 /** Messages from the loop to its owner. */
-export type HeartbeatReport = { type: 'sent'; status: number; jobIds: string[] } | { type: 'failed'; error: string };
+export type HeartbeatReport =
+  | { type: 'sent'; status: number; jobIds: string[]; startedAt: number }
+  | { type: 'failed'; error: string; startedAt: number };
 
 export interface HeartbeatLoop {
   setJobIds(ids: readonly string[]): void;
@@ -51,7 +53,7 @@ export function startHeartbeatLoop(
   report: (message: HeartbeatReport) => void,
 ): HeartbeatLoop {
   let jobIds: string[] = [];
-  let inFlight = false;
+  let inFlight = 0;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const startedAt = Date.now();
@@ -59,20 +61,21 @@ export function startHeartbeatLoop(
 
   const beat = () => {
     if (stopped) return;
-    if (!inFlight) {
-      inFlight = true;
+    if (inFlight < 3) {
+      inFlight++;
       const ids = jobIds;
+      const sentAt = Date.now();
       const url = withQuery(options.url, {
         job_id: ids.length > 0 ? ids.join(',') : undefined,
         runpod_version: options.version,
       });
       ping(url, options)
-        .then((status) => report({ type: 'sent', status, jobIds: ids }))
+        .then((status) => report({ type: 'sent', status, jobIds: ids, startedAt: sentAt }))
         .catch((error: unknown) =>
-          report({ type: 'failed', error: error instanceof Error ? error.message : String(error) }),
+          report({ type: 'failed', error: error instanceof Error ? error.message : String(error), startedAt: sentAt }),
         )
         .finally(() => {
-          inFlight = false;
+          inFlight--;
         });
     }
     tick++;

@@ -10,15 +10,25 @@ import { errorFields } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type HeartbeatOptions, type HeartbeatReport, startHeartbeatLoop } from './heartbeat-loop.js';
 
+/** Whether the loop runs on its own thread (the compiled worker) or on the main thread (sources under test). */
+export function heartbeatRunsOnThread(): boolean {
+  return existsSync(fileURLToPath(new URL('./heartbeat-thread.js', import.meta.url)));
+}
+
 export interface Heartbeat {
   /** The jobs this worker holds; sent with every ping from now on. */
   setJobIds(ids: readonly string[]): void;
   stop(): Promise<void>;
 }
 
-export function startHeartbeat(options: HeartbeatOptions, log: Logger): Heartbeat {
+export function startHeartbeat(
+  options: HeartbeatOptions,
+  log: Logger,
+  observe?: (report: HeartbeatReport) => void,
+): Heartbeat {
   let failures = 0;
   const onReport = (report: HeartbeatReport) => {
+    observe?.(report);
     if (report.type === 'sent') {
       if (failures > 0) log.info('heartbeat restored', { afterFailures: failures });
       failures = 0;

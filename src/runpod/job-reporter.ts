@@ -10,6 +10,9 @@ import type { ProgressUpdate } from '../../machines/job.types.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 
+/** How long one progress or stream post may take; they are small, and the final post waits for them. */
+const PROGRESS_POST_TIMEOUT_MS = 10_000;
+
 export interface ReporterOptions {
   /** Least time between two progress posts; 0 disables them. */
   progressIntervalMs: number;
@@ -21,7 +24,17 @@ export interface ReporterOptions {
 
 /** The progress a client sees as the job's output while it is IN_PROGRESS. */
 export function progressOutput(update: ProgressUpdate): Record<string, unknown> {
+  if (update.stage === 'downloading') {
+    return {
+      stage: 'downloading',
+      progress: update.progress,
+      bytes: update.bytes ?? 0,
+      total_bytes: update.totalBytes ?? null,
+      eta_seconds: update.etaSeconds,
+    };
+  }
   return {
+    stage: 'generating',
     progress: update.progress,
     step: update.step,
     steps: update.steps,
@@ -38,6 +51,8 @@ export class JobReporter {
   private pending: ProgressUpdate | null = null;
   private timer: NodeJS.Timeout | undefined;
   private finished: Promise<PostOutcome> | null = null;
+  /** Aborts a progress post still on the wire when the final result is due. */
+  private readonly progressAbort = new AbortController();
   /** Progress posts sent, for the log and the tests. */
   progressPosts = 0;
 
@@ -66,14 +81,17 @@ export class JobReporter {
     const output = progressOutput(update);
     this.chain = this.chain.then(async () => {
       if (this.closed) return;
-      const done = await this.plane.postJobDone(this.jobId, JSON.stringify({ status: 'IN_PROGRESS', output }), {
+      const post = {
         retries: 0,
         retryDelayMs: 0,
-      });
+        timeoutMs: PROGRESS_POST_TIMEOUT_MS,
+        signal: this.progressAbort.signal,
+      };
+      const done = await this.plane.postJobDone(this.jobId, JSON.stringify({ status: 'IN_PROGRESS', output }), post);
       this.progressPosts++;
       if (!done.ok) this.log.debug('progress post failed', { status: done.status, error: done.error });
       if (this.options.streamProgress && !this.closed) {
-        await this.plane.postStream(this.jobId, JSON.stringify({ output }), { retries: 0, retryDelayMs: 0 });
+        await this.plane.postStream(this.jobId, JSON.stringify({ output }), post);
       }
     });
   }
@@ -87,23 +105,41 @@ export class JobReporter {
     this.closed = true;
     clearTimeout(this.timer);
     this.pending = null;
+    this.progressAbort.abort();
     const body = JSON.stringify(result);
+    const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };
     this.finished = this.chain.then(async () => {
-      const outcome = await this.plane.postJobDone(this.jobId, body, {
-        retries: this.options.retries,
-        retryDelayMs: this.options.retryDelayMs,
-      });
+      const outcome = await this.plane.postJobDone(this.jobId, body, post);
       if (outcome.ok) {
         this.log.debug('result posted', { bytes: body.length, attempts: outcome.attempts });
-      } else {
-        this.log.error('failed to post the job result to RunPod; it is lost', {
-          bytes: body.length,
-          attempts: outcome.attempts,
-          status: outcome.status,
-          error: outcome.error,
-        });
+        return outcome;
       }
-      return outcome;
+      this.log.error('failed to post the job result to RunPod', {
+        bytes: body.length,
+        attempts: outcome.attempts,
+        status: outcome.status,
+        error: outcome.error,
+      });
+      if (outcome.status === undefined || outcome.status >= 500 || !('output' in result)) return outcome;
+      // RunPod refused the output itself (a 4xx, most often over its size limit): post a small error so
+      // the job ends FAILED instead of COMPLETED without an output.
+      const failure = {
+        code: 'RESULT_REJECTED',
+        message: `RunPod refused the job's result (${outcome.status}) at ${body.length} bytes; results over RunPod's size limit are refused: lower batch_size, n_iter or the image size`,
+        phase: null,
+        retryable: false,
+        details: { status: outcome.status, bytes: body.length },
+      };
+      const fallback = await this.plane.postJobDone(
+        this.jobId,
+        JSON.stringify({ error: JSON.stringify(failure) }),
+        post,
+      );
+      this.log.error('posted RESULT_REJECTED in place of the refused result', {
+        status: fallback.status,
+        ok: fallback.ok,
+      });
+      return fallback;
     });
     return this.finished;
   }

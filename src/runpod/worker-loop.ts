@@ -152,7 +152,8 @@ export class WorkerLoop {
       }
       const askedAt = Date.now();
       try {
-        const taken = await this.plane.takeJobs(free, this.running.size > 0, this.stopping.signal);
+        // Not aborted on shutdown: a job RunPod hands out in this answer is run and answered, not lost.
+        const taken = await this.plane.takeJobs(free, this.running.size > 0);
         errorDelay = config.jobTakeErrorDelayMs;
         for (const bad of taken.malformed) this.answerMalformed(bad);
         for (const job of taken.jobs) this.start(job);
@@ -193,13 +194,23 @@ export class WorkerLoop {
   }
 
   private start(job: RunPodJob): void {
+    if (this.running.has(job.id)) {
+      this.deps.log.warn('RunPod handed out a job this worker is already running; ignoring the copy', {
+        jobId: job.id,
+      });
+      return;
+    }
     const controller = new AbortController();
     this.metrics.jobTaken();
-    const done = this.execute(job, controller).finally(() => {
-      this.running.delete(job.id);
-      this.heartbeat?.setJobIds([...this.running.keys()]);
-      this.slotWaiters.shift()?.();
-    });
+    const done = this.execute(job, controller)
+      .catch((error: unknown) => {
+        this.deps.log.error('a job ended without its result being posted', { jobId: job.id, ...errorFields(error) });
+      })
+      .finally(() => {
+        this.running.delete(job.id);
+        this.heartbeat?.setJobIds([...this.running.keys()]);
+        this.slotWaiters.shift()?.();
+      });
     this.running.set(job.id, { controller, done });
     this.heartbeat?.setJobIds([...this.running.keys()]);
     this.deps.log.info('Jobs in progress', { count: this.running.size, jobId: job.id });

@@ -102,6 +102,8 @@ export class WebUiEngine {
   /** Generations that finished, were interrupted or crashed: [start, end] in ms since epoch. */
   readonly generations: { startedAt: number; endedAt: number; interrupted: boolean }[] = [];
   private generationWaiters: { count: number; resolve: () => void }[] = [];
+  /** Set when the simulated process dies: nothing queued in it ever runs. */
+  private dead = false;
 
   constructor(
     readonly checkpoints: CheckpointRegistry,
@@ -120,6 +122,11 @@ export class WebUiEngine {
     const ms = this.hooks.modelLoadMs();
     if (ms > 0) await sleep(ms);
     this.loaded = item;
+  }
+
+  /** The simulated process died: queued and running generations end with it. */
+  kill(): void {
+    this.dead = true;
   }
 
   /** Resolves once `count` generations have ended. */
@@ -207,6 +214,18 @@ export class WebUiEngine {
 
   private async generate(request: ParsedRequest): Promise<Record<string, unknown>> {
     await this.loading;
+    if (this.dead) throw new SimulatedCrash('the process is gone');
+    for (const field of ['steps', 'batch_size', 'n_iter', 'width', 'height', 'cfg_scale']) {
+      // The generated model fields are Optional: pydantic takes null, processing then fails.
+      if (request[field] === null) {
+        throw a1111Error(
+          500,
+          'TypeError',
+          '',
+          `unsupported operand type(s) for *: 'NoneType' and 'int' (${field} is None)`,
+        );
+      }
+    }
     const overrides = (request['override_settings'] as Record<string, unknown> | null) ?? {};
     for (const key of Object.keys(overrides)) {
       if (!(key in this.options)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
@@ -247,6 +266,7 @@ export class WebUiEngine {
       for (let iteration = 0; iteration < nIter && !interrupted; iteration++) {
         this.state.job_no = enableHr ? iteration * 2 : iteration;
         for (let step = 0; step < steps; step++) {
+          if (this.dead) throw new SimulatedCrash('the process is gone');
           this.hooks.beforeStep(step);
           if (this.state.interrupted) {
             interrupted = true;

@@ -37,6 +37,11 @@ export interface SimulatorOptions {
   apiAuth?: string;
   /** UI mode: the HTTP server answers at once but /sdapi/v1/* is 404 for this long. */
   routesMissingAtStartMs?: number;
+  /**
+   * Time between a generation's end (the queue lock released, the next one starting) and its answer, as
+   * when A1111 serializes a large response outside the lock.
+   */
+  responseDelayMs?: number;
   /** What a crash does to the process: `drop` closes the port (default); `exit` ends the process. */
   crashMode?: 'drop' | 'exit';
 }
@@ -141,7 +146,7 @@ export class A1111Simulator {
           this.send(req, res, 500, { error: 'Exception', detail: '', body: '', errors: String(error) });
       });
     });
-    server.keepAliveTimeout = 5_000; // uvicorn's default
+    server.keepAliveTimeout = 30_000; // A1111's --timeout-keep-alive default
     server.on('connection', (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
@@ -232,6 +237,7 @@ export class A1111Simulator {
       process.stderr.write('A1111 SIMULATOR: simulated crash, exiting\n');
       process.exit(139);
     }
+    this.engineInstance.kill();
     void this.closeServer().then(async () => {
       if (crash.restartAfterMs === undefined || this.closed) return;
       await sleep(crash.restartAfterMs);
@@ -412,7 +418,9 @@ export class A1111Simulator {
     }
     const request = parseTxt2ImgBody(parsed);
     if (!request.ok) throw new HttpFailure(422, { detail: request.errors });
-    return this.engineInstance.txt2img(request.value);
+    const response = await this.engineInstance.txt2img(request.value);
+    if (this.options.responseDelayMs) await sleep(this.options.responseDelayMs);
+    return response;
   }
 }
 

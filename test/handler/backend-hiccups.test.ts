@@ -50,6 +50,23 @@ describe('a slow-booting A1111', () => {
   });
 });
 
+describe('an A1111 that refuses the worker’s credentials', () => {
+  it('fails BACKEND_REJECTED at once instead of waiting out the readiness deadline', async () => {
+    const sim = await simulator({ apiAuth: 'alice:right' });
+    const { runner } = testWorker(sim.url, { A1111_API_AUTH: 'alice:wrong' });
+
+    const outcome = await runner.run({ id: 'job-401', input });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({
+      code: 'BACKEND_REJECTED',
+      phase: 'waitingForApi',
+      details: { status: 401 },
+    });
+    expect(sim.callsTo('GET', '/sd-models')).toHaveLength(1);
+  });
+});
+
 describe('a burst of 502/503/504', () => {
   it('is retried, txt2img POSTs included, until A1111 answers', async () => {
     const sim = await simulator();

@@ -45,7 +45,7 @@ const DELAYS: Record<string, number> = {
 };
 const INPUT: JobMachineInput = { jobId: 'graph-job', input: { prompt: 'p' }, settings: SETTINGS };
 
-const prepared: PreparedJob = { request: { prompt: 'p' }, checkpoint: null, notes: [] };
+const prepared: PreparedJob = { request: { prompt: 'p' }, checkpoint: null, model: null, notes: [] };
 const verified: VerifiedJob = { request: { prompt: 'p' }, notes: [], downloaded: false };
 const model = { title: 'model.safetensors', model_name: 'model', filename: '/model.safetensors' };
 const routeMissing = new WorkerError('BACKEND_ROUTE_MISSING', 'routes are not mounted');
@@ -55,6 +55,7 @@ const EVENTS = [
   { type: 'xstate.error.actor.validateInput', error: new WorkerError('INVALID_INPUT', 'steps = 0') },
   { type: 'xstate.done.actor.probeApi', output: [model] },
   { type: 'xstate.error.actor.probeApi', error: new WorkerError('BACKEND_UNAVAILABLE', 'refused') },
+  { type: 'xstate.error.actor.probeApi', error: new WorkerError('BACKEND_REJECTED', 'Not authenticated') },
   { type: 'xstate.done.actor.verifyModels', output: verified },
   { type: 'xstate.done.actor.verifyModels', output: { ...verified, downloaded: true } },
   { type: 'xstate.error.actor.verifyModels', error: routeMissing },
@@ -193,7 +194,7 @@ async function drive(events: AnyEventObject[], taken: Set<string>): Promise<Snap
 
 describe('job machine, every edge of its state graph', () => {
   it('has the expected number of edges (update after covering a new transition)', () => {
-    expect(edges.length).toBe(206);
+    expect(edges.length).toBe(211);
   });
 
   it('rests in every state it defines, except the eventless decision points it only passes through', () => {

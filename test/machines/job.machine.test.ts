@@ -19,7 +19,7 @@ const settings: JobSettings = {
   modelRegistryWaitMs: 3_000,
   progressIntervalMs: 0,
 };
-const prepared: PreparedJob = { request: { prompt: 'p' }, checkpoint: null, notes: [] };
+const prepared: PreparedJob = { request: { prompt: 'p' }, checkpoint: null, model: null, notes: [] };
 const response: Txt2ImgResponse = { images: ['iVBOR'], parameters: {}, info: '{}' };
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 

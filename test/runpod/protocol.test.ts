@@ -3,6 +3,7 @@
  * environment variables, a fake control plane and the A1111 simulator, all on 127.0.0.1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { A1111Simulator } from '../../src/simulator/server.js';
 import { FakeRunPod } from '../support/fake-runpod.js';
 import { decodePng } from '../support/png.js';
 import { simulator } from '../support/simulator.js';
@@ -56,18 +57,22 @@ describe('job-take → job-done', () => {
 
   it('waits for A1111 before its first job-take and logs how long that took', async () => {
     const runpod = await plane();
-    const { bootingSimulator } = await import('../support/simulator.js');
-    const { sim, started } = await bootingSimulator({ bootDelayMs: 500 });
-    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+    const sim = new A1111Simulator();
+    const url = await sim.reservePort(); // nothing listens there yet
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: url, A1111_READY_LOG_EVERY: '1' });
 
+    await worker.waitForLog((r) => r['message'] === 'A1111 API is not ready yet');
+    expect(runpod.of('job-take')).toEqual([]);
+    await sim.start();
     const ready = await worker.waitForLog((r) => r['message'] === 'A1111 API is ready');
-    await started;
     const firstTake = await runpod.waitFor((r) => r.kind === 'job-take');
 
-    expect(ready['waitedMs']).toBeGreaterThanOrEqual(300);
+    expect(ready['probes']).toBeGreaterThan(1);
+    expect(ready['waitedMs']).toBeGreaterThan(0);
     expect(firstTake.at).toBeGreaterThanOrEqual(sim.calls.find((c) => c.status === 200)!.at);
     worker.child.kill('SIGTERM');
     await worker.exited;
+    await sim.close();
   });
 });
 
@@ -145,6 +150,39 @@ describe('job-done delivery', () => {
     expect(JSON.parse(second!.body).output.images).toHaveLength(1);
     worker.child.kill('SIGTERM');
     await worker.exited;
+  });
+
+  it('answers RESULT_REJECTED when RunPod refuses the output itself (a 4xx), so the job ends FAILED', async () => {
+    const sim = await simulator();
+    const runpod = await plane();
+    runpod.scriptDone('job-refused', 400);
+    runpod.enqueue(job('job-refused'));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-refused' && r.body.startsWith('{"error"'));
+
+    const [refused, replacement] = runpod.results('job-refused');
+    expect(JSON.parse(refused!.body)).toHaveProperty('output');
+    expect(JSON.parse(JSON.parse(replacement!.body).error)).toMatchObject({
+      code: 'RESULT_REJECTED',
+      details: { status: 400, bytes: refused!.body.length },
+    });
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+
+  it('runs a job handed out twice only once', async () => {
+    const sim = await simulator({ stepDelayMs: 10 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-twice', { steps: 20 }), job('job-twice', { steps: 20 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, WORKER_CONCURRENCY: '2' });
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-twice' && r.body.startsWith('{"output"'));
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+
+    expect(runpod.results('job-twice')).toHaveLength(1);
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
   });
 
   it('logs a result it could not deliver at error level, with the job id and the body size', async () => {

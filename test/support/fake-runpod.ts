@@ -184,7 +184,7 @@ export class FakeRunPod {
           const index = this.waitingStops.findIndex((w) => w.res === res);
           if (index >= 0) this.waitingStops.splice(index, 1);
           this.answerEmpty(res, timer);
-        }, this.options.longPollMs ?? 2_000);
+        }, this.options.longPollMs ?? 500);
         this.waitingStops.push({ res, timer });
         return;
       }
@@ -210,7 +210,7 @@ export class FakeRunPod {
       const index = this.waitingTakes.findIndex((w) => w.res === res);
       if (index >= 0) this.waitingTakes.splice(index, 1);
       this.answerEmpty(res, timer);
-    }, this.options.longPollMs ?? 2_000);
+    }, this.options.longPollMs ?? 500);
     this.waitingTakes.push({ res, count, timer });
   }
 

@@ -1,0 +1,375 @@
+/**
+ * Downloads checkpoints into A1111's models directory, safely.
+ *
+ * Contract:
+ * - the file is streamed to a hidden temporary file beside its final place (`.name.<uuid>.download`,
+ *   which A1111's scanner ignores), its size cap and sha256 checked while it streams, and renamed into
+ *   place only when complete and correct: no partial file ever carries the final name, and a failed
+ *   download leaves nothing behind; temporary files left by a killed worker are removed at start-up;
+ * - free disk space is checked first; the whole download has a deadline;
+ * - URLs follow the policy in url-policy.ts on every hop; Hugging Face and Civitai tokens come from the
+ *   environment and are sent only to their own hosts;
+ * - two jobs asking for the same file share one download; it is abandoned only when every job that
+ *   waits for it has gone;
+ * - progress goes to the log at most every 5 s and to each waiting job's progress callback.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ModelSettings } from '../config.js';
+import { errorFields, isWorkerError, WorkerError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { hostAllowed, safeUrl, type VettedTarget, vetTarget } from './url-policy.js';
+
+export interface ModelRequest {
+  checkpoint: string;
+  url?: string;
+  sha256?: string;
+}
+
+export interface DownloadProgress {
+  file: string;
+  bytes: number;
+  totalBytes: number | null;
+  bytesPerSecond: number;
+}
+
+export interface DownloadResult {
+  path: string;
+  bytes: number;
+  /** True when the file was already on disk and nothing was downloaded. */
+  reused: boolean;
+}
+
+interface SharedDownload {
+  promise: Promise<DownloadResult>;
+  controller: AbortController;
+  waiters: number;
+  listeners: Set<(progress: DownloadProgress) => void>;
+}
+
+const MAX_REDIRECTS = 5;
+const IDLE_TIMEOUT_MS = 60_000;
+const LOG_EVERY_MS = 5_000;
+const TEMP_SUFFIX = '.download';
+
+const HF_HOSTS = ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co'];
+const CIVITAI_HOSTS = ['civitai.com', '*.civitai.com'];
+
+function failed(reason: string, message: string, details: Record<string, unknown>, cause?: unknown): WorkerError {
+  return new WorkerError('MODEL_DOWNLOAD_FAILED', `model download failed: ${message}`, {
+    details: { reason, ...details },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+export class ModelDownloader {
+  private readonly inFlight = new Map<string, SharedDownload>();
+
+  constructor(
+    private readonly settings: ModelSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /** Removes temporary files a killed worker left behind; returns their names. */
+  async removeStaleTemporaryFiles(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.settings.dir);
+    } catch {
+      return [];
+    }
+    const stale = names.filter((name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX));
+    await Promise.all(stale.map((name) => unlink(path.join(this.settings.dir, name)).catch(() => undefined)));
+    if (stale.length > 0) this.log.info('removed stale partial downloads', { files: stale });
+    return stale;
+  }
+
+  /**
+   * Makes `model.checkpoint` exist in the models directory, downloading it from `model.url` unless it is
+   * already there. Several callers of the same file share one download.
+   */
+  fetch(
+    model: ModelRequest & { url: string },
+    options: { signal?: AbortSignal; onProgress?: (progress: DownloadProgress) => void } = {},
+  ): Promise<DownloadResult> {
+    let shared = this.inFlight.get(model.checkpoint);
+    if (!shared) {
+      const controller = new AbortController();
+      const listeners = new Set<(progress: DownloadProgress) => void>();
+      const created: SharedDownload = {
+        controller,
+        listeners,
+        waiters: 0,
+        promise: this.fetchOnce(model, controller.signal, (progress) => {
+          for (const listener of listeners) listener(progress);
+        }).finally(() => this.inFlight.delete(model.checkpoint)),
+      };
+      shared = created;
+      this.inFlight.set(model.checkpoint, created);
+    } else {
+      this.log.info('joining a download another job started', { file: model.checkpoint });
+    }
+    const download = shared;
+    download.waiters++;
+    if (options.onProgress) download.listeners.add(options.onProgress);
+    const leave = () => {
+      if (options.onProgress) download.listeners.delete(options.onProgress);
+      download.waiters--;
+      if (download.waiters === 0) download.controller.abort(new Error('every job waiting for this download has gone'));
+    };
+    return new Promise<DownloadResult>((resolve, reject) => {
+      const onAbort = () => {
+        leave();
+        reject(new WorkerError('CANCELLED', 'the job stopped waiting for its model download'));
+      };
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      download.promise.then(
+        (result) => {
+          options.signal?.removeEventListener('abort', onAbort);
+          if (options.onProgress) download.listeners.delete(options.onProgress);
+          resolve(result);
+        },
+        (error: unknown) => {
+          options.signal?.removeEventListener('abort', onAbort);
+          if (options.onProgress) download.listeners.delete(options.onProgress);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private async fetchOnce(
+    model: ModelRequest & { url: string },
+    signal: AbortSignal,
+    onProgress: (progress: DownloadProgress) => void,
+  ): Promise<DownloadResult> {
+    const finalPath = path.join(this.settings.dir, model.checkpoint);
+    const existing = await stat(finalPath).catch(() => null);
+    if (existing?.isFile()) {
+      this.log.info('the checkpoint is already on disk; not downloading it', { file: model.checkpoint });
+      return { path: finalPath, bytes: existing.size, reused: true };
+    }
+    const source = new URL(model.url);
+    await this.checkFreeSpace(0, source);
+    const deadline = AbortSignal.timeout(this.settings.timeoutMs);
+    const combined = AbortSignal.any([signal, deadline]);
+    const temp = path.join(this.settings.dir, `.${model.checkpoint}.${randomUUID()}${TEMP_SUFFIX}`);
+    const started = Date.now();
+    this.log.info('downloading checkpoint', { file: model.checkpoint, from: safeUrl(source) });
+    try {
+      const response = await this.open(source, combined);
+      const length = Number(response.headers['content-length']);
+      const totalBytes = Number.isFinite(length) && length > 0 ? length : null;
+      if (totalBytes !== null && totalBytes > this.settings.maxBytes) {
+        response.destroy();
+        throw failed(
+          'size',
+          `${model.checkpoint} is ${totalBytes} bytes, over MODEL_DOWNLOAD_MAX_BYTES (${this.settings.maxBytes})`,
+          {
+            file: model.checkpoint,
+            bytes: totalBytes,
+            maxBytes: this.settings.maxBytes,
+          },
+        );
+      }
+      if (totalBytes !== null) await this.checkFreeSpace(totalBytes, source);
+      const { bytes, sha256 } = await this.stream(response, temp, model.checkpoint, totalBytes, combined, onProgress);
+      if (totalBytes !== null && bytes !== totalBytes) {
+        throw failed('network', `the connection ended after ${bytes} of ${totalBytes} bytes`, {
+          file: model.checkpoint,
+          bytes,
+          totalBytes,
+        });
+      }
+      if (model.sha256 && sha256 !== model.sha256.toLowerCase()) {
+        throw failed(
+          'checksum',
+          `${model.checkpoint} has sha256 ${sha256}, not the expected ${model.sha256.toLowerCase()}`,
+          {
+            file: model.checkpoint,
+            expected: model.sha256.toLowerCase(),
+            actual: sha256,
+          },
+        );
+      }
+      await rename(temp, finalPath);
+      const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+      this.log.info('checkpoint downloaded', {
+        file: model.checkpoint,
+        bytes,
+        sha256,
+        seconds: Math.round(seconds * 10) / 10,
+        megabytesPerSecond: Math.round((bytes / seconds / 1e6) * 10) / 10,
+      });
+      return { path: finalPath, bytes, reused: false };
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw this.classify(error, model, source, deadline);
+    }
+  }
+
+  private classify(error: unknown, model: ModelRequest, source: URL, deadline: AbortSignal): WorkerError {
+    if (isWorkerError(error)) return error as WorkerError;
+    const code = (error as { code?: string }).code;
+    if (deadline.aborted) {
+      return failed(
+        'timeout',
+        `${model.checkpoint} did not finish within MODEL_DOWNLOAD_TIMEOUT_MS (${this.settings.timeoutMs} ms)`,
+        {
+          file: model.checkpoint,
+          url: safeUrl(source),
+        },
+      );
+    }
+    if (code === 'ENOSPC')
+      return failed('disk', `the disk filled up while writing ${model.checkpoint}`, { file: model.checkpoint }, error);
+    if (code === 'ABORT_ERR' || (error as Error).name === 'AbortError') {
+      return new WorkerError('CANCELLED', `the download of ${model.checkpoint} was abandoned`);
+    }
+    return failed(
+      'network',
+      `${safeUrl(source)}: ${(error as Error).message ?? String(error)}`,
+      { file: model.checkpoint, url: safeUrl(source), code },
+      error,
+    );
+  }
+
+  private async checkFreeSpace(bytes: number, source: URL): Promise<void> {
+    let free: number;
+    try {
+      const info = await statfs(this.settings.dir);
+      free = info.bavail * info.bsize;
+    } catch (error) {
+      throw failed('disk', `the models directory ${this.settings.dir} is not usable`, { url: safeUrl(source) }, error);
+    }
+    const needed = bytes + this.settings.minFreeBytes;
+    if (free < needed) {
+      throw failed('disk', `${free} bytes free in ${this.settings.dir}, ${needed} needed`, {
+        freeBytes: free,
+        neededBytes: needed,
+      });
+    }
+  }
+
+  /** Follows redirects, vetting every hop; resolves with the 200 response. */
+  private async open(source: URL, signal: AbortSignal): Promise<IncomingMessage> {
+    let url = source;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const target = await vetTarget(url, this.settings, { checkAllowlist: hop === 0 });
+      const response = await this.request(target, source, signal);
+      const status = response.statusCode ?? 0;
+      if (status >= 300 && status < 400 && response.headers.location) {
+        response.resume();
+        url = new URL(response.headers.location, url);
+        this.log.debug('download redirected', { to: safeUrl(url) });
+        continue;
+      }
+      if (status !== 200) {
+        response.resume();
+        throw failed('status', `${safeUrl(url)} answered ${status}`, { url: safeUrl(url), status });
+      }
+      return response;
+    }
+    throw failed('status', `more than ${MAX_REDIRECTS} redirects from ${safeUrl(source)}`, { url: safeUrl(source) });
+  }
+
+  private request(target: VettedTarget, source: URL, signal: AbortSignal): Promise<IncomingMessage> {
+    const pinned: LookupFunction = (_hostname, options, callback) => {
+      if ((options as { all?: boolean }).all) {
+        (callback as (err: null, addresses: { address: string; family: number }[]) => void)(null, [
+          { address: target.address, family: target.family },
+        ]);
+      } else callback(null, target.address, target.family);
+    };
+    const headers: Record<string, string> = { 'User-Agent': 'runpod-a1111-worker' };
+    // Tokens go only to the service they belong to, never across a redirect to another host.
+    if (target.url.host === source.host) {
+      if (this.settings.hfToken && hostAllowed(target.url.hostname, HF_HOSTS)) {
+        headers['Authorization'] = `Bearer ${this.settings.hfToken}`;
+      } else if (this.settings.civitaiToken && hostAllowed(target.url.hostname, CIVITAI_HOSTS)) {
+        headers['Authorization'] = `Bearer ${this.settings.civitaiToken}`;
+      }
+    }
+    const client = target.url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const request = client.get(target.url, { headers, lookup: pinned, signal, timeout: IDLE_TIMEOUT_MS }, resolve);
+      request.on('timeout', () => request.destroy(new Error(`no data for ${IDLE_TIMEOUT_MS} ms`)));
+      request.on('error', reject);
+    });
+  }
+
+  private async stream(
+    response: IncomingMessage,
+    temp: string,
+    file: string,
+    totalBytes: number | null,
+    signal: AbortSignal,
+    onProgress: (progress: DownloadProgress) => void,
+  ): Promise<{ bytes: number; sha256: string }> {
+    const hash = createHash('sha256');
+    const maxBytes = this.settings.maxBytes;
+    const started = Date.now();
+    let bytes = 0;
+    let lastLog = started;
+    let lastProgress = 0;
+    const log = this.log;
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        if (bytes > maxBytes) {
+          callback(
+            failed('size', `${file} is larger than MODEL_DOWNLOAD_MAX_BYTES (${maxBytes})`, { file, maxBytes, bytes }),
+          );
+          return;
+        }
+        hash.update(chunk);
+        const now = Date.now();
+        const bytesPerSecond = Math.round(bytes / Math.max(0.001, (now - started) / 1000));
+        if (now - lastProgress >= 250) {
+          lastProgress = now;
+          onProgress({ file, bytes, totalBytes, bytesPerSecond });
+        }
+        if (now - lastLog >= LOG_EVERY_MS) {
+          lastLog = now;
+          log.info('downloading checkpoint', {
+            file,
+            bytes,
+            totalBytes,
+            percent: totalBytes ? Math.round((bytes / totalBytes) * 1000) / 10 : null,
+            megabytesPerSecond: Math.round(bytesPerSecond / 1e5) / 10,
+          });
+        }
+        callback(null, chunk);
+      },
+    });
+    try {
+      await pipeline(response, meter, createWriteStream(temp, { flags: 'wx' }), { signal });
+    } catch (error) {
+      log.debug('download stream ended early', { file, bytes, ...errorFields(error) });
+      if (isWorkerError(error)) throw error;
+      if (bytes > 0 && !signal.aborted && (error as { code?: string }).code !== 'ENOSPC') {
+        throw failed('network', `the connection dropped after ${bytes}${totalBytes ? ` of ${totalBytes}` : ''} bytes`, {
+          file,
+          bytes,
+          totalBytes,
+        });
+      }
+      throw error;
+    }
+    onProgress({
+      file,
+      bytes,
+      totalBytes,
+      bytesPerSecond: Math.round(bytes / Math.max(0.001, (Date.now() - started) / 1000)),
+    });
+    return { bytes, sha256: hash.digest('hex') };
+  }
+}

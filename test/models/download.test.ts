@@ -1,0 +1,275 @@
+/**
+ * Jobs that bring their checkpoint: a real file server on loopback, the simulator scanning a real
+ * models directory, the worker downloading into it.
+ */
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ProgressUpdate } from '../../machines/job.types.js';
+import { FileServer } from '../support/file-server.js';
+import { simulator } from '../support/simulator.js';
+import { testWorker } from '../support/worker.js';
+
+async function setup(env: Record<string, string> = {}) {
+  const modelsDir = await mkdtemp(path.join(tmpdir(), 'models-'));
+  const sim = await simulator({ modelsDir });
+  const files = new FileServer();
+  await files.start();
+  const worker = testWorker(sim.url, {
+    MODELS_DIR: modelsDir,
+    MODEL_DOWNLOAD_HOSTS: '127.0.0.1',
+    MODEL_DOWNLOAD_PRIVATE_ALLOW: '127.0.0.1',
+    MODEL_REGISTRY_WAIT_MS: '200',
+    ...env,
+  });
+  return { modelsDir, sim, files, worker };
+}
+
+function jobWith(model: Record<string, unknown>) {
+  return { prompt: 'a lighthouse', steps: 2, seed: 3, width: 64, height: 64, model };
+}
+
+describe('a job whose checkpoint A1111 does not have', () => {
+  it('downloads it, makes A1111 see it, and generates with it', async () => {
+    const { modelsDir, sim, files, worker } = await setup();
+    const file = files.add('/dream.safetensors', 3_000_000);
+    const updates: ProgressUpdate[] = [];
+
+    const outcome = await worker.runner.run(
+      {
+        id: 'job-download',
+        input: jobWith({ checkpoint: 'dream.safetensors', url: `${files.url}/dream.safetensors`, sha256: file.sha256 }),
+      },
+      { onProgress: (update) => updates.push(update) },
+    );
+
+    if (!outcome.ok) throw new Error(outcome.failure.message);
+    expect(JSON.parse(outcome.output.info).sd_model_name).toBe('dream');
+    expect(await readdir(modelsDir)).toEqual(['dream.safetensors']);
+    expect((await readFile(path.join(modelsDir, 'dream.safetensors'))).equals(file.bytes)).toBe(true);
+    expect(sim.callsTo('POST', '/txt2img')[0]?.body).toMatchObject({
+      override_settings: { sd_model_checkpoint: 'dream.safetensors' },
+    });
+    expect(sim.callsTo('POST', '/txt2img')[0]?.body).not.toHaveProperty('model');
+    expect(outcome.output.worker.notes).toContain('checkpoint "dream.safetensors" downloaded (3000000 bytes)');
+    expect(updates.filter((u) => u.stage === 'downloading').at(-1)).toMatchObject({
+      bytes: 3_000_000,
+      totalBytes: 3_000_000,
+      progress: 1,
+    });
+  });
+
+  it('refreshes A1111’s checkpoints and waits the registry delay before checking it again', async () => {
+    const { sim, files, worker } = await setup();
+    files.add('/dream.safetensors', 10_000);
+
+    const outcome = await worker.runner.run({
+      id: 'job-stabilize',
+      input: jobWith({ checkpoint: 'dream.safetensors', url: `${files.url}/dream.safetensors` }),
+    });
+
+    expect(outcome.ok).toBe(true);
+    const [refresh] = sim.callsTo('POST', '/refresh-checkpoints');
+    const after = sim.callsTo('GET', '/sd-models').find((call) => call.at > refresh!.at);
+    expect(after!.at - refresh!.at).toBeGreaterThanOrEqual(195);
+    const path = worker.logs
+      .records()
+      .filter((r) => r['message'] === 'transition' && r['level'] === 'info')
+      .map((r) => r['to']);
+    expect(path).toEqual([
+      'waitingForApi',
+      'verifyingModels',
+      'postDownloadStabilizing',
+      'verifyingModels',
+      'ready',
+      'inferring',
+      'succeeded',
+    ]);
+  });
+
+  it('shares one download between two jobs that need the same file', async () => {
+    const { files, worker } = await setup();
+    files.add('/shared.safetensors', 2_000_000, { kind: 'slow', bytesPerChunk: 200_000, delayMs: 20 });
+    const model = { checkpoint: 'shared.safetensors', url: `${files.url}/shared.safetensors` };
+
+    const [a, b] = await Promise.all([
+      worker.runner.run({ id: 'job-share-a', input: jobWith(model) }),
+      worker.runner.run({ id: 'job-share-b', input: jobWith(model) }),
+    ]);
+
+    expect([a.ok, b.ok]).toEqual([true, true]);
+    expect(files.requests.filter((r) => r.path === '/shared.safetensors')).toHaveLength(1);
+  });
+
+  it('uses a file already on disk that A1111 has not listed yet, without downloading', async () => {
+    const { modelsDir, files, worker, sim } = await setup();
+    await writeFile(path.join(modelsDir, 'late.safetensors'), 'weights');
+
+    const outcome = await worker.runner.run({
+      id: 'job-on-disk',
+      input: jobWith({ checkpoint: 'late.safetensors', url: `${files.url}/late.safetensors` }),
+    });
+
+    expect(outcome.ok).toBe(true);
+    expect(files.requests).toEqual([]);
+    expect(sim.callsTo('POST', '/refresh-checkpoints')).toHaveLength(1);
+  });
+
+  it('fails MODEL_NOT_FOUND, with the list, when there is no URL to download from', async () => {
+    const { worker, sim } = await setup();
+
+    const outcome = await worker.runner.run({ id: 'job-no-url', input: jobWith({ checkpoint: 'absent.safetensors' }) });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({ code: 'MODEL_NOT_FOUND', details: { available: ['model.safetensors'] } });
+    expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
+  });
+});
+
+describe('a download that goes wrong leaves nothing behind', () => {
+  async function failedDownload(
+    behaviour: Parameters<FileServer['add']>[2],
+    env: Record<string, string> = {},
+    sha256?: string,
+  ) {
+    const { modelsDir, files, worker, sim } = await setup(env);
+    files.add('/bad.safetensors', 1_000_000, behaviour);
+    const outcome = await worker.runner.run({
+      id: 'job-bad-download',
+      input: jobWith({
+        checkpoint: 'bad.safetensors',
+        url: `${files.url}/bad.safetensors`,
+        ...(sha256 ? { sha256 } : {}),
+      }),
+    });
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(await readdir(modelsDir)).toEqual([]);
+    expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
+    return outcome.failure;
+  }
+
+  it('on a checksum mismatch', async () => {
+    const failure = await failedDownload(undefined, {}, 'a'.repeat(64));
+    expect(failure).toMatchObject({
+      code: 'MODEL_DOWNLOAD_FAILED',
+      phase: 'verifyingModels',
+      details: { reason: 'checksum', expected: 'a'.repeat(64) },
+    });
+    expect(failure.message).toContain('not the expected');
+  });
+
+  it('over the size cap, told by Content-Length', async () => {
+    const failure = await failedDownload(undefined, { MODEL_DOWNLOAD_MAX_BYTES: '500000' });
+    expect(failure.details).toMatchObject({ reason: 'size', bytes: 1_000_000, maxBytes: 500_000 });
+  });
+
+  it('over the size cap, found while streaming a body of unknown length', async () => {
+    const failure = await failedDownload({ kind: 'no-length' }, { MODEL_DOWNLOAD_MAX_BYTES: '500000' });
+    expect(failure.details).toMatchObject({ reason: 'size', maxBytes: 500_000 });
+  });
+
+  it('when the server drops the connection half-way', async () => {
+    const failure = await failedDownload({ kind: 'drop-half-way' });
+    expect(failure.details).toMatchObject({ reason: 'network' });
+    expect(failure.message).toMatch(/after \d+ of 1000000 bytes/);
+  });
+
+  it('when the server answers an error status', async () => {
+    const failure = await failedDownload({ kind: 'status', status: 403 });
+    expect(failure.details).toMatchObject({ reason: 'status', status: 403 });
+  });
+
+  it('past its deadline', async () => {
+    const failure = await failedDownload(
+      { kind: 'slow', bytesPerChunk: 10_000, delayMs: 50 },
+      { MODEL_DOWNLOAD_TIMEOUT_MS: '1000' },
+    );
+    expect(failure.details).toMatchObject({ reason: 'timeout' });
+  });
+
+  it('when the disk lacks room', async () => {
+    const failure = await failedDownload(undefined, { MODEL_DOWNLOAD_MIN_FREE_BYTES: String(2 ** 52) });
+    expect(failure.details).toMatchObject({ reason: 'disk' });
+  });
+});
+
+describe('downloads the worker refuses', () => {
+  it('refuses a file name with a path in it before anything happens', async () => {
+    const { files, worker, sim } = await setup();
+    for (const checkpoint of ['../evil.safetensors', 'sub/dir.safetensors', 'model.bin']) {
+      const outcome = await worker.runner.run({
+        id: 'job-traversal',
+        input: jobWith({ checkpoint, url: `${files.url}/x.safetensors` }),
+      });
+      if (outcome.ok) throw new Error('expected a failure');
+      expect(outcome.failure).toMatchObject({ code: 'INVALID_INPUT', phase: 'booting' });
+      expect(outcome.failure.message).toContain('model.checkpoint');
+    }
+    expect(files.requests).toEqual([]);
+    expect(sim.calls).toEqual([]);
+  });
+
+  it('refuses a private address that is not explicitly allowed', async () => {
+    const { files, worker } = await setup({ MODEL_DOWNLOAD_PRIVATE_ALLOW: '' });
+    files.add('/dream.safetensors', 1_000);
+
+    const outcome = await worker.runner.run({
+      id: 'job-private',
+      input: jobWith({ checkpoint: 'dream.safetensors', url: `${files.url}/dream.safetensors` }),
+    });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({ code: 'MODEL_DOWNLOAD_FAILED', details: { reason: 'refused' } });
+    expect(outcome.failure.message).toContain('127.0.0.1, a private, loopback or link-local address');
+    expect(files.requests).toEqual([]);
+  });
+
+  it('refuses a redirect to a private address, checked on the redirect itself', async () => {
+    const { files, worker } = await setup();
+    files.add('/hop.safetensors', 1_000, { kind: 'redirect', to: 'http://169.254.169.254/latest/meta-data/iam' });
+
+    const outcome = await worker.runner.run({
+      id: 'job-redirect',
+      input: jobWith({ checkpoint: 'hop.safetensors', url: `${files.url}/hop.safetensors` }),
+    });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure.details).toMatchObject({ reason: 'refused', host: '169.254.169.254' });
+    expect(files.requests.map((r) => r.path)).toEqual(['/hop.safetensors']);
+  });
+
+  it('refuses a host that is not on the allowlist', async () => {
+    const { files, worker } = await setup({ MODEL_DOWNLOAD_HOSTS: 'huggingface.co' });
+
+    const outcome = await worker.runner.run({
+      id: 'job-host',
+      input: jobWith({ checkpoint: 'x.safetensors', url: `${files.url}/x.safetensors` }),
+    });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure.message).toContain('127.0.0.1 is not on MODEL_DOWNLOAD_HOSTS (huggingface.co)');
+    expect(files.requests).toEqual([]);
+  });
+
+  it('refuses tokens in the job input without repeating them', async () => {
+    const { worker, sim } = await setup();
+    const inputs = [
+      jobWith({
+        checkpoint: 'x.safetensors',
+        url: 'https://huggingface.co/a/b/resolve/main/x.safetensors?token=hf_secret123',
+      }),
+      jobWith({ checkpoint: 'x.safetensors', url: 'https://huggingface.co/x.safetensors', hf_token: 'hf_secret123' }),
+      { ...jobWith({ checkpoint: 'x.safetensors' }), civitai_token: 'hf_secret123' },
+    ];
+    for (const input of inputs) {
+      const outcome = await worker.runner.run({ id: 'job-token', input });
+      if (outcome.ok) throw new Error('expected a failure');
+      expect(outcome.failure.code).toBe('INVALID_INPUT');
+      expect(outcome.failure.message).toContain('HF_TOKEN and CIVITAI_TOKEN');
+      expect(JSON.stringify(outcome.failure)).not.toContain('hf_secret123');
+    }
+    expect(worker.logs.lines.join('\n')).not.toContain('hf_secret123');
+    expect(sim.calls).toEqual([]);
+  });
+});

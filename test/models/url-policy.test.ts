@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import {
+  fileNameProblem,
+  hostAllowed,
+  isPrivateAddress,
+  privateAllowed,
+  safeUrl,
+} from '../../src/models/url-policy.js';
+
+describe('download URL policy', () => {
+  it('knows private, loopback, link-local and reserved addresses, IPv4-mapped ones included', () => {
+    for (const address of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      'fe80::1',
+      'fd00::1',
+      '::ffff:10.0.0.1',
+    ]) {
+      expect(isPrivateAddress(address), address).toBe(true);
+    }
+    for (const address of ['8.8.8.8', '104.18.10.1', '2606:4700::1111', '::ffff:8.8.8.8']) {
+      expect(isPrivateAddress(address), address).toBe(false);
+    }
+  });
+
+  it('lets an address or CIDR exception through, and nothing else', () => {
+    expect(privateAllowed('10.2.3.4', ['10.0.0.0/8'])).toBe(true);
+    expect(privateAllowed('192.168.1.1', ['10.0.0.0/8', '127.0.0.1'])).toBe(false);
+    expect(privateAllowed('127.0.0.1', ['127.0.0.1'])).toBe(true);
+    expect(privateAllowed('127.0.0.2', ['127.0.0.1'])).toBe(false);
+    expect(privateAllowed('10.0.0.1', [])).toBe(false);
+  });
+
+  it('matches hosts exactly, and subdomains only through a *. entry', () => {
+    const list = ['huggingface.co', '*.huggingface.co'];
+    expect(hostAllowed('huggingface.co', list)).toBe(true);
+    expect(hostAllowed('cdn-lfs.huggingface.co', list)).toBe(true);
+    expect(hostAllowed('evilhuggingface.co', list)).toBe(false);
+    expect(hostAllowed('huggingface.co.evil.com', list)).toBe(false);
+    expect(hostAllowed('civitai.com', ['*.civitai.com'])).toBe(false);
+  });
+
+  it('accepts plain .safetensors/.ckpt names and says what is wrong with others', () => {
+    expect(fileNameProblem('dreamshaper_8.safetensors')).toBeNull();
+    expect(fileNameProblem('v1-5-pruned-emaonly (fp16).ckpt')).toBeNull();
+    expect(fileNameProblem('../x.safetensors')).toBe('it must not contain a path separator');
+    expect(fileNameProblem('..x.safetensors')).toBe('it must not contain ".."');
+    expect(fileNameProblem('model.bin')).toBe('it must end in .safetensors or .ckpt');
+    expect(fileNameProblem('.hidden.safetensors')).toMatch(/plain file name/);
+  });
+
+  it('drops the query and credentials from URLs it shows', () => {
+    expect(safeUrl(new URL('https://u:p@huggingface.co/a/b.safetensors?token=x'))).toBe(
+      'https://huggingface.co/a/b.safetensors',
+    );
+  });
+});
