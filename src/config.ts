@@ -394,6 +394,27 @@ export const ConfigSchema = z.object({
     rule: 'any text',
     secret: true,
   }),
+  JOURNAL_DIR: optionalText({
+    description:
+      'Where job journals go (one JSON-lines file per job, replayable with `node dist/src/main.js replay <file>`). Unset: no journals.',
+    rule: 'a directory path',
+  }),
+  JOURNAL_KEEP: oneOf(['failed', 'all'] as const, {
+    default: 'failed',
+    description: 'Which jobs keep their journal when JOURNAL_DIR is set: only the failed ones, or all.',
+  }),
+  STATELY_INSPECT: optionalText({
+    description:
+      'Send every job machine to the Stately inspector: `serve` starts a local bridge on STATELY_INSPECT_PORT (open it in a browser), a ws:// URL connects to a bridge elsewhere. Unset: off. See docs/inspect.md.',
+    rule: '`serve` or a ws:// or wss:// URL',
+    pattern: /^(serve|wss?:\/\/.+)$/,
+  }),
+  STATELY_INSPECT_PORT: integer({
+    default: 8080,
+    min: 1,
+    max: 65_535,
+    description: 'Port of the local inspector bridge started by STATELY_INSPECT=serve.',
+  }),
   LOG_LEVEL: oneOf(['error', 'warn', 'info', 'debug'] as const, {
     default: 'info',
     description:
@@ -491,6 +512,9 @@ export interface Config {
   progressPostIntervalMs: number;
   metricsLogIntervalMs: number;
   models: ModelSettings;
+  journalDir: string | undefined;
+  journalKeep: 'failed' | 'all';
+  inspect: { target: string | undefined; port: number };
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFormat: 'auto' | 'json' | 'runpod' | 'text';
   runpodEndpointId: string | undefined;
@@ -591,6 +615,9 @@ export function loadConfig(env: Env = process.env): Config {
       hfToken: v.HF_TOKEN,
       civitaiToken: v.CIVITAI_TOKEN,
     },
+    journalDir: v.JOURNAL_DIR,
+    journalKeep: v.JOURNAL_KEEP,
+    inspect: { target: v.STATELY_INSPECT, port: v.STATELY_INSPECT_PORT },
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,
     runpodEndpointId: v.RUNPOD_ENDPOINT_ID,

@@ -15,12 +15,14 @@ import type { JobOutput, JobSettings, ProgressUpdate } from '../machines/job.typ
 import { type A1111Client, createA1111Client } from './a1111/client.js';
 import type { Txt2ImgResponse } from './a1111/schemas.js';
 import { type Config, loadConfig } from './config.js';
-import { type JobFailure, type JobPhase, toJobFailure } from './errors.js';
+import { errorFields, type JobFailure, type JobPhase, toJobFailure } from './errors.js';
 import { type LiveJobMachine, provideJobActors } from './job/actors.js';
 import { GenerationLine } from './job/generation-line.js';
 import { A1111Catalog } from './job/verify.js';
+import { JournalRecorder, statePathOf, writeJournal } from './journal/journal.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
 import { ModelDownloader } from './models/downloader.js';
+import { WORKER_VERSION } from './version.js';
 
 /** A RunPod job as the handler receives it. */
 export interface RunPodJob {
@@ -75,6 +77,8 @@ export interface JobRunnerDeps {
   clock?: Clock;
   /** Milliseconds for timings; `performance.now` by default. */
   now?: () => number;
+  /** Receives every inspection event of every job (the Stately inspector). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export interface JobRunner {
@@ -91,16 +95,6 @@ type JobSnapshot = SnapshotFrom<LiveJobMachine>;
 /** The machine's top-level state: `{ waitingForApi: 'probing' }` → `waitingForApi`. */
 export function topState(value: JobSnapshot['value']): string {
   return typeof value === 'string' ? value : (Object.keys(value)[0] ?? '');
-}
-
-/** The full state path: `{ waitingForApi: 'probing' }` → `waitingForApi.probing`. */
-export function statePath(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value && typeof value === 'object') {
-    const [key, inner] = Object.entries(value)[0] ?? [];
-    return key === undefined ? '' : `${key}.${statePath(inner)}`.replace(/\.$/, '');
-  }
-  return '';
 }
 
 export function jobSettings(config: Config, withProgress: boolean): JobSettings {
@@ -151,12 +145,26 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     let currentPath = 'booting';
     let enteredAt = startedAt;
 
+    const recorder = deps.config.journalDir
+      ? new JournalRecorder(
+          {
+            jobId: job.id,
+            workerVersion: WORKER_VERSION,
+            settings: jobSettings(deps.config, options.onProgress !== undefined),
+            input: job.input,
+          },
+          () => now() - startedAt,
+        )
+      : undefined;
+
     const onTransition = (event: InspectionEvent) => {
+      if (deps.inspect) deps.inspect(event);
       if (event.actorRef.sessionId !== event.rootId) return;
       options.inspect?.(event);
+      recorder?.observe(event);
       if (event.type !== '@xstate.microstep') return;
       const value = (event.snapshot as JobSnapshot).value;
-      const path = statePath(value);
+      const path = statePathOf(value);
       if (path === currentPath) return;
       const at = now();
       const top = topState(value);
@@ -223,6 +231,13 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       actor.stop();
     }
 
+    if (recorder && deps.config.journalDir && (deps.config.journalKeep === 'all' || output.status === 'failed')) {
+      const lines = recorder.finish(output);
+      await writeJournal(deps.config.journalDir, job.id, lines).then(
+        (file) => log.info('journal written', { file }),
+        (error: unknown) => log.warn('could not write the job journal', errorFields(error)),
+      );
+    }
     const endedAt = now();
     const phase = current as keyof PhaseTimings;
     if (current !== 'succeeded' && current !== 'failed') timings[phase] = (timings[phase] ?? 0) + (endedAt - enteredAt);

@@ -8,18 +8,26 @@
  *    ./test_input.json; exit 0 on success, 1 on failure.
  * 3. Otherwise production: the RunPod job loop.
  *
+ * `replay <journal.jsonl>...` replays job journals instead (see docs/replay.md) and exits 1 at the first
+ * divergence.
+ *
  * `--rp_log_level LEVEL` overrides LOG_LEVEL. `--simulator` first starts the embedded A1111 SIMULATOR
  * (test-pattern images, no GPU) and points A1111_BASE_URL at it; `--output-dir` sets where test-input
  * mode writes images (default ./output).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { InspectionEvent } from 'xstate';
 import { createA1111Client } from './a1111/client.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { errorFields } from './errors.js';
 import { createJobRunner } from './handler.js';
+import { startStatelyInspector } from './inspect.js';
+import { parseJournal } from './journal/journal.js';
+import { formatReplay, replayJournal } from './journal/replay.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
 import { LocalApi } from './runpod/local-api.js';
 import { runTestInput, UsageError } from './runpod/test-input.js';
@@ -50,8 +58,9 @@ async function startSimulator(log: Logger): Promise<{ url: string; child: ChildP
 }
 
 function parseFlags() {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     strict: false,
+    allowPositionals: true,
     options: {
       test_input: { type: 'string' },
       rp_serve_api: { type: 'boolean' },
@@ -71,7 +80,28 @@ function parseFlags() {
     logLevel: text('rp_log_level'),
     simulator: values['simulator'] === true,
     outputDir: text('output-dir') ?? 'output',
+    command: positionals[0],
+    files: positionals.slice(1),
   };
+}
+
+/** `replay <files>`: replays each journal, prints its transitions; 1 when any diverges. */
+async function replayCommand(
+  files: string[],
+  log: Logger,
+  inspect?: (event: InspectionEvent) => void,
+): Promise<number> {
+  if (files.length === 0) throw new UsageError('replay needs one or more journal files: replay <journal.jsonl>...');
+  let code = 0;
+  for (const file of files) {
+    const report = replayJournal(parseJournal(await readFile(file, 'utf8')), inspect ? { inspect } : {});
+    process.stdout.write(`${file}\n${formatReplay(report)}\n`);
+    if (report.divergence) {
+      log.error('replay diverged from the recording', { file, line: report.divergence.line });
+      code = 1;
+    }
+  }
+  return code;
 }
 
 /** Calls `onFirst` on the first SIGTERM/SIGINT and exits at once on the second. */
@@ -106,6 +136,29 @@ async function main(): Promise<number> {
   }
   const log = createLoggerFromConfig(config);
   if (flags.logLevel) log.info(`Log level set to ${config.logLevel}`);
+  const inspector = await startStatelyInspector(config, log);
+  if (flags.command === 'replay') {
+    try {
+      const code = await replayCommand(flags.files, log, inspector?.inspect);
+      if (config.inspect.target === 'serve') {
+        // The bridge keeps the last messages for a browser that connects late; keep it up until asked.
+        log.info(`the replay is in the inspector at http://localhost:${config.inspect.port}; press Ctrl-C to end`);
+        await new Promise<void>((resolve) => onSignals(log, () => resolve()));
+      }
+      return code;
+    } catch (error) {
+      log.error(error instanceof Error ? error.message : String(error));
+      return 1;
+    } finally {
+      inspector?.close();
+    }
+  }
+  if (flags.command !== undefined) {
+    log.error(
+      `unknown command ${JSON.stringify(flags.command)}: the only command is "replay"; see the README for the flags`,
+    );
+    return 1;
+  }
   let simulator: ChildProcess | undefined;
   try {
     if (flags.simulator) {
@@ -114,7 +167,7 @@ async function main(): Promise<number> {
       config = { ...config, a1111BaseUrl: started.url };
     }
     const client = createA1111Client(config, log);
-    const runner = createJobRunner({ config, log, client });
+    const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
     await runner.downloader.removeStaleTemporaryFiles();
     try {
       if (flags.serveApi) {
@@ -153,7 +206,11 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     simulator?.kill('SIGTERM');
+    inspector?.close();
   }
 }
 
-process.exitCode = await main();
+const code = await main();
+process.exitCode = code;
+// The inspector package reconnects to an unreachable bridge forever; with it on, end explicitly.
+if (process.env['STATELY_INSPECT']) process.exit(code);

@@ -1,0 +1,100 @@
+/**
+ * The Stately inspector, opt-in (STATELY_INSPECT): every job machine's events and states go to the
+ * inspector UI (stately.ai/inspect) through a WebSocket bridge.
+ *
+ * - `serve`: the worker starts the bridge itself on STATELY_INSPECT_PORT; open http://localhost:<port>
+ *   in a browser that can reach stately.ai.
+ * - a ws:// URL: the worker connects to a bridge that runs elsewhere.
+ *
+ * Contract: the inspector never slows a job and never keeps the process alive. The package is loaded
+ * only when asked for; what it is sent is sanitized (no base64 payloads, no secrets), and it buffers
+ * at most 200 events while it cannot connect; the entry point exits explicitly when it is on, because
+ * the package keeps reconnecting to an unreachable bridge forever.
+ */
+import type { InspectionEvent } from 'xstate';
+import type { Config } from './config.js';
+import { errorFields } from './errors.js';
+import { summarizePayloads } from './journal/journal.js';
+import type { Logger } from './log.js';
+
+export interface StatelyInspector {
+  inspect(event: InspectionEvent): void;
+  close(): void;
+}
+
+const CHEAP = { hash: false };
+
+/** A snapshot as the inspector may see it: no payloads in its context or output. */
+function sanitizeSnapshot(snapshot: unknown): unknown {
+  const s = snapshot as { status?: unknown; value?: unknown; context?: unknown; output?: unknown; error?: unknown };
+  return {
+    status: s.status,
+    value: s.value,
+    context: summarizePayloads(s.context, CHEAP),
+    output: summarizePayloads(s.output, CHEAP),
+    error: summarizePayloads(s.error, CHEAP),
+  };
+}
+
+/**
+ * Strips payloads before the inspector sees an event: it serializes every snapshot it is given, and a
+ * job's context holds A1111's response (tens of MB of base64) once generation is done.
+ */
+export function sanitizeInspection(event: InspectionEvent): InspectionEvent {
+  switch (event.type) {
+    case '@xstate.snapshot':
+    case '@xstate.microstep':
+      return {
+        ...event,
+        event: summarizePayloads(event.event, CHEAP),
+        snapshot: sanitizeSnapshot(event.snapshot),
+      } as InspectionEvent;
+    case '@xstate.event':
+      return { ...event, event: summarizePayloads(event.event, CHEAP) } as InspectionEvent;
+    default:
+      return event;
+  }
+}
+
+/**
+ * Starts the inspector the settings ask for; undefined when it is off or cannot be loaded.
+ *
+ * @example
+ * const inspector = await startStatelyInspector(config, log);
+ * const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
+ */
+export async function startStatelyInspector(config: Config, log: Logger): Promise<StatelyInspector | undefined> {
+  const target = config.inspect.target;
+  if (!target) return undefined;
+  try {
+    const { createWebSocketInspector } = await import('@statelyai/inspect');
+    let server: { stop(): void } | undefined;
+    let url = target;
+    if (target === 'serve') {
+      const { createInspectorServer } = await import('@statelyai/inspect/server');
+      server = createInspectorServer({ port: config.inspect.port, autoOpen: false });
+      url = `ws://127.0.0.1:${config.inspect.port}`;
+      log.info(
+        `Stately inspector bridge on http://localhost:${config.inspect.port}: open it in a browser that can reach stately.ai`,
+      );
+    }
+    const inspector = createWebSocketInspector({ url, maxDeferredEvents: 200 });
+    log.info('sending job machines to the Stately inspector', { url });
+    return {
+      inspect: (event) => {
+        try {
+          inspector.inspect.next?.(sanitizeInspection(event));
+        } catch (error) {
+          log.debug('inspector dropped an event', errorFields(error));
+        }
+      },
+      close: () => {
+        inspector.stop();
+        server?.stop();
+      },
+    };
+  } catch (error) {
+    log.warn('the Stately inspector could not be started; going on without it', errorFields(error));
+    return undefined;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Job journals: what a job's machine went through, as JSON lines, so any run can be replayed on a
+ * laptop (see replay.ts).
+ *
+ * A journal holds, in order: a header (job id, worker version, the job's settings and its input), every
+ * event delivered to the job's machine (actor results and errors, timers, cancels, progress) with its
+ * time from the start of the job, the state after each step, and the final output. Base64 payloads are
+ * replaced by their size and sha256, everywhere, so journals stay small and carry no images.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { InspectionEvent } from 'xstate';
+import type { JobOutput, JobSettings } from '../../machines/job.types.js';
+import { isWorkerError } from '../errors.js';
+
+export const JOURNAL_VERSION = 1;
+
+export interface JournalHeader {
+  type: 'journal';
+  version: number;
+  jobId: string;
+  workerVersion: string;
+  recordedAt: string;
+  settings: JobSettings;
+  input: unknown;
+}
+
+export interface JournalEvent {
+  type: 'event';
+  at: number;
+  event: Record<string, unknown>;
+}
+
+export interface JournalStep {
+  type: 'step';
+  at: number;
+  event: string;
+  /** The full state path after the step, e.g. `waitingForApi.pausing`. */
+  state: string;
+}
+
+export interface JournalResult {
+  type: 'result';
+  at: number;
+  output: unknown;
+}
+
+export type JournalLine = JournalHeader | JournalEvent | JournalStep | JournalResult;
+
+const BASE64 = /^(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/\r\n]{200,}={0,2}$/;
+
+/**
+ * Replaces every base64 payload in a value by `<base64 N bytes sha256:...>` (or `<base64 N chars>` with
+ * `hash: false`, which costs nothing); errors become plain objects.
+ */
+export function summarizePayloads(value: unknown, options: { hash: boolean } = { hash: true }, depth = 0): unknown {
+  if (typeof value === 'string') {
+    if (value.length < 200 || !BASE64.test(value)) return value;
+    if (!options.hash) return `<base64 ${value.length} chars>`;
+    const data = value.replace(/^data:[^,]*,/, '');
+    const bytes = Buffer.from(data, 'base64');
+    return `<base64 ${bytes.length} bytes sha256:${createHash('sha256').update(bytes).digest('hex')}>`;
+  }
+  if (value === null || typeof value !== 'object' || depth > 20) return value;
+  if (isWorkerError(value)) {
+    const error = value as unknown as Record<string, unknown>;
+    return {
+      name: 'WorkerError',
+      code: error['code'],
+      message: error['message'],
+      details: summarizePayloads(error['details'], options, depth + 1),
+      ...(error['phase'] ? { phase: error['phase'] } : {}),
+    };
+  }
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  if (Array.isArray(value)) return value.map((item) => summarizePayloads(item, options, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = summarizePayloads(item, options, depth + 1);
+  return out;
+}
+
+/** The full state path of a machine snapshot value: `{ waitingForApi: 'pausing' }` → `waitingForApi.pausing`. */
+export function statePathOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    const [key, inner] = Object.entries(value)[0] ?? [];
+    if (key === undefined) return '';
+    const rest = statePathOf(inner);
+    return rest ? `${key}.${rest}` : key;
+  }
+  return '';
+}
+
+/** Collects one job's journal from the inspection events of its machine. */
+export class JournalRecorder {
+  private readonly lines: JournalLine[] = [];
+  private lastState = '';
+
+  constructor(
+    header: Omit<JournalHeader, 'type' | 'version' | 'recordedAt' | 'input'> & { input: unknown },
+    private readonly now: () => number,
+  ) {
+    this.lines.push({
+      type: 'journal',
+      version: JOURNAL_VERSION,
+      recordedAt: new Date().toISOString(),
+      ...header,
+      input: summarizePayloads(header.input),
+    });
+  }
+
+  private elapsed(): number {
+    return Math.round(this.now() * 10) / 10;
+  }
+
+  /** Feed every inspection event of the job's root actor here. */
+  observe(event: InspectionEvent): void {
+    if (event.actorRef.sessionId !== event.rootId) return;
+    if (event.type === '@xstate.event' && event.event.type !== 'xstate.init') {
+      this.lines.push({
+        type: 'event',
+        at: this.elapsed(),
+        event: summarizePayloads(event.event) as Record<string, unknown>,
+      });
+    } else if (event.type === '@xstate.microstep' || event.type === '@xstate.snapshot') {
+      const state = statePathOf((event.snapshot as { value?: unknown }).value);
+      if (state === this.lastState) return;
+      this.lastState = state;
+      this.lines.push({ type: 'step', at: this.elapsed(), event: event.event.type, state });
+    }
+  }
+
+  finish(output: JobOutput): JournalLine[] {
+    this.lines.push({ type: 'result', at: this.elapsed(), output: summarizePayloads(output) });
+    return this.lines;
+  }
+}
+
+/** Serializes a journal as JSON lines. */
+export function toJsonLines(lines: readonly JournalLine[]): string {
+  return `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`;
+}
+
+/** Parses JSON lines into a journal, checking its shape; the error names the line. */
+export function parseJournal(text: string): JournalLine[] {
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line, index) => {
+      try {
+        return JSON.parse(line) as JournalLine;
+      } catch {
+        throw new Error(`journal line ${index + 1} is not JSON`);
+      }
+    });
+  const header = lines[0];
+  if (header?.type !== 'journal') throw new Error('a journal starts with a {"type":"journal"} header line');
+  if (header.version !== JOURNAL_VERSION) {
+    throw new Error(
+      `journal version ${header.version} is not supported (this worker reads version ${JOURNAL_VERSION})`,
+    );
+  }
+  return lines;
+}
+
+/** Writes a journal to `<dir>/<job id>.jsonl` (the id made safe for a file name); resolves with the path. */
+export async function writeJournal(dir: string, jobId: string, lines: readonly JournalLine[]): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${jobId.replace(/[^A-Za-z0-9._-]/g, '_')}.jsonl`);
+  await writeFile(file, toJsonLines(lines));
+  return file;
+}

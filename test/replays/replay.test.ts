@@ -1,0 +1,140 @@
+/**
+ * Every committed journal (recorded from real runs against the simulator) replays on the current job
+ * machine exactly: same states, same timers, same output. A change to the machine that alters its
+ * behaviour fails here; re-record on purpose with `npm run replays:record` (see README.md here).
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { type JournalLine, parseJournal, toJsonLines } from '../../src/journal/journal.js';
+import { formatReplay, replayJournal } from '../../src/journal/replay.js';
+import { WORKER_ENTRY } from '../support/worker-process.js';
+
+const DIR = fileURLToPath(new URL('.', import.meta.url));
+const journals = readdirSync(DIR).filter((name) => name.endsWith('.jsonl'));
+
+async function load(name: string): Promise<JournalLine[]> {
+  return parseJournal(await readFile(path.join(DIR, name), 'utf8'));
+}
+
+const EXPECTED: Record<string, string> = {
+  'happy-path.jsonl': 'succeeded',
+  'slow-boot.jsonl': 'succeeded',
+  'burst-5xx.jsonl': 'succeeded',
+  'route-404-recovery.jsonl': 'succeeded',
+  'sampler-404.jsonl': 'BACKEND_REJECTED',
+  'crash.jsonl': 'BACKEND_CRASHED',
+  'deadline.jsonl': 'BACKEND_TIMEOUT',
+  'unknown-checkpoint.jsonl': 'MODEL_NOT_FOUND',
+  'model-download.jsonl': 'succeeded',
+};
+
+describe('recorded journals', () => {
+  it('cover every scenario', () => {
+    expect(journals.sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  for (const name of Object.keys(EXPECTED)) {
+    it(`${name} replays exactly and ends ${EXPECTED[name]}`, async () => {
+      const lines = await load(name);
+      const report = replayJournal(lines);
+
+      expect(report.divergence, formatReplay(report)).toBeNull();
+      const result = lines.at(-1) as { type: string; output: { status: string; failure?: { code: string } } };
+      expect(result.type).toBe('result');
+      expect(result.output.status === 'failed' ? result.output.failure?.code : result.output.status).toBe(EXPECTED[name]);
+      expect(report.steps.length).toBeGreaterThan(2);
+    });
+  }
+});
+
+describe('a replay that differs from its recording', () => {
+  it('stops at the first different state, naming the journal line', async () => {
+    const lines = await load('route-404-recovery.jsonl');
+    const index = lines.findIndex((l) => l.type === 'event' && l.event['type'] === 'xstate.error.actor.txt2img');
+    const tampered = structuredClone(lines);
+    const event = tampered[index] as unknown as { event: { error: { code: string } } };
+    event.event.error.code = 'BACKEND_ERROR';
+
+    const report = replayJournal(tampered);
+
+    expect(report.divergence?.message).toBe(
+      'after xstate.error.actor.txt2img, the recording went to recovering but the replay went to failed',
+    );
+    expect(report.divergence?.line).toBe(index + 2);
+  });
+
+  it('notices when a delay of the machine no longer matches the recorded timers', async () => {
+    const lines = await load('route-404-recovery.jsonl');
+    const tampered = structuredClone(lines);
+    (tampered[0] as { settings: { routeRecoveryDelayMs: number } }).settings.routeRecoveryDelayMs = 5_000;
+
+    const report = replayJournal(tampered);
+
+    expect(report.divergence?.message).toMatch(
+      /^the recording fired xstate\.after\.recoveryDelay\.job\.recovering at [\d.]+ ms, before the replayed machine's [\d.]+ ms$/,
+    );
+  });
+
+  it('notices a timer the replayed machine would have fired that the recording does not show', async () => {
+    const lines = await load('slow-boot.jsonl');
+    const tampered = structuredClone(lines);
+    (tampered[0] as { settings: { readyPollIntervalMs: number } }).settings.readyPollIntervalMs = 1;
+    (tampered[0] as { settings: { readyTimeoutMs: number } }).settings.readyTimeoutMs = 50;
+
+    const report = replayJournal(tampered);
+
+    expect(report.divergence?.message).toMatch(/xstate\.after\.readiness(Poll|Deadline)/);
+  });
+
+  it('notices a different output', async () => {
+    const lines = await load('happy-path.jsonl');
+    const tampered = structuredClone(lines);
+    const done = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.done.actor.txt2img') as unknown as {
+      event: { output: { info: string } };
+    };
+    done.event.output.info = '{"seed":1}';
+
+    const report = replayJournal(tampered);
+
+    expect(report.divergence?.message).toMatch(/^the replay's output differs from the recording's at output\.response\.info: "\{\\"seed\\":1\}" ≠ /);
+  });
+});
+
+describe('the replay command', () => {
+  function run(file: string) {
+    return new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(process.execPath, [WORKER_ENTRY, 'replay', file], { env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json' } }, (error, stdout) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout }),
+      );
+    });
+  }
+
+  it('prints the transitions and exits 0 when the replay matches', async () => {
+    const { code, stdout } = await run(path.join(DIR, 'crash.jsonl'));
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/inferring\s+→ failed\s+xstate\.error\.actor\.txt2img/);
+    expect(stdout).toContain('replay of crash matches the recording');
+  });
+
+  it('exits 1 with the first divergence', async () => {
+    const lines = await load('crash.jsonl');
+    const tampered = structuredClone(lines);
+    const event = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.error.actor.txt2img') as unknown as {
+      event: { error: { code: string } };
+    };
+    event.event.error.code = 'BACKEND_ROUTE_MISSING';
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'journal-')), 'tampered.jsonl');
+    await writeFile(file, toJsonLines(tampered));
+
+    const { code, stdout } = await run(file);
+
+    expect(code).toBe(1);
+    expect(stdout).toContain('DIVERGED at journal line');
+    expect(stdout).toContain('the recording went to failed but the replay went to recovering');
+  });
+});
