@@ -1,21 +1,78 @@
-# syntax=docker/dockerfile:1
-# The worker alone, for a WebUI that runs elsewhere (set A1111_BASE_URL). The image that also carries
-# A1111 and a checkpoint builds on the `worker` stage below.
-FROM node:20.20.2-bookworm-slim AS build
-WORKDIR /app
+# syntax=docker/dockerfile:1.7
+#
+# The RunPod endpoint image: AUTOMATIC1111 WebUI v1.9.3 with its requirements installed at build time,
+# Node.js and the worker. The worker is the entry point and starts the WebUI itself
+# (A1111_LAUNCH_COMMAND), so it sees its output and knows when it dies.
+#
+#   docker build -t you/a1111-worker:1.0.0 .                      # checkpoint baked in (the default target)
+#   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # checkpoints from a network volume
+#
+# Every base image, package and repository is pinned. See docs/deploy.md.
+
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+ARG PYTHON_IMAGE=python:3.10.14-slim-bookworm
+
+# ---- the worker: compiled, production dependencies only ---------------------------------------------
+FROM ${NODE_IMAGE} AS worker-build
+WORKDIR /worker
 COPY package.json package-lock.json ./
-RUN npm ci
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY machines ./machines
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20.20.2-bookworm-slim AS worker
-ENV NODE_ENV=production
-WORKDIR /app
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
-COPY test_input.json ./
-USER node
-ENTRYPOINT ["node", "/app/dist/src/main.js"]
+# ---- the checkpoint baked into the default image ----------------------------------------------------
+FROM alpine:3.20.3 AS checkpoint
+ARG MODEL_URL=https://huggingface.co/XpucT/Deliberate/resolve/main/Deliberate_v6.safetensors
+ARG MODEL_SHA256=
+RUN wget -q -O /model.safetensors "${MODEL_URL}" \
+ && if [ -n "${MODEL_SHA256}" ]; then echo "${MODEL_SHA256}  /model.safetensors" | sha256sum -c -; fi
+
+# ---- A1111 v1.9.3, its Python requirements installed at build time ----------------------------------
+FROM ${PYTHON_IMAGE} AS a1111
+ARG A1111_TAG=v1.9.3
+ARG A1111_COMMIT=1c0a0c4c26f78c32095ebc7f8af82f5c04fca8c0
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      ca-certificates=20230311+deb12u1 \
+      git=1:2.39.5-0+deb12u3 \
+      libgl1=1.6.0-1 \
+      libglib2.0-0=2.74.6-2+deb12u9 \
+      libgoogle-perftools4=2.10-1 \
+      libtcmalloc-minimal4=2.10-1 \
+ && rm -rf /var/lib/apt/lists/*
+RUN git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stable-diffusion-webui \
+ && cd /stable-diffusion-webui \
+ && git checkout --detach "${A1111_TAG}" \
+ && test "$(git rev-parse HEAD)" = "${A1111_COMMIT}"
+WORKDIR /stable-diffusion-webui
+RUN pip install torch==2.1.2 torchvision==0.16.2 --extra-index-url https://download.pytorch.org/whl/cu121 \
+ && pip install xformers==0.0.23.post1 \
+ && pip install -r requirements_versions.txt \
+ && python -c "from launch import prepare_environment; prepare_environment()" --skip-torch-cuda-test
+COPY --from=worker-build /usr/local/bin/node /usr/local/bin/node
+COPY --from=worker-build /worker/package.json /worker/package.json
+COPY --from=worker-build /worker/node_modules /worker/node_modules
+COPY --from=worker-build /worker/dist /worker/dist
+COPY test_input.json /worker/test_input.json
+ENV NODE_ENV=production \
+    A1111_BASE_URL=http://127.0.0.1:3000 \
+    A1111_READY_TIMEOUT_MS=900000 \
+    MODELS_DIR=/stable-diffusion-webui/models/Stable-diffusion
+WORKDIR /worker
+ENTRYPOINT ["node", "/worker/dist/src/main.js"]
+
+# ---- variant: checkpoints read from a RunPod network volume -----------------------------------------
+FROM a1111 AS volume
+ENV MODELS_DIR=/runpod-volume/models/Stable-diffusion \
+    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir /runpod-volume/models/Stable-diffusion --opt-sdp-attention --disable-safe-unpickle --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
+
+# ---- default: the checkpoint from MODEL_URL baked in --------------------------------------------------
+FROM a1111 AS baked
+COPY --from=checkpoint /model.safetensors /model.safetensors
+ENV A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt /model.safetensors --opt-sdp-attention --disable-safe-unpickle --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"

@@ -120,7 +120,10 @@ const jobSetup = setup({
   guards: {
     hasJobDeadline: ({ context }) => context.settings.jobTimeoutMs > 0,
     hasReadinessDeadline: ({ context }) => context.settings.readyTimeoutMs > 0,
-    isRejection: ({ event }) => codeOf((event as { error?: unknown }).error) === 'BACKEND_REJECTED',
+    isFatalProbeError: ({ event }) => {
+      const error = (event as { error?: { details?: Record<string, unknown> } }).error;
+      return codeOf(error) === 'BACKEND_REJECTED' || error?.details?.['backendExited'] === true;
+    },
     canRecoverRoute: ({ context, event }) =>
       codeOf((event as { error?: unknown }).error) === 'BACKEND_ROUTE_MISSING' &&
       context.recoveryAttempts < context.settings.routeRecoveryAttempts,
@@ -196,7 +199,7 @@ const jobSetup = setup({
 function waitingForApiState(readyTarget: string, failedTarget: string) {
   return jobSetup.createStateConfig({
     description:
-      'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE, and a refusal (401) fails it at once.',
+      'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE, and a refusal (401) or a supervised WebUI that exited fails it at once.',
     entry: [
       { type: 'enterPhase', params: { phase: 'waitingForApi' } },
       assign({ probeFailures: 0, lastProbeError: null }),
@@ -212,8 +215,9 @@ function waitingForApiState(readyTarget: string, failedTarget: string) {
           src: 'probeApi',
           onDone: { target: readyTarget, actions: assign({ models: ({ event }) => event.output }) },
           onError: [
-            // A refusal (wrong credentials for --api-auth) does not go away by waiting.
-            { guard: 'isRejection', target: failedTarget, actions: 'recordFailure' },
+            // A refusal (wrong credentials for --api-auth) or a supervised WebUI that exited does not go
+            // away by waiting.
+            { guard: 'isFatalProbeError', target: failedTarget, actions: 'recordFailure' },
             { target: 'pausing', actions: 'countProbeFailure' },
           ],
         },

@@ -170,6 +170,11 @@ export const ConfigSchema = z.object({
     pattern: /^[^:]+:.+$/s,
     secret: true,
   }),
+  A1111_LAUNCH_COMMAND: optionalText({
+    description:
+      'When set, the worker starts the WebUI itself with this shell command, forwards its output to the log and knows when it dies (a dead WebUI fails readiness at once and a crash fails the job BACKEND_CRASHED). Unset: the WebUI is run by someone else.',
+    rule: 'a shell command line',
+  }),
   A1111_REQUEST_TIMEOUT_MS: integer({
     default: 600_000,
     min: 1_000,
@@ -488,6 +493,7 @@ export type ConfigEnv = z.input<typeof ConfigSchema>;
 /** The parsed settings the rest of the worker uses. */
 export interface Config {
   a1111BaseUrl: string;
+  a1111LaunchCommand: string | undefined;
   a1111Auth: { username: string; password: string } | undefined;
   requestTimeoutMs: number;
   httpRetries: number;
@@ -582,6 +588,7 @@ export function loadConfig(env: Env = process.env): Config {
   const colon = auth?.indexOf(':') ?? -1;
   return {
     a1111BaseUrl: v.A1111_BASE_URL,
+    a1111LaunchCommand: v.A1111_LAUNCH_COMMAND,
     a1111Auth: auth ? { username: auth.slice(0, colon), password: auth.slice(colon + 1) } : undefined,
     requestTimeoutMs: v.A1111_REQUEST_TIMEOUT_MS,
     httpRetries: v.A1111_HTTP_RETRIES,

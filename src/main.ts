@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { InspectionEvent } from 'xstate';
 import { createA1111Client } from './a1111/client.js';
+import { A1111Process } from './a1111/process.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { errorFields } from './errors.js';
 import { createJobRunner } from './handler.js';
@@ -160,13 +161,18 @@ async function main(): Promise<number> {
     return 1;
   }
   let simulator: ChildProcess | undefined;
+  let webui: A1111Process | undefined;
   try {
     if (flags.simulator) {
       const started = await startSimulator(log);
       simulator = started.child;
       config = { ...config, a1111BaseUrl: started.url };
     }
-    const client = createA1111Client(config, log);
+    if (config.a1111LaunchCommand) {
+      webui = new A1111Process(config.a1111LaunchCommand, log);
+      webui.start();
+    }
+    const client = createA1111Client(config, log, webui);
     const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
     await runner.downloader.removeStaleTemporaryFiles();
     try {
@@ -191,7 +197,7 @@ async function main(): Promise<number> {
           signal: controller.signal,
         });
       }
-      const loop = new WorkerLoop({ config, log, client, runner });
+      const loop = new WorkerLoop({ config, log, client, runner, ...(webui ? { webui } : {}) });
       onSignals(log, (signal) => loop.shutdown(`${signal} received`));
       return await loop.run();
     } finally {
@@ -206,6 +212,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     simulator?.kill('SIGTERM');
+    await webui?.stop();
     inspector?.close();
   }
 }

@@ -13,8 +13,10 @@ import axios, { type AxiosError, type AxiosInstance, type AxiosRequestConfig, is
 import axiosRetry, { type IAxiosRetryConfig } from 'axios-retry';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
+import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type A1111Call, classifyA1111Error, isConnectFailure, isConnectionReset } from './classify.js';
+import type { BackendLiveness } from './process.js';
 import {
   type Options,
   OptionsSchema,
@@ -94,7 +96,7 @@ export function backoffDelay(retryNumber: number, baseMs: number, maxMs: number)
  * const a1111 = createA1111Client(loadConfig(), log);
  * const models = await a1111.listModels();
  */
-export function createA1111Client(config: A1111ClientConfig, log: Logger): A1111Client {
+export function createA1111Client(config: A1111ClientConfig, log: Logger, backend?: BackendLiveness): A1111Client {
   const apiUrl = `${config.a1111BaseUrl}/sdapi/v1`;
   // Idle sockets are closed before uvicorn's keep-alive timeout (5 s by default) can close them under
   // us: a request written to a socket the server is closing would be reset and look like a crash.
@@ -112,9 +114,14 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger): A1111
     headers: { Accept: 'application/json', 'Accept-Encoding': 'identity' },
     ...(config.a1111Auth ? { auth: config.a1111Auth } : {}),
   });
+  // Nothing is worth retrying once the supervised WebUI has exited.
+  const living =
+    (condition: (error: AxiosError) => boolean) =>
+    (error: AxiosError): boolean =>
+      (backend?.alive ?? true) && condition(error);
   axiosRetry(instance, {
     retries: config.httpRetries,
-    retryCondition: retryIdempotent,
+    retryCondition: living(retryIdempotent),
     retryDelay: (retryNumber) => backoffDelay(retryNumber, config.retryBaseDelayMs, config.retryMaxDelayMs),
     shouldResetTimeout: true,
     onRetry: (retryNumber, error, requestConfig) => {
@@ -137,8 +144,19 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger): A1111
       const response = await instance.request({ method: target.method, url: target.route, ...options });
       return schema.parse(response.data);
     } catch (error) {
-      throw classifyA1111Error(error, target);
+      throw afterExit(classifyA1111Error(error, target), target);
     }
+  }
+
+  /** A connection failure once the supervised WebUI has exited is that exit, said plainly. */
+  function afterExit(error: WorkerError, target: A1111Call): WorkerError {
+    const exit = backend?.describeExit();
+    if (!exit || !['BACKEND_UNAVAILABLE', 'BACKEND_CRASHED', 'BACKEND_TIMEOUT'].includes(error.code)) return error;
+    const code = target.route === '/sd-models' && target.method === 'GET' ? 'BACKEND_UNAVAILABLE' : 'BACKEND_CRASHED';
+    return new WorkerError(code, `${exit.split('\n')[0]} (during ${target.method} /sdapi/v1${target.route})`, {
+      details: { ...error.details, backendExited: true, backendLog: exit },
+      cause: error,
+    });
   }
 
   const get = (route: string, signal?: AbortSignal) => ({
@@ -189,7 +207,7 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger): A1111
         {
           data: request,
           ...(signal ? { signal } : {}),
-          'axios-retry': { retryCondition: retryNotStarted },
+          'axios-retry': { retryCondition: living(retryNotStarted) },
         },
       );
     },

@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { A1111Client } from '../a1111/client.js';
+import type { A1111Process } from '../a1111/process.js';
 import type { Config } from '../config.js';
 import { ERROR_CODES, errorFields, type JobFailure } from '../errors.js';
 import { type JobOutcome, type JobRunner, type RunPodJob, toRunPodResult } from '../handler.js';
@@ -39,6 +40,8 @@ export interface WorkerLoopDeps {
   log: Logger;
   client: A1111Client;
   runner: JobRunner;
+  /** The WebUI, when the worker runs it (A1111_LAUNCH_COMMAND). */
+  webui?: A1111Process;
 }
 
 /** The result body for a job: RunPod's shape, with `stopPod` for crash-class failures when configured. */
@@ -58,6 +61,7 @@ export class WorkerLoop {
   private heartbeat: Heartbeat | undefined;
   private slotWaiters: (() => void)[] = [];
   private stopReason = '';
+  private exitCode = 0;
 
   constructor(private readonly deps: WorkerLoopDeps) {
     this.workerId = deps.config.runpod.podId ?? randomUUID();
@@ -81,12 +85,18 @@ export class WorkerLoop {
     const ready = await waitForA1111({ client: this.deps.client, config, log, signal: this.stopping.signal });
     if (this.stopping.signal.aborted) return this.drain();
     if (ready.status === 'failed') {
-      log.error('A1111 API did not become ready; exiting so RunPod can replace this worker', {
+      log.error(`A1111 API did not become ready: ${ready.failure.message}; exiting so RunPod can replace this worker`, {
         waitedMs: ready.waitedMs,
-        error: ready.failure.message,
+        ...(ready.failure.details['backendLog'] ? { a1111: ready.failure.details['backendLog'] } : {}),
       });
       return 1;
     }
+    void this.deps.webui?.exited.then(() => {
+      if (this.stopping.signal.aborted) return;
+      log.error(`${this.deps.webui?.describeExit() ?? 'A1111 exited'}; this worker stops so RunPod replaces it`);
+      this.exitCode = 1;
+      this.shutdown('A1111 exited');
+    });
     log.info('A1111 API is ready', { waitedMs: ready.waitedMs, probes: ready.probes, models: ready.models.length });
 
     this.heartbeat = this.startHeartbeat();
@@ -285,7 +295,7 @@ export class WorkerLoop {
     this.logMetrics(true);
     this.plane.close();
     this.deps.log.info('worker stopped', { reason: this.stopReason || 'done' });
-    return 0;
+    return this.exitCode;
   }
 
   private logMetrics(final: boolean): void {

@@ -1,0 +1,122 @@
+/**
+ * The WebUI as a child of the worker (A1111_LAUNCH_COMMAND), instead of a background `&` in a shell
+ * script that nobody watches.
+ *
+ * Contract:
+ * - the command runs under `/bin/sh -c` in a process group of its own, and signals go to the whole
+ *   group, so a command line like `cd /webui && exec python webui.py …` is stopped as a whole;
+ * - its stdout and stderr reach the worker's log line by line, tagged `[A1111]` (a tqdm progress bar
+ *   keeps only its last state), in whatever shape the worker's log has (RunPod's JSON lines on RunPod);
+ * - its exit is known at once: `exited` resolves, `alive` turns false, and the last lines it wrote are
+ *   kept for the error message, so a dead WebUI ends readiness waits and requests immediately;
+ * - `stop()` sends SIGTERM, then SIGKILL after a grace period.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../log.js';
+
+/** What the A1111 client needs to know of a supervised WebUI. */
+export interface BackendLiveness {
+  readonly alive: boolean;
+  describeExit(): string | null;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const TAIL_LINES = 20;
+
+export class A1111Process implements BackendLiveness {
+  private child: ChildProcess | null = null;
+  private exit: ProcessExit | null = null;
+  private readonly tail: string[] = [];
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<ProcessExit>;
+  private resolveExit!: (exit: ProcessExit) => void;
+  private stopping = false;
+
+  constructor(
+    private readonly command: string,
+    private readonly log: Logger,
+  ) {
+    this.exited = new Promise((resolve) => {
+      this.resolveExit = resolve;
+    });
+  }
+
+  get alive(): boolean {
+    return this.child !== null && this.exit === null;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** How it ended, with its last lines, for error messages; null while it runs. */
+  describeExit(): string | null {
+    if (!this.exit) return null;
+    const how = this.exit.signal ? `was killed by ${this.exit.signal}` : `exited with code ${this.exit.code}`;
+    const last = this.tail.length > 0 ? `; its last lines:\n${this.tail.join('\n')}` : '';
+    return `the A1111 process ${how}${last}`;
+  }
+
+  start(): void {
+    if (this.child) return;
+    this.log.info('starting A1111', { command: this.command });
+    const child = spawn('/bin/sh', ['-c', this.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    this.child = child;
+    this.log.info('A1111 started', { pid: child.pid });
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (raw) => this.forward(raw));
+    }
+    child.once('error', (error) => {
+      this.log.error('A1111 could not be started', { error: error.message });
+      this.finish({ code: null, signal: null });
+    });
+    child.once('exit', (code, signal) => this.finish({ code, signal }));
+  }
+
+  private forward(raw: string): void {
+    // A progress bar rewrites its line with \r; only its last state is worth a log line.
+    const line = raw
+      .split('\r')
+      .filter((part) => part.trim() !== '')
+      .at(-1)
+      ?.trimEnd();
+    if (!line) return;
+    this.tail.push(line);
+    if (this.tail.length > TAIL_LINES) this.tail.shift();
+    this.log.info(`[A1111] ${line}`);
+  }
+
+  private finish(exit: ProcessExit): void {
+    if (this.exit) return;
+    this.exit = exit;
+    const fields = { code: exit.code, signal: exit.signal, pid: this.child?.pid };
+    if (this.stopping) this.log.info('A1111 stopped', fields);
+    else this.log.error('A1111 exited', fields);
+    this.resolveExit(exit);
+  }
+
+  /** SIGTERM, then SIGKILL if it is still there after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.alive || !this.child) return;
+    this.stopping = true;
+    this.signalGroup('SIGTERM');
+    const timer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // the group is already gone
+    }
+  }
+}

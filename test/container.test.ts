@@ -1,0 +1,216 @@
+/**
+ * What can be checked of the container without a Docker engine: every version in the Dockerfile is
+ * pinned, the WebUI launch flags agree with the worker's configuration, the image's entry point starts
+ * and serves a job with its own environment (the WebUI swapped for the simulator), the RunPod Hub
+ * files agree with the worker, and the shell scripts pass shellcheck.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigSchema, loadConfig, settingsRegistry } from '../src/config.js';
+import { prepareJob } from '../src/job/prepare.js';
+import { A1111Simulator } from '../src/simulator/server.js';
+import { FakeRunPod } from './support/fake-runpod.js';
+import { captureLog } from './support/logs.js';
+import { startWorker, WORKER_ENTRY } from './support/worker-process.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+/** The Dockerfile with continuation lines joined. */
+const instructions = dockerfile
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line && !line.startsWith('#'));
+
+function args(): Record<string, string> {
+  return Object.fromEntries(
+    instructions
+      .filter((l) => l.startsWith('ARG ') && l.includes('='))
+      .map((l) => l.slice(4).split('=', 2) as [string, string]),
+  );
+}
+
+/** The ENV values of one stage (and of the stages it builds on, by `FROM <stage>`). */
+function stageEnv(stage: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  const chain: string[] = [];
+  let current: string | undefined = stage;
+  while (current) {
+    chain.unshift(current);
+    const from = instructions.find((l) => new RegExp(`^FROM \\S+ AS ${current}$`).test(l));
+    const base = from?.split(' ')[1];
+    current = base && instructions.some((l) => l.endsWith(` AS ${base}`)) ? base : undefined;
+  }
+  for (const name of chain) {
+    const start = instructions.findIndex((l) => l.endsWith(` AS ${name}`));
+    const end = instructions.findIndex((l, i) => i > start && l.startsWith('FROM '));
+    for (const line of instructions.slice(start, end < 0 ? undefined : end)) {
+      if (!line.startsWith('ENV ')) continue;
+      for (const match of line.slice(4).matchAll(/(\w+)=("([^"]*)"|\S+)/g)) env[match[1]!] = match[3] ?? match[2]!;
+    }
+  }
+  return env;
+}
+
+describe('the Dockerfile', () => {
+  it('pins every base image', () => {
+    const defaults = args();
+    const stages = new Set(instructions.flatMap((l) => /^FROM \S+ AS (\S+)$/.exec(l)?.[1] ?? []));
+    for (const line of instructions.filter((l) => l.startsWith('FROM '))) {
+      const image = line.split(' ')[1]!.replace(/^\$\{(\w+)\}$/, (_, name: string) => defaults[name] ?? '');
+      if (stages.has(image)) continue;
+      expect(image, line).toMatch(/^[\w./-]+:\d+(\.\d+){1,2}[\w.-]*$/);
+    }
+    expect(defaults['NODE_IMAGE']).toMatch(/^node:20\.\d+\.\d+-/);
+  });
+
+  it('pins every Debian package, Python package and the A1111 release (tag and commit)', () => {
+    const apt = instructions.find((l) => l.includes('apt-get install'))!;
+    const packages = apt.split('--no-install-recommends')[1]!.split('&&')[0]!.trim().split(/\s+/);
+    expect(packages.length).toBeGreaterThan(3);
+    for (const pkg of packages) expect(pkg, 'apt package').toMatch(/^[\w.+-]+=\S+$/);
+
+    const pipInstalls = instructions.join(' ').matchAll(/pip install ((?:(?!&&).)+)/g);
+    for (const [, rest] of pipInstalls) {
+      const words = rest!.trim().split(/\s+/);
+      for (let i = 0; i < words.length; i++) {
+        const word = words[i]!;
+        if (word === '-r' || word === '--extra-index-url' || word === '--index-url') {
+          i++;
+          continue;
+        }
+        if (word.startsWith('-')) continue;
+        expect(word, 'pip package').toMatch(/^[\w.-]+==[\w.+-]+$/);
+      }
+    }
+    expect(args()['A1111_TAG']).toBe('v1.9.3');
+    expect(args()['A1111_COMMIT']).toBe('1c0a0c4c26f78c32095ebc7f8af82f5c04fca8c0');
+    expect(dockerfile).toContain(`test "$(git rev-parse HEAD)" = "\${A1111_COMMIT}"`);
+  });
+
+  for (const stage of ['baked', 'volume']) {
+    it(`launches A1111 (${stage}) with the flags RunPod A1111 workers use, on the port the worker calls`, () => {
+      const env = stageEnv(stage);
+      const command = env['A1111_LAUNCH_COMMAND']!;
+      for (const flag of [
+        '--api',
+        '--nowebui',
+        '--no-hashing',
+        '--skip-version-check',
+        '--no-download-sd-model',
+        '--skip-install',
+      ]) {
+        expect(command.split(' '), flag).toContain(flag);
+      }
+      const port = /--port (\d+)/.exec(command)?.[1];
+      expect(new URL(env['A1111_BASE_URL']!).port).toBe(port);
+      const config = loadConfig(env);
+      expect(config.a1111LaunchCommand).toBe(command);
+      if (stage === 'baked') {
+        expect(command).toContain('--ckpt /model.safetensors');
+        expect(dockerfile).toContain('COPY --from=checkpoint /model.safetensors /model.safetensors');
+        expect(config.models.dir).toBe('/stable-diffusion-webui/models/Stable-diffusion');
+      } else {
+        expect(/--ckpt-dir (\S+)/.exec(command)?.[1]).toBe(config.models.dir);
+      }
+    });
+  }
+
+  it('is built last as the baked variant, with the worker as the entry point', () => {
+    expect(instructions.filter((l) => l.startsWith('FROM ')).at(-1)).toBe('FROM a1111 AS baked');
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "/worker/dist/src/main.js"]');
+  });
+});
+
+describe('the image’s entry point', () => {
+  const planes: FakeRunPod[] = [];
+  afterEach(async () => {
+    await Promise.all(planes.splice(0).map((p) => p.close()));
+  });
+
+  it('starts with the image’s environment, runs the WebUI it is told to, and serves a job', async () => {
+    const runpod = new FakeRunPod();
+    planes.push(runpod);
+    await runpod.start();
+    const free = new URL(await new A1111Simulator().reservePort()).port;
+    const env = stageEnv('baked');
+    // The same launch command and flags, with the simulator in place of `python webui.py` and a free port.
+    const simulator = fileURLToPath(new URL('../dist/src/simulator/main.js', import.meta.url));
+    const launch = env['A1111_LAUNCH_COMMAND']!.replace(
+      /^.*exec python webui\.py/,
+      `exec "${process.execPath}" "${simulator}"`,
+    ).replace('--port 3000', `--port ${free}`);
+    runpod.enqueue({
+      id: 'job-image',
+      input: JSON.parse(readFileSync(path.join(ROOT, 'test_input.json'), 'utf8')).input,
+    });
+    const worker = startWorker({
+      ...env,
+      ...runpod.env(),
+      A1111_LAUNCH_COMMAND: launch,
+      A1111_BASE_URL: `http://127.0.0.1:${free}`,
+      MODELS_DIR: await mkdtemp(path.join(tmpdir(), 'image-models-')),
+      LOG_FORMAT: 'json',
+    });
+
+    const done = await runpod.waitFor(
+      (r) => r.kind === 'job-done' && r.jobId === 'job-image' && r.body.startsWith('{"output"'),
+    );
+    worker.child.kill('SIGTERM');
+    expect((await worker.exited).code).toBe(0);
+    expect(JSON.parse(done.body).output.images).toHaveLength(2);
+    expect(WORKER_ENTRY.endsWith(path.join('dist', 'src', 'main.js'))).toBe(true);
+  });
+});
+
+describe('RunPod Hub packaging', () => {
+  const hub = JSON.parse(readFileSync(path.join(ROOT, '.runpod', 'hub.json'), 'utf8')) as {
+    type: string;
+    config: { env: { key: string; input: { default: unknown } }[] };
+  };
+  const tests = JSON.parse(readFileSync(path.join(ROOT, '.runpod', 'tests.json'), 'utf8')) as {
+    tests: { input: { input: unknown } }[];
+  };
+
+  it('offers settings the worker has, with the worker’s defaults', () => {
+    expect(hub.type).toBe('serverless');
+    const shape = ConfigSchema.shape as Record<string, Parameters<typeof settingsRegistry.get>[0]>;
+    for (const { key, input } of hub.config.env) {
+      expect(shape[key], key).toBeDefined();
+      const documented = settingsRegistry.get(shape[key]!)?.default;
+      expect(String(input.default), key).toBe(documented === '(unset)' ? '' : documented);
+    }
+  });
+
+  it('sends test inputs and test_input.json with real A1111 field names, which the worker accepts', () => {
+    const sample = JSON.parse(readFileSync(path.join(ROOT, 'test_input.json'), 'utf8')) as { input: unknown };
+    for (const input of [sample.input, ...tests.tests.map((t) => t.input.input)]) {
+      const { log, lines } = captureLog();
+      const prepared = prepareJob(input, log);
+      expect(prepared.notes).toEqual([]);
+      expect(lines.filter((l) => l.includes('unknown input keys'))).toEqual([]);
+    }
+  });
+});
+
+describe('shell scripts', () => {
+  it('pass shellcheck', () => {
+    const found = spawnSync('shellcheck', ['--version']);
+    if (found.error) {
+      if (process.env['REQUIRE_SHELLCHECK'] === '1') throw new Error('shellcheck is not installed');
+      return; // outside CI, shellcheck is optional; .ci/run installs it
+    }
+    const scripts = execFileSync('git', ['ls-files', '*.sh', '.ci/run'], { cwd: ROOT, encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
+    expect(scripts).toContain('.ci/run');
+    const result = spawnSync('shellcheck', scripts, { cwd: ROOT, encoding: 'utf8' });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+});
