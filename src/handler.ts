@@ -13,6 +13,7 @@
 import { type ActorOptions, createActor, type InspectionEvent, type SnapshotFrom, toPromise } from 'xstate';
 import type { JobOutput, JobSettings, ProgressUpdate } from '../machines/job.types.js';
 import { type A1111Client, createA1111Client } from './a1111/client.js';
+import { imageStats, withExtraKeys } from './a1111/raw-body.js';
 import type { Txt2ImgResponse } from './a1111/schemas.js';
 import { type Config, loadConfig } from './config.js';
 import { errorFields, type JobFailure, type JobPhase, toJobFailure } from './errors.js';
@@ -249,12 +250,9 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     };
     if (output.status === 'succeeded') {
       const { response } = output;
-      log.info('job succeeded', {
-        images: response.images.length,
-        imageBytes: response.images.reduce((sum, image) => sum + image.length, 0),
-        totalMs: report.timings_ms.total,
-      });
-      return { ok: true, jobId: job.id, output: { ...response, worker: report } };
+      const images = imageStats(response);
+      log.info('job succeeded', { images: images.count, imageBytes: images.chars, totalMs: report.timings_ms.total });
+      return { ok: true, jobId: job.id, output: withExtraKeys(response, { worker: report }) };
     }
     log.warn('job failed', {
       code: output.failure.code,

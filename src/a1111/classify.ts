@@ -63,7 +63,19 @@ function describe422(detail: unknown): { text: string; validation: unknown[] } {
   return { text: typeof detail === 'string' ? detail : JSON.stringify(detail), validation: [] };
 }
 
-function classifyResponse(status: number, body: unknown, call: A1111Call, attempts: number): WorkerError {
+/** A body read as bytes (txt2img answers are) is decoded, and parsed when it is JSON. */
+function decodeBody(body: unknown): unknown {
+  if (!Buffer.isBuffer(body) && !(body instanceof ArrayBuffer)) return body;
+  const text = Buffer.from(body as Buffer).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function classifyResponse(status: number, raw: unknown, call: A1111Call, attempts: number): WorkerError {
+  const body = decodeBody(raw);
   const where = `${call.method} /sdapi/v1${call.route}`;
   const a1111 = A1111ErrorSchema.safeParse(body);
   const details: Record<string, unknown> = { status, method: call.method, route: call.route, attempts };

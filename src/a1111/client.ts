@@ -9,6 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import axios, { type AxiosError, type AxiosInstance, type AxiosRequestConfig, isAxiosError } from 'axios';
 import axiosRetry, { type IAxiosRetryConfig } from 'axios-retry';
 import type { z } from 'zod';
@@ -17,6 +18,7 @@ import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type A1111Call, classifyA1111Error, isConnectFailure, isConnectionReset } from './classify.js';
 import type { BackendLiveness } from './process.js';
+import { parseTxt2ImgBytes, rememberRawBody, takeBuffer } from './raw-body.js';
 import {
   type Options,
   OptionsSchema,
@@ -31,6 +33,7 @@ import {
   type Txt2ImgRequest,
   type Txt2ImgResponse,
   Txt2ImgResponseSchema,
+  Txt2ImgRestSchema,
 } from './schemas.js';
 
 export type A1111ClientConfig = Pick<
@@ -46,7 +49,10 @@ export type A1111ClientConfig = Pick<
 
 /** Everything the worker asks of A1111. Each method rejects with a classified WorkerError. */
 export interface A1111Client {
-  /** One readiness probe: GET /sd-models must answer 200 with a JSON array. No retries. */
+  /**
+   * One readiness probe: GET /sd-models must answer 200 with a JSON array. No retries. When A1111
+   * answered a request successfully less than a second ago, its last model list is the answer.
+   */
   probe(signal?: AbortSignal): Promise<SdModel[]>;
   listModels(signal?: AbortSignal): Promise<SdModel[]>;
   listSamplers(signal?: AbortSignal): Promise<Sampler[]>;
@@ -83,6 +89,35 @@ function retryNotStarted(error: AxiosError): boolean {
   return !error.response && isConnectFailure(error.code);
 }
 
+function isStream(value: unknown): value is Readable {
+  return value instanceof Readable;
+}
+
+/**
+ * Reads a response body into a single buffer: allocated once at its announced length (a large answer
+ * is tens of megabytes, and collecting pieces then joining them would hold it twice).
+ */
+async function readBody(stream: Readable, contentLength: unknown): Promise<Buffer> {
+  const length = Number(contentLength);
+  const chunks: Buffer[] = [];
+  if (Number.isSafeInteger(length) && length > 0) {
+    const out = takeBuffer(length);
+    let offset = 0;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (offset + chunk.length > length) {
+        chunks.push(out.subarray(0, offset), chunk);
+        offset = -1;
+        break;
+      }
+      chunk.copy(out, offset);
+      offset += chunk.length;
+    }
+    if (offset >= 0) return offset === length ? out : out.subarray(0, offset);
+  }
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 /** Exponential backoff from the base delay, capped, with up to 20 % jitter. */
 export function backoffDelay(retryNumber: number, baseMs: number, maxMs: number): number {
   const delay = Math.min(maxMs, baseMs * 2 ** Math.max(0, retryNumber - 1));
@@ -112,6 +147,8 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
     // The WebUI gzips bodies over 1000 bytes when asked; on loopback that only burns CPU on both sides
     // for base64 PNGs that barely compress, so the worker asks for the body as is.
     headers: { Accept: 'application/json', 'Accept-Encoding': 'identity' },
+    // A1111 does not redirect; following redirects would also make axios keep a copy of each body.
+    maxRedirects: 0,
     ...(config.a1111Auth ? { auth: config.a1111Auth } : {}),
   });
   // Nothing is worth retrying once the supervised WebUI has exited.
@@ -135,6 +172,12 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
     },
   });
 
+  // When A1111 last answered a request successfully, and the model list it last gave: a readiness probe
+  // within a second of that is answered from here. Any failure forgets both.
+  let lastOkAt = 0;
+  let lastModels: SdModel[] | null = null;
+  const FRESH_MS = 1_000;
+
   async function call<S extends z.ZodType>(
     schema: S,
     target: A1111Call,
@@ -142,8 +185,27 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
   ): Promise<z.infer<S>> {
     try {
       const response = await instance.request({ method: target.method, url: target.route, ...options });
-      return schema.parse(response.data);
+      const raw = isStream(response.data) ? await readBody(response.data, response.headers['content-length']) : null;
+      let parsed: z.infer<S>;
+      if (raw) {
+        const { value, lazyImages } = parseTxt2ImgBytes(raw);
+        // With lazily decoded images, the images were checked while locating them; the rest is checked
+        // here without reading them, and the object itself is kept (zod would copy it, decoding them).
+        if (lazyImages) {
+          Txt2ImgRestSchema.parse({ parameters: value['parameters'], info: value['info'] });
+          parsed = value as z.infer<S>;
+        } else parsed = schema.parse(value);
+        rememberRawBody(parsed as object, raw);
+      } else parsed = schema.parse(response.data);
+      lastOkAt = Date.now();
+      return parsed;
     } catch (error) {
+      lastOkAt = 0;
+      lastModels = null;
+      // An error answer to a streamed request is read here, so it can be classified like any other.
+      if (isAxiosError(error) && error.response && isStream(error.response.data)) {
+        error.response.data = await readBody(error.response.data, undefined).catch(() => Buffer.alloc(0));
+      }
       throw afterExit(classifyA1111Error(error, target), target);
     }
   }
@@ -166,17 +228,20 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
 
   return {
     apiUrl,
-    probe(signal) {
+    async probe(signal) {
+      if (lastModels && Date.now() - lastOkAt < FRESH_MS && (backend?.alive ?? true)) return lastModels;
       const { target, options } = get('/sd-models', signal);
-      return call(SdModelListSchema, target, {
+      lastModels = await call(SdModelListSchema, target, {
         ...options,
         timeout: config.readyProbeTimeoutMs,
         'axios-retry': { retries: 0 },
       });
+      return lastModels;
     },
-    listModels(signal) {
+    async listModels(signal) {
       const { target, options } = get('/sd-models', signal);
-      return call(SdModelListSchema, target, options);
+      lastModels = await call(SdModelListSchema, target, options);
+      return lastModels;
     },
     listSamplers(signal) {
       const { target, options } = get('/samplers', signal);
@@ -206,6 +271,9 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
         { method: 'POST', route: '/txt2img' },
         {
           data: request,
+          // The answer's bytes are read into one buffer, parsed once, and posted to RunPod as they are
+          // (raw-body.ts).
+          responseType: 'stream',
           ...(signal ? { signal } : {}),
           'axios-retry': { retryCondition: living(retryNotStarted) },
         },
@@ -217,6 +285,7 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
         .catch((error: unknown) => Promise.reject(classifyA1111Error(error, { method: 'POST', route: '/interrupt' })));
     },
     async refreshCheckpoints(signal) {
+      lastModels = null; // the list is about to change
       await instance
         .post('/refresh-checkpoints', undefined, signal ? { signal } : {})
         .catch((error: unknown) =>

@@ -46,6 +46,11 @@ export class A1111Process implements BackendLiveness {
     });
   }
 
+  /** True once the worker itself asked it to stop. */
+  get stoppedOnPurpose(): boolean {
+    return this.stopping;
+  }
+
   get alive(): boolean {
     return this.child !== null && this.exit === null;
   }

@@ -140,6 +140,9 @@ export const Txt2ImgResponseSchema = z.looseObject({
 });
 export type Txt2ImgResponse = z.infer<typeof Txt2ImgResponseSchema>;
 
+/** The txt2img answer without its images (checked separately when they are located in the bytes). */
+export const Txt2ImgRestSchema = z.object({ parameters: jsonObject, info: z.string() });
+
 /** One item of GET /sdapi/v1/sd-models. */
 export const SdModelSchema = z.looseObject({
   title: z.string(),

@@ -9,6 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, isAxiosError } from 'axios';
 import type { RunPodJob } from '../handler.js';
@@ -87,6 +88,8 @@ export class ControlPlane {
       httpAgent: new http.Agent({ keepAlive: true }),
       httpsAgent: new https.Agent({ keepAlive: true }),
       validateStatus: () => true,
+      // No redirects: following them would make axios keep a copy of every request body to replay.
+      maxRedirects: 0,
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
       maxBodyLength: Number.POSITIVE_INFINITY,
@@ -141,7 +144,11 @@ export class ControlPlane {
    * Posts a job's final result (or a progress update) to job-done. `body` is the JSON text, encoded
    * once by the caller. Retries on 5xx and network errors; 4xx is final.
    */
-  async postJobDone(jobId: string, body: string, options: PostOptions & { isStream?: boolean }): Promise<PostOutcome> {
+  async postJobDone(
+    jobId: string,
+    body: string | Buffer[],
+    options: PostOptions & { isStream?: boolean },
+  ): Promise<PostOutcome> {
     return this.post(this.options.urls.jobDone(jobId, options.isStream ?? false), jobId, body, options);
   }
 
@@ -156,17 +163,22 @@ export class ControlPlane {
     return this.post(url, jobId, body, options);
   }
 
-  private async post(url: string, jobId: string, body: string, options: PostOptions): Promise<PostOutcome> {
+  private async post(url: string, jobId: string, body: string | Buffer[], options: PostOptions): Promise<PostOutcome> {
+    const length =
+      typeof body === 'string' ? Buffer.byteLength(body) : body.reduce((sum, part) => sum + part.length, 0);
     let outcome: PostOutcome = { ok: false, attempts: 0 };
     for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
       if (attempt > 1) await sleep(Math.min(options.retryDelayMs * 2 ** (attempt - 2), options.retryDelayMs * 10));
       try {
-        const response = await this.http.post(url, body, {
+        // Buffers are streamed as they are (a fresh stream per attempt), never joined into one copy.
+        const data = typeof body === 'string' ? body : Readable.from(body, { objectMode: false });
+        const response = await this.http.post(url, data, {
           headers: {
             // What RunPod's runtime sends: a JSON body under a form content type.
             'Content-Type': 'application/x-www-form-urlencoded',
             charset: 'utf-8',
             'X-Request-ID': jobId,
+            'Content-Length': String(length),
           },
           timeout: options.timeoutMs ?? 600_000,
           ...(options.signal ? { signal: options.signal } : {}),

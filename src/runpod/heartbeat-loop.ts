@@ -25,8 +25,40 @@ export type HeartbeatReport =
   | { type: 'failed'; error: string; startedAt: number };
 
 export interface HeartbeatLoop {
-  setJobIds(ids: readonly string[]): void;
   stop(): void;
+}
+
+const MAX_ID_BYTES = 65_536;
+
+/**
+ * The ids of the jobs in progress, shared between the job loop and the heartbeat thread without
+ * messages: a length and up to 64 KiB of comma-separated ids (cut at a comma when longer, as RunPod's
+ * runtime does), in a SharedArrayBuffer.
+ */
+export class SharedJobIds {
+  readonly buffer: SharedArrayBuffer;
+  private readonly length: Int32Array;
+  private readonly bytes: Uint8Array;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(4 + MAX_ID_BYTES);
+    this.length = new Int32Array(this.buffer, 0, 1);
+    this.bytes = new Uint8Array(this.buffer, 4);
+  }
+
+  write(ids: readonly string[]): void {
+    let encoded = Buffer.from(ids.join(','));
+    if (encoded.length > MAX_ID_BYTES) encoded = encoded.subarray(0, encoded.lastIndexOf(0x2c, MAX_ID_BYTES));
+    Atomics.store(this.length, 0, 0);
+    this.bytes.set(encoded);
+    Atomics.store(this.length, 0, encoded.length);
+  }
+
+  read(): string[] {
+    const length = Atomics.load(this.length, 0);
+    if (length === 0) return [];
+    return Buffer.from(this.bytes.subarray(0, length)).toString().split(',');
+  }
 }
 
 function ping(url: string, options: HeartbeatOptions): Promise<number> {
@@ -50,9 +82,9 @@ function ping(url: string, options: HeartbeatOptions): Promise<number> {
 
 export function startHeartbeatLoop(
   options: HeartbeatOptions,
+  jobIds: SharedJobIds,
   report: (message: HeartbeatReport) => void,
 ): HeartbeatLoop {
-  let jobIds: string[] = [];
   let inFlight = 0;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -63,7 +95,7 @@ export function startHeartbeatLoop(
     if (stopped) return;
     if (inFlight < 3) {
       inFlight++;
-      const ids = jobIds;
+      const ids = jobIds.read();
       const sentAt = Date.now();
       const url = withQuery(options.url, {
         job_id: ids.length > 0 ? ids.join(',') : undefined,
@@ -84,9 +116,6 @@ export function startHeartbeatLoop(
   beat();
 
   return {
-    setJobIds(ids) {
-      jobIds = [...ids];
-    },
     stop() {
       stopped = true;
       clearTimeout(timer);

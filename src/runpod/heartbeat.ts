@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorFields } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type HeartbeatOptions, type HeartbeatReport, startHeartbeatLoop } from './heartbeat-loop.js';
+import { type HeartbeatOptions, type HeartbeatReport, SharedJobIds, startHeartbeatLoop } from './heartbeat-loop.js';
 
 /** Whether the loop runs on its own thread (the compiled worker) or on the main thread (sources under test). */
 export function heartbeatRunsOnThread(): boolean {
@@ -40,21 +40,22 @@ export function startHeartbeat(
     }
   };
 
+  const jobIds = new SharedJobIds();
   const threadFile = fileURLToPath(new URL('./heartbeat-thread.js', import.meta.url));
   if (!existsSync(threadFile)) {
-    const loop = startHeartbeatLoop(options, onReport);
+    const loop = startHeartbeatLoop(options, jobIds, onReport);
     return {
-      setJobIds: (ids) => loop.setJobIds(ids),
+      setJobIds: (ids) => jobIds.write(ids),
       stop: async () => loop.stop(),
     };
   }
 
-  const worker = new Worker(threadFile, { workerData: options });
+  const worker = new Worker(threadFile, { workerData: { options, jobIds: jobIds.buffer } });
   worker.unref();
   worker.on('message', onReport);
   worker.on('error', (error) => log.error('heartbeat thread failed', errorFields(error)));
   return {
-    setJobIds: (ids) => worker.postMessage({ jobIds: [...ids] }),
+    setJobIds: (ids) => jobIds.write(ids),
     stop: async () => {
       worker.postMessage({ stop: true });
       await worker.terminate();

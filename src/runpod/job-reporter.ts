@@ -7,6 +7,7 @@
  * never overwrite the final state (the race of RunPod's Python runtime, runpod-python#250).
  */
 import type { ProgressUpdate } from '../../machines/job.types.js';
+import { encodeJson } from '../a1111/raw-body.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 
@@ -106,16 +107,18 @@ export class JobReporter {
     clearTimeout(this.timer);
     this.pending = null;
     this.progressAbort.abort();
-    const body = JSON.stringify(result);
+    // A1111's answer goes out as the bytes it came in as (raw-body.ts): no second serialization.
+    const body = encodeJson(result);
+    const bytes = body.reduce((sum, part) => sum + part.length, 0);
     const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };
     this.finished = this.chain.then(async () => {
       const outcome = await this.plane.postJobDone(this.jobId, body, post);
       if (outcome.ok) {
-        this.log.debug('result posted', { bytes: body.length, attempts: outcome.attempts });
+        this.log.debug('result posted', { bytes, attempts: outcome.attempts });
         return outcome;
       }
       this.log.error('failed to post the job result to RunPod', {
-        bytes: body.length,
+        bytes,
         attempts: outcome.attempts,
         status: outcome.status,
         error: outcome.error,
@@ -125,10 +128,10 @@ export class JobReporter {
       // the job ends FAILED instead of COMPLETED without an output.
       const failure = {
         code: 'RESULT_REJECTED',
-        message: `RunPod refused the job's result (${outcome.status}) at ${body.length} bytes; results over RunPod's size limit are refused: lower batch_size, n_iter or the image size`,
+        message: `RunPod refused the job's result (${outcome.status}) at ${bytes} bytes; results over RunPod's size limit are refused: lower batch_size, n_iter or the image size`,
         phase: null,
         retryable: false,
-        details: { status: outcome.status, bytes: body.length },
+        details: { status: outcome.status, bytes },
       };
       const fallback = await this.plane.postJobDone(
         this.jobId,

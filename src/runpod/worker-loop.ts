@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { A1111Client } from '../a1111/client.js';
 import type { A1111Process } from '../a1111/process.js';
+import { releaseRawBody } from '../a1111/raw-body.js';
 import type { Config } from '../config.js';
 import { ERROR_CODES, errorFields, type JobFailure } from '../errors.js';
 import { type JobOutcome, type JobRunner, type RunPodJob, toRunPodResult } from '../handler.js';
@@ -51,6 +52,18 @@ export function resultBody(outcome: JobOutcome, refreshOnCrash: boolean): Record
   return body;
 }
 
+/** Memory and open resources of this process, for the metrics line (leaks show up here first). */
+export function processFigures(): Record<string, unknown> {
+  const resources: Record<string, number> = {};
+  for (const name of process.getActiveResourcesInfo()) resources[name] = (resources[name] ?? 0) + 1;
+  const memory = process.memoryUsage();
+  return {
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    activeResources: resources,
+  };
+}
+
 export class WorkerLoop {
   readonly workerId: string;
   readonly metrics = new WorkerMetrics();
@@ -62,6 +75,7 @@ export class WorkerLoop {
   private slotWaiters: (() => void)[] = [];
   private stopReason = '';
   private exitCode = 0;
+  private crashed = false;
 
   constructor(private readonly deps: WorkerLoopDeps) {
     this.workerId = deps.config.runpod.podId ?? randomUUID();
@@ -92,9 +106,11 @@ export class WorkerLoop {
       return 1;
     }
     void this.deps.webui?.exited.then(() => {
+      if (this.deps.webui?.stoppedOnPurpose) return;
+      // A WebUI that died makes this worker useless: exit non-zero, whatever else is ending it.
+      this.exitCode = 1;
       if (this.stopping.signal.aborted) return;
       log.error(`${this.deps.webui?.describeExit() ?? 'A1111 exited'}; this worker stops so RunPod replaces it`);
-      this.exitCode = 1;
       this.shutdown('A1111 exited');
     });
     log.info('A1111 API is ready', { waitedMs: ready.waitedMs, probes: ready.probes, models: ready.models.length });
@@ -223,7 +239,7 @@ export class WorkerLoop {
       });
     this.running.set(job.id, { controller, done });
     this.heartbeat?.setJobIds([...this.running.keys()]);
-    this.deps.log.info('Jobs in progress', { count: this.running.size, jobId: job.id });
+    this.deps.log.debug('Jobs in progress', { count: this.running.size, jobId: job.id });
   }
 
   private async execute(job: RunPodJob, controller: AbortController): Promise<void> {
@@ -240,7 +256,7 @@ export class WorkerLoop {
       },
       jobLog,
     );
-    jobLog.info('Started.');
+    jobLog.debug('Started.');
     let outcome: JobOutcome;
     try {
       outcome = await runner.run(job, { signal: controller.signal, onProgress: (update) => reporter.progress(update) });
@@ -257,9 +273,12 @@ export class WorkerLoop {
     }
     const body = resultBody(outcome, config.refreshOnCrash);
     await reporter.finish(body);
+    // Nothing keeps this job's output any more: its A1111 answer's memory serves the next job.
+    if (outcome.ok) releaseRawBody(outcome.output);
     this.metrics.jobFinished(outcome);
-    jobLog.info('Finished.', { ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.failure.code }) });
+    jobLog.debug('Finished.', { ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.failure.code }) });
     if (body['stopPod'] === true) {
+      this.crashed = true;
       this.shutdown(`${outcome.ok ? '' : outcome.failure.code}: A1111 is broken; RunPod replaces this worker`);
     }
   }
@@ -291,6 +310,11 @@ export class WorkerLoop {
 
   private async drain(): Promise<number> {
     await Promise.all([...this.running.values()].map((job) => job.done));
+    const webui = this.deps.webui;
+    if (webui?.alive && this.crashed) {
+      // A crash-class failure ended the worker: the WebUI's exit, if that is what it was, is moments away.
+      await Promise.race([webui.exited, sleep(2_000)]);
+    }
     await this.heartbeat?.stop();
     this.logMetrics(true);
     this.plane.close();
@@ -301,6 +325,9 @@ export class WorkerLoop {
   private logMetrics(final: boolean): void {
     if (!final && this.metrics.finishedSinceSummary === 0 && this.running.size === 0) return;
     this.metrics.finishedSinceSummary = 0;
-    this.deps.log.info(final ? 'metrics at shutdown' : 'metrics', { ...this.metrics.snapshot(this.running.size) });
+    this.deps.log.info(final ? 'metrics at shutdown' : 'metrics', {
+      ...this.metrics.snapshot(this.running.size),
+      process: processFigures(),
+    });
   }
 }

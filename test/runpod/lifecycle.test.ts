@@ -48,7 +48,9 @@ describe('the heartbeat', () => {
     expect(done.body.length).toBeGreaterThan(20_000_000);
     const pings = runpod.of('ping');
     const first = pings[0]!;
-    expect(first.url).toMatch(/^\/v2\/test-ep\/ping\/pod-1\?gpu=NVIDIA\+TEST&runpod_version=\d+\.\d+\.\d+$/);
+    expect(first.url).toMatch(
+      /^\/v2\/test-ep\/ping\/pod-1\?gpu=NVIDIA\+TEST(&job_id=job-large)?&runpod_version=\d+\.\d+\.\d+$/,
+    );
     expect(first.headers['authorization']).toBe('test-api-key');
     const during = pings.filter((p) => p.query.get('job_id') === 'job-large');
     expect(during.length).toBeGreaterThan(3);

@@ -41,6 +41,8 @@ export class FakeRunPod {
   private takeScript: { status: number; body?: string; contentType?: string }[] = [];
   private readonly doneScript = new Map<string, DoneAnswer[]>();
   url = '';
+  /** When each job was handed out (the job-take answer written), by job id. */
+  readonly handedOutAt = new Map<string, number>();
 
   constructor(private readonly options: { endpointId?: string; longPollMs?: number } = {}) {
     this.events.setMaxListeners(100);
@@ -144,6 +146,8 @@ export class FakeRunPod {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    // Taken when the last byte has arrived, before this server spends time decoding the body.
+    const at = performance.timeOrigin + performance.now();
     const url = new URL(req.url ?? '/', this.url);
     const segments = url.pathname.split('/').filter(Boolean);
     const kindSegment = segments[2] ?? '';
@@ -161,7 +165,7 @@ export class FakeRunPod {
       headers: req.headers,
       body: Buffer.concat(chunks).toString('utf8'),
       jobId: kind === 'job-done' || kind === 'job-stream' ? segments[4] : undefined,
-      at: Date.now(),
+      at,
     };
     this.requests.push(request);
     this.events.emit('request', request);
@@ -223,7 +227,11 @@ export class FakeRunPod {
   }
 
   private handOut(res: ServerResponse, count: number): void {
-    this.answerJson(res, 200, count <= 1 ? this.jobs.shift() : this.jobs.splice(0, count));
+    const jobs = count <= 1 ? this.jobs.slice(0, 1) : this.jobs.slice(0, count);
+    this.jobs.splice(0, jobs.length);
+    this.answerJson(res, 200, count <= 1 ? jobs[0] : jobs);
+    const at = performance.timeOrigin + performance.now();
+    for (const job of jobs) if (typeof job.id === 'string') this.handedOutAt.set(job.id, at);
   }
 
   private answerEmpty(res: ServerResponse, timer: NodeJS.Timeout): void {

@@ -1,0 +1,489 @@
+/**
+ * `npm run bench`: what the worker costs on top of A1111, measured side by side on this machine.
+ *
+ * Everything runs on 127.0.0.1 in one invocation: the fake RunPod control plane from the tests, the
+ * A1111 simulator, and the built worker as its own process with RunPod's environment. The floor is
+ * the same txt2img request sent straight to the same simulator, in the same run, interleaved with the
+ * worker's jobs. Results: a table on stdout, bench/results.json, and the figures in
+ * docs/performance.md.
+ *
+ *   npm run bench              # full run (a few minutes)
+ *   npm run bench -- --quick   # a smoke run with few jobs; the numbers are not meaningful
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { A1111Simulator } from '../src/simulator/server.js';
+import { FakeRunPod } from '../test/support/fake-runpod.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const WORKER = path.join(ROOT, 'dist', 'src', 'main.js');
+
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, out: { type: 'string' }, doc: { type: 'string' }, only: { type: 'string' } },
+});
+/** Runs one scenario only (small0, small05, large, readiness, gap, soak), for profiling; writes nothing. */
+const ONLY = values.only;
+/** Extra node flags for the worker process, e.g. BENCH_WORKER_NODE_ARGS=--cpu-prof for a profile. */
+const WORKER_NODE_ARGS = (process.env['BENCH_WORKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+const QUICK = values.quick === true;
+const OUT = values.out ?? path.join(ROOT, 'bench', 'results.json');
+const DOC = values.doc ?? (QUICK ? undefined : path.join(ROOT, 'docs', 'performance.md'));
+const n = (full: number, quick: number) => (QUICK ? quick : full);
+
+// ---- statistics -----------------------------------------------------------------------------------------
+
+interface Summary {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  min: number;
+  max: number;
+}
+
+function summarize(values: number[]): Summary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
+  const round = (v: number) => Math.round(v * 100) / 100;
+  return {
+    n: sorted.length,
+    p50: round(at(50)),
+    p95: round(at(95)),
+    p99: round(at(99)),
+    min: round(sorted[0] ?? 0),
+    max: round(sorted.at(-1) ?? 0),
+  };
+}
+
+// ---- the pieces ---------------------------------------------------------------------------------------
+
+interface Worker {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  startedAt: number;
+  /** SIGTERM; then `plane` (when given) answers the worker's waiting long-polls so it exits at once. */
+  stop(plane?: FakeRunPod): Promise<void>;
+}
+
+function startWorker(env: Record<string, string>): Worker {
+  const startedAt = Date.now();
+  const child = spawn(process.execPath, [...WORKER_NODE_ARGS, WORKER], {
+    env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    // Keep only what the benchmark reads; a soak writes tens of thousands of lines.
+    if (!line.includes('"metrics')) return;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not a JSON line
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    lines,
+    startedAt,
+    stop: async (plane?: FakeRunPod) => {
+      child.kill('SIGTERM');
+      await plane?.close();
+      await exited;
+    },
+  };
+}
+
+/** Reads a field of /proc/<pid>/status in bytes (VmRSS, VmHWM). */
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
+}
+
+/** Open file descriptors of a process (sockets included). */
+function openFiles(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return -1;
+  }
+}
+
+/** The direct call: the same request, straight to the simulator, until the last byte of the answer. */
+const directAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function directCall(baseUrl: string, input: unknown): Promise<number> {
+  const body = JSON.stringify(input);
+  const url = new URL('/sdapi/v1/txt2img', baseUrl);
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const request = http.request(
+      url,
+      {
+        method: 'POST',
+        agent: directAgent,
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': Buffer.byteLength(body),
+          'Accept-Encoding': 'identity',
+        },
+      },
+      (response) => {
+        response.on('data', () => undefined);
+        response.on('end', () => resolve(performance.now() - started));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+const input = (steps: number, extra: Record<string, unknown> = {}) => ({
+  prompt: 'a lighthouse',
+  steps,
+  seed: 7,
+  width: 512,
+  height: 512,
+  ...extra,
+});
+
+async function setup(options: { stepDelayMs?: number; concurrency?: number; env?: Record<string, string> } = {}) {
+  const sim = new A1111Simulator({ stepDelayMs: options.stepDelayMs ?? 0 });
+  await sim.start();
+  const plane = new FakeRunPod({ longPollMs: 5_000 });
+  await plane.start();
+  const worker = startWorker({
+    ...plane.env({ RUNPOD_PING_INTERVAL: '10000' }),
+    A1111_BASE_URL: sim.url,
+    WORKER_CONCURRENCY: String(options.concurrency ?? 1),
+    ...options.env,
+  });
+  const close = async () => {
+    await worker.stop(plane);
+    await sim.close();
+  };
+  return { sim, plane, worker, close };
+}
+
+let jobCounter = 0;
+/** Runs one job through the worker; resolves with (job-take answered → job-done received) in ms. */
+async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: number; bytes: number }> {
+  const id = `bench-${++jobCounter}`;
+  const done = plane.waitFor(
+    (r) => r.kind === 'job-done' && r.jobId === id && !r.body.startsWith('{"status"'),
+    120_000,
+  );
+  plane.enqueue({ id, input: jobInput });
+  const request = await done;
+  const handed = plane.handedOutAt.get(id) ?? request.at;
+  plane.requests.length = 0; // keep the recorder small over thousands of jobs
+  plane.handedOutAt.delete(id);
+  return { ms: request.at - handed, bytes: request.body.length };
+}
+
+// ---- scenarios ----------------------------------------------------------------------------------------
+
+async function latencyScenario(
+  name: string,
+  stepDelayMs: number,
+  steps: number,
+  jobs: number,
+  extra: Record<string, unknown> = {},
+) {
+  const { sim, plane, worker, close } = await setup({ stepDelayMs });
+  const jobInput = input(steps, extra);
+  const warmup = n(20, 2);
+  for (let i = 0; i < warmup; i++) {
+    await directCall(sim.url, jobInput);
+    await workerJob(plane, jobInput);
+  }
+  const direct: number[] = [];
+  const viaWorker: number[] = [];
+  const added: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < jobs; i++) {
+    const floor = await directCall(sim.url, jobInput);
+    const job = await workerJob(plane, jobInput);
+    direct.push(floor);
+    viaWorker.push(job.ms);
+    added.push(job.ms - floor);
+    bytes = job.bytes;
+  }
+  const peakRss = procStatus(worker.child.pid!, 'VmHWM');
+  await close();
+  const d = summarize(direct);
+  const w = summarize(viaWorker);
+  return {
+    name,
+    jobs,
+    generationMs: stepDelayMs * steps,
+    resultBytes: bytes,
+    directMs: d,
+    workerMs: w,
+    addedMs: summarize(added),
+    ratioP50: Math.round((w.p50 / d.p50) * 1000) / 1000,
+    workerPeakRssBytes: peakRss,
+  };
+}
+
+async function readinessScenario() {
+  const afterApi: number[] = [];
+  const fromStart: number[] = [];
+  for (let i = 0; i < n(10, 1); i++) {
+    // (a) the API starts answering while the worker already probes
+    const sim = new A1111Simulator();
+    const url = await sim.reservePort();
+    const plane = new FakeRunPod({ longPollMs: 5_000 });
+    await plane.start();
+    const worker = startWorker({ ...plane.env({ RUNPOD_PING_INTERVAL: '10000' }), A1111_BASE_URL: url });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await sim.start();
+    const listening = Date.now();
+    const take = await plane.waitFor((r) => r.kind === 'job-take');
+    afterApi.push(take.at - listening);
+    await worker.stop(plane);
+    await sim.close();
+
+    // (b) the worker process starts with the API already up
+    const up = new A1111Simulator();
+    await up.start();
+    const plane2 = new FakeRunPod({ longPollMs: 5_000 });
+    await plane2.start();
+    const worker2 = startWorker({ ...plane2.env({ RUNPOD_PING_INTERVAL: '10000' }), A1111_BASE_URL: up.url });
+    const take2 = await plane2.waitFor((r) => r.kind === 'job-take');
+    fromStart.push(take2.at - worker2.startedAt);
+    await worker2.stop(plane2);
+    await up.close();
+  }
+  return { afterApiAnswersMs: summarize(afterApi), processStartToFirstTakeMs: summarize(fromStart) };
+}
+
+async function idleGapScenario(concurrency: number) {
+  const { sim, plane, close } = await setup({ stepDelayMs: 10, concurrency });
+  const jobs = n(40, 4);
+  const ids = Array.from({ length: jobs }, (_, i) => `gap-${concurrency}-${i}`);
+  const done = Promise.all(
+    ids.map((id) =>
+      plane.waitFor((r) => r.kind === 'job-done' && r.jobId === id && !r.body.startsWith('{"status"'), 120_000),
+    ),
+  );
+  plane.enqueue(...ids.map((id) => ({ id, input: input(10) })));
+  await done;
+  const generations = sim.engine.generations;
+  const gaps = generations.slice(1).map((g, i) => g.startedAt - generations[i]!.endedAt);
+  await close();
+  return { concurrency, jobs, gapMs: summarize(gaps) };
+}
+
+async function soakScenario() {
+  const { plane, worker, close } = await setup({ env: { METRICS_LOG_INTERVAL_MS: '1000', LOG_LEVEL: 'warn' } });
+  const jobs = n(10_000, 60);
+  const marker = Math.min(1_000, Math.floor(jobs / 3));
+  const pid = worker.child.pid!;
+  let atMarker = { rss: 0, fds: 0, resources: {} as Record<string, number> };
+  const started = Date.now();
+  for (let i = 1; i <= jobs; i++) {
+    await workerJob(plane, input(1, { width: 64, height: 64 }));
+    if (i === marker) {
+      atMarker = { rss: procStatus(pid, 'VmRSS'), fds: openFiles(pid), resources: {} };
+    }
+  }
+  const end = { rss: procStatus(pid, 'VmRSS'), fds: openFiles(pid) };
+  const metricLines = worker.lines.filter((l) => l['message'] === 'metrics');
+  const resources = (line: Record<string, unknown> | undefined) =>
+    (line?.['process'] as { activeResources?: Record<string, number> } | undefined)?.activeResources ?? {};
+  await close();
+  return {
+    jobs,
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+    rssAfterMarkerBytes: atMarker.rss,
+    rssAtEndBytes: end.rss,
+    rssGrowthPercent: Math.round(((end.rss - atMarker.rss) / atMarker.rss) * 1000) / 10,
+    openFilesAfterMarker: atMarker.fds,
+    openFilesAtEnd: end.fds,
+    activeResourcesEarly: resources(metricLines[1]),
+    activeResourcesLate: resources(metricLines.at(-1)),
+    markerJob: marker,
+  };
+}
+
+// ---- report -------------------------------------------------------------------------------------------
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+async function main(): Promise<void> {
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryBytes: os.totalmem(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+  };
+  process.stdout.write(
+    `machine: ${machine.cpus} cores (${machine.cpuModel}), ${mb(machine.memoryBytes)}, Node ${machine.node}\n`,
+  );
+  if (ONLY) {
+    const run: Record<string, () => Promise<unknown>> = {
+      small0: () => latencyScenario('small result, generation 0 s', 0, 1, n(300, 5)),
+      small05: () => latencyScenario('small result, generation 0.5 s', 25, 20, n(100, 3)),
+      large: () => latencyScenario('large result', 0, 1, n(30, 2), { width: 1024, height: 1024, batch_size: 8 }),
+      readiness: readinessScenario,
+      gap: async () => [await idleGapScenario(1), await idleGapScenario(2)],
+      soak: soakScenario,
+    };
+    const scenario = run[ONLY];
+    if (!scenario) throw new Error(`--only takes one of ${Object.keys(run).join(', ')}`);
+    process.stdout.write(`${JSON.stringify(await scenario(), null, 2)}\n`);
+    return;
+  }
+
+  const small0 = await latencyScenario('small result, generation 0 s', 0, 1, n(300, 5));
+  process.stdout.write(`small/0s done\n`);
+  const small05 = await latencyScenario('small result, generation 0.5 s', 25, 20, n(100, 3));
+  process.stdout.write(`small/0.5s done\n`);
+  const large = await latencyScenario('large result (8 × 1024² PNG)', 0, 1, n(30, 2), {
+    width: 1024,
+    height: 1024,
+    batch_size: 8,
+  });
+  process.stdout.write(`large done\n`);
+  const readiness = await readinessScenario();
+  process.stdout.write(`readiness done\n`);
+  const gap1 = await idleGapScenario(1);
+  const gap2 = await idleGapScenario(2);
+  process.stdout.write(`idle gaps done\n`);
+  const soak = await soakScenario();
+  process.stdout.write(`soak done\n`);
+
+  const targets = {
+    smallAddedP50Ms: { value: small0.addedMs.p50, target: 2, ok: small0.addedMs.p50 <= 2 },
+    smallRatioAt05s: { value: small05.ratioP50, target: 1.05, ok: small05.ratioP50 <= 1.05 },
+    largeAddedP50Ms: { value: large.addedMs.p50, target: 60, ok: large.addedMs.p50 <= 60 },
+    largePeakRssBytes: {
+      value: large.workerPeakRssBytes,
+      target: Math.round(2.5 * large.resultBytes + 100 * 1024 * 1024),
+      ok: large.workerPeakRssBytes <= 2.5 * large.resultBytes + 100 * 1024 * 1024,
+    },
+    readinessAfterApiP50Ms: {
+      value: readiness.afterApiAnswersMs.p50,
+      target: 250,
+      ok: readiness.afterApiAnswersMs.p50 <= 250,
+    },
+    startToFirstTakeP50Ms: {
+      value: readiness.processStartToFirstTakeMs.p50,
+      target: 400,
+      ok: readiness.processStartToFirstTakeMs.p50 <= 400,
+    },
+    idleGapConcurrency2P50Ms: { value: gap2.gapMs.p50, target: 5, ok: gap2.gapMs.p50 <= 5 },
+    soakRssGrowthPercent: { value: soak.rssGrowthPercent, target: 5, ok: soak.rssGrowthPercent <= 5 },
+    soakOpenFilesGrowth: {
+      value: soak.openFilesAtEnd - soak.openFilesAfterMarker,
+      target: 0,
+      ok: soak.openFilesAtEnd <= soak.openFilesAfterMarker,
+    },
+  };
+  const results = {
+    recordedAt: new Date().toISOString(),
+    quick: QUICK,
+    machine,
+    scenarios: { small0, small05, large, readiness, idleGap: [gap1, gap2], soak },
+    targets,
+  };
+  await mkdir(path.dirname(OUT), { recursive: true });
+  await writeFile(OUT, `${JSON.stringify(results, null, 2)}\n`);
+
+  const rows: [string, string, string, string][] = [
+    [
+      'small, 0 s: added latency p50 / p95 / p99',
+      `${small0.addedMs.p50} / ${small0.addedMs.p95} / ${small0.addedMs.p99} ms`,
+      '≤ 2 ms (p50)',
+      targets.smallAddedP50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    ['small, 0 s: worker / floor (p50)', `${small0.workerMs.p50} / ${small0.directMs.p50} ms`, '', ''],
+    [
+      'small, 0.5 s: end-to-end / floor (p50)',
+      `${small05.ratioP50} (${small05.workerMs.p50} / ${small05.directMs.p50} ms)`,
+      '≤ 1.05',
+      targets.smallRatioAt05s.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'large: added latency p50 / p95',
+      `${large.addedMs.p50} / ${large.addedMs.p95} ms (${mb(large.resultBytes)} result)`,
+      '≤ 60 ms',
+      targets.largeAddedP50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'large: worker peak RSS',
+      mb(large.workerPeakRssBytes),
+      `≤ ${mb(targets.largePeakRssBytes.target)}`,
+      targets.largePeakRssBytes.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'readiness: API answers → first job-take (p50 / p95)',
+      `${readiness.afterApiAnswersMs.p50} / ${readiness.afterApiAnswersMs.p95} ms`,
+      '≤ 250 ms',
+      targets.readinessAfterApiP50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'readiness: process start → first job-take (p50 / p95)',
+      `${readiness.processStartToFirstTakeMs.p50} / ${readiness.processStartToFirstTakeMs.p95} ms`,
+      '≤ 400 ms',
+      targets.startToFirstTakeP50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    ['GPU idle gap, concurrency 1 (p50 / p95)', `${gap1.gapMs.p50} / ${gap1.gapMs.p95} ms`, '', ''],
+    [
+      'GPU idle gap, concurrency 2 (p50 / p95)',
+      `${gap2.gapMs.p50} / ${gap2.gapMs.p95} ms`,
+      '≤ 5 ms',
+      targets.idleGapConcurrency2P50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      `soak: RSS after job ${soak.markerJob} → after ${soak.jobs}`,
+      `${mb(soak.rssAfterMarkerBytes)} → ${mb(soak.rssAtEndBytes)} (${soak.rssGrowthPercent} %)`,
+      '≤ 5 %',
+      targets.soakRssGrowthPercent.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'soak: open files',
+      `${soak.openFilesAfterMarker} → ${soak.openFilesAtEnd}`,
+      'no growth',
+      targets.soakOpenFilesGrowth.ok ? 'ok' : 'MISSED',
+    ],
+  ];
+  const table = [
+    '| Figure | Measured | Target | |',
+    '|---|---|---|---|',
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n');
+  process.stdout.write(`\n${table}\n\nwrote ${OUT}\n`);
+  if (DOC) await writeDoc(DOC, table, results);
+}
+
+async function writeDoc(
+  file: string,
+  table: string,
+  results: { recordedAt: string; machine: Record<string, unknown> },
+): Promise<void> {
+  const doc = await readFile(file, 'utf8');
+  const start = '<!-- bench:start (written by npm run bench) -->';
+  const end = '<!-- bench:end -->';
+  const a = doc.indexOf(start);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`${file} has no bench markers`);
+  const m = results.machine as { cpus: number; cpuModel: string; node: string; memoryBytes: number };
+  const block = `${start}\nRecorded ${results.recordedAt} on ${m.cpus} cores (${m.cpuModel}), ${mb(m.memoryBytes)} RAM, Node ${m.node}.\n\n${table}\n`;
+  await writeFile(file, `${doc.slice(0, a)}${block}${doc.slice(b)}`);
+  process.stdout.write(`updated ${file}\n`);
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import {
+  encodeJson,
+  imageStats,
+  parseTxt2ImgBytes,
+  releaseRawBody,
+  rememberRawBody,
+  takeBuffer,
+  withExtraKeys,
+} from '../../src/a1111/raw-body.js';
+
+const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256)).toString('base64');
+const answer = {
+  images: [image, `${image}AB==`],
+  parameters: { prompt: 'un phare à l’aube — 灯台', steps: 20 },
+  info: JSON.stringify({ prompt: 'un phare à l’aube — 灯台', all_seeds: [1, 2] }),
+};
+
+describe('txt2img answers as bytes', () => {
+  it('parse to exactly what JSON.parse gives, non-ASCII text included', () => {
+    const bytes = Buffer.from(JSON.stringify(answer));
+    const { value, lazyImages } = parseTxt2ImgBytes(bytes);
+    expect(lazyImages).toBe(true);
+    expect(imageStats(value as typeof answer)).toEqual({ count: 2, chars: image.length * 2 + 4 });
+    expect(value).toEqual(JSON.parse(bytes.toString('utf8')));
+    expect(parseTxt2ImgBytes(Buffer.from(JSON.stringify({ ...answer, images: [] }))).value).toEqual({
+      ...answer,
+      images: [],
+    });
+  });
+
+  it('fall back to JSON.parse for any other layout', () => {
+    for (const text of [
+      JSON.stringify(answer, null, 1),
+      JSON.stringify({ info: 'x', images: [image] }),
+      '{"images":["a\\"b"],"info":""}',
+    ]) {
+      expect(parseTxt2ImgBytes(Buffer.from(text))).toEqual({ value: JSON.parse(text), lazyImages: false });
+    }
+  });
+
+  it('are posted as the same bytes, with the worker’s keys appended, and decode to the same object', () => {
+    const bytes = Buffer.from(JSON.stringify(answer));
+    const parsed = parseTxt2ImgBytes(bytes).value as typeof answer;
+    rememberRawBody(parsed, bytes);
+    const output = withExtraKeys(parsed, { worker: { timings_ms: { total: 5 } } });
+    const body = { output, stopPod: true };
+
+    const parts = encodeJson(body);
+
+    expect(parts.some((part) => part.buffer === bytes.buffer)).toBe(true); // A1111's bytes, not a copy
+    expect(Object.getOwnPropertyDescriptor(output, 'images')?.get).toBeDefined(); // still not decoded
+    expect(JSON.parse(Buffer.concat(parts).toString('utf8'))).toEqual(JSON.parse(JSON.stringify(body)));
+  });
+
+  it('encode objects of unknown origin like JSON.stringify', () => {
+    const value = { error: 'x', nested: { a: [1, 'b', null], skipped: undefined }, n: 1.5 };
+    expect(Buffer.concat(encodeJson(value)).toString()).toBe(JSON.stringify(value));
+  });
+});
+
+describe('answer buffers given back for reuse', () => {
+  it('serve the next answer of a similar size, and refuse to be read through the old answer', () => {
+    const text = JSON.stringify({
+      images: [Buffer.alloc(1_500_000, 7).toString('base64')],
+      parameters: {},
+      info: '{}',
+    });
+    const first = takeBuffer(Buffer.byteLength(text));
+    first.write(text);
+    const { value } = parseTxt2ImgBytes(first);
+    rememberRawBody(value, first);
+    const output = withExtraKeys(value, { worker: {} });
+
+    releaseRawBody(output);
+    const second = takeBuffer(Buffer.byteLength(text));
+
+    expect(second.buffer).toBe(first.buffer);
+    expect(() => output['images']).toThrow('read after its buffer was given back');
+    expect(() => encodeJson({ output })).toThrow('read after its buffer was given back');
+    expect(takeBuffer(Buffer.byteLength(text)).buffer).not.toBe(first.buffer); // it is in use again
+  });
+
+  it('keep small answers out of the pool', () => {
+    const small = takeBuffer(100);
+    const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
+    rememberRawBody(value, small);
+    releaseRawBody(value);
+    expect(takeBuffer(100).buffer).not.toBe(small.buffer);
+  });
+});

@@ -1,0 +1,45 @@
+/**
+ * The benchmark runs end to end (`--quick`: a handful of jobs per scenario) and writes its results.
+ * Its figures are not checked here: speed targets live in `npm run bench` and docs/performance.md.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const BENCH = fileURLToPath(new URL('../dist/bench/run.js', import.meta.url));
+
+describe('npm run bench', () => {
+  it('measures every scenario and writes bench/results.json', { timeout: 180_000 }, async () => {
+    const out = path.join(await mkdtemp(path.join(tmpdir(), 'bench-')), 'results.json');
+    await new Promise<void>((resolve, reject) =>
+      execFile(process.execPath, [BENCH, '--quick', '--out', out], { timeout: 170_000 }, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+
+    const results = JSON.parse(await readFile(out, 'utf8')) as {
+      quick: boolean;
+      machine: { cpus: number; node: string };
+      scenarios: Record<string, unknown>;
+      targets: Record<string, { value: number; target: number; ok: boolean }>;
+    };
+    expect(results.quick).toBe(true);
+    expect(results.machine.node).toBe(process.version);
+    expect(Object.keys(results.scenarios).sort()).toEqual([
+      'idleGap',
+      'large',
+      'readiness',
+      'small0',
+      'small05',
+      'soak',
+    ]);
+    expect(Object.keys(results.targets).length).toBe(9);
+    for (const [name, figure] of Object.entries(results.targets)) {
+      expect(Number.isFinite(figure.value), name).toBe(true);
+      expect(typeof figure.ok, name).toBe('boolean');
+    }
+  });
+});
