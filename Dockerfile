@@ -60,7 +60,10 @@ COPY --from=worker-build /worker/package.json /worker/package.json
 COPY --from=worker-build /worker/node_modules /worker/node_modules
 COPY --from=worker-build /worker/dist /worker/dist
 COPY test_input.json /worker/test_input.json
+# glibc's dynamic mmap threshold would keep the worker's freed multi-megabyte result buffers in its
+# heap; a fixed threshold returns them to the system (see docs/performance.md). A1111 runs on tcmalloc.
 ENV NODE_ENV=production \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     A1111_BASE_URL=http://127.0.0.1:3000 \
     A1111_READY_TIMEOUT_MS=900000 \
     MODELS_DIR=/stable-diffusion-webui/models/Stable-diffusion

@@ -73,10 +73,16 @@ interface Worker {
   stop(plane?: FakeRunPod): Promise<void>;
 }
 
+/** The allocator setting the image gives the worker (Dockerfile ENV), so the figures are the image's. */
+const IMAGE_ENV: Record<string, string> = (() => {
+  const match = /MALLOC_MMAP_THRESHOLD_=(\d+)/.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
+  return match ? { MALLOC_MMAP_THRESHOLD_: match[1]! } : {};
+})();
+
 function startWorker(env: Record<string, string>): Worker {
   const startedAt = Date.now();
   const child = spawn(process.execPath, [...WORKER_NODE_ARGS, WORKER], {
-    env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...env },
+    env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...IMAGE_ENV, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: Record<string, unknown>[] = [];
@@ -288,12 +294,15 @@ async function soakScenario() {
   const marker = Math.min(1_000, Math.floor(jobs / 3));
   const pid = worker.child.pid!;
   let atMarker = { rss: 0, fds: 0, resources: {} as Record<string, number> };
+  const series: { job: number; rssBytes: number }[] = [];
+  const every = Math.max(1, Math.floor(jobs / 10));
   const started = Date.now();
   for (let i = 1; i <= jobs; i++) {
     await workerJob(plane, input(1, { width: 64, height: 64 }));
     if (i === marker) {
       atMarker = { rss: procStatus(pid, 'VmRSS'), fds: openFiles(pid), resources: {} };
     }
+    if (i % every === 0) series.push({ job: i, rssBytes: procStatus(pid, 'VmRSS') });
   }
   const end = { rss: procStatus(pid, 'VmRSS'), fds: openFiles(pid) };
   const metricLines = worker.lines.filter((l) => l['message'] === 'metrics');
@@ -308,6 +317,7 @@ async function soakScenario() {
     rssGrowthPercent: Math.round(((end.rss - atMarker.rss) / atMarker.rss) * 1000) / 10,
     openFilesAfterMarker: atMarker.fds,
     openFilesAtEnd: end.fds,
+    rssSeries: series,
     activeResourcesEarly: resources(metricLines[1]),
     activeResourcesLate: resources(metricLines.at(-1)),
     markerJob: marker,

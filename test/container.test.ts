@@ -121,6 +121,11 @@ describe('the Dockerfile', () => {
     });
   }
 
+  it('gives the worker a fixed malloc mmap threshold, which the benchmark applies too', () => {
+    expect(stageEnv('baked')['MALLOC_MMAP_THRESHOLD_']).toBe('131072');
+    expect(readFileSync(path.join(ROOT, 'bench', 'run.ts'), 'utf8')).toContain('MALLOC_MMAP_THRESHOLD_=');
+  });
+
   it('is built last as the baked variant, with the worker as the entry point', () => {
     expect(instructions.filter((l) => l.startsWith('FROM ')).at(-1)).toBe('FROM a1111 AS baked');
     expect(dockerfile).toContain('ENTRYPOINT ["node", "/worker/dist/src/main.js"]');

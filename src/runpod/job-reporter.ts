@@ -56,6 +56,8 @@ export class JobReporter {
   private readonly progressAbort = new AbortController();
   /** Progress posts sent, for the log and the tests. */
   progressPosts = 0;
+  /** Size of the final body, once `finish` was called. */
+  resultBytes = 0;
 
   constructor(
     private readonly jobId: string,
@@ -110,6 +112,7 @@ export class JobReporter {
     // A1111's answer goes out as the bytes it came in as (raw-body.ts): no second serialization.
     const body = encodeJson(result);
     const bytes = body.reduce((sum, part) => sum + part.length, 0);
+    this.resultBytes = bytes;
     const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };
     this.finished = this.chain.then(async () => {
       const outcome = await this.plane.postJobDone(this.jobId, body, post);

@@ -25,6 +25,7 @@ import { USER_AGENT, WORKER_VERSION } from '../version.js';
 import { ControlPlane, ThrottledError } from './control-plane.js';
 import { type Heartbeat, startHeartbeat } from './heartbeat.js';
 import { JobReporter } from './job-reporter.js';
+import { afterLargeResult } from './memory.js';
 import { WorkerMetrics } from './metrics.js';
 import { type RunPodUrls, runPodUrls } from './urls.js';
 
@@ -60,6 +61,8 @@ export function processFigures(): Record<string, unknown> {
   return {
     rssBytes: memory.rss,
     heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
     activeResources: resources,
   };
 }
@@ -275,6 +278,7 @@ export class WorkerLoop {
     await reporter.finish(body);
     // Nothing keeps this job's output any more: its A1111 answer's memory serves the next job.
     if (outcome.ok) releaseRawBody(outcome.output);
+    afterLargeResult(reporter.resultBytes);
     this.metrics.jobFinished(outcome);
     jobLog.debug('Finished.', { ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.failure.code }) });
     if (body['stopPod'] === true) {
