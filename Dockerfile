@@ -7,7 +7,8 @@
 #   docker build -t you/a1111-worker:1.0.0 .                      # checkpoint baked in (the default target)
 #   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # checkpoints from a network volume
 #
-# Every base image, package and repository is pinned. See docs/deploy.md.
+# Every base image, package and repository is pinned; the baked checkpoint is pinned when you pass its
+# MODEL_SHA256 (the build then fails on any other file). See docs/deploy.md.
 
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 ARG PYTHON_IMAGE=python:3.10.14-slim-bookworm

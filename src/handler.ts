@@ -160,9 +160,9 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
 
     const onTransition = (event: InspectionEvent) => {
       if (deps.inspect) deps.inspect(event);
+      recorder?.observe(event);
       if (event.actorRef.sessionId !== event.rootId) return;
       options.inspect?.(event);
-      recorder?.observe(event);
       if (event.type !== '@xstate.microstep') return;
       const value = (event.snapshot as JobSnapshot).value;
       const path = statePathOf(value);

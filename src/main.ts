@@ -105,6 +105,9 @@ async function replayCommand(
   return code;
 }
 
+/** Processes to kill outright if the worker exits on a second signal. */
+const killOnForcedExit: { kill(): void }[] = [];
+
 /** Calls `onFirst` on the first SIGTERM/SIGINT and exits at once on the second. */
 function onSignals(log: Logger, onFirst: (signal: string) => void): void {
   let received = 0;
@@ -113,6 +116,7 @@ function onSignals(log: Logger, onFirst: (signal: string) => void): void {
       received++;
       if (received > 1) {
         log.warn(`${signal} received again; exiting now`);
+        for (const child of killOnForcedExit) child.kill();
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
       log.info(`${signal} received; finishing the running jobs (send it again to exit at once)`);
@@ -166,10 +170,13 @@ async function main(): Promise<number> {
     if (flags.simulator) {
       const started = await startSimulator(log);
       simulator = started.child;
+      const child = simulator;
+      killOnForcedExit.push({ kill: () => child.kill('SIGKILL') });
       config = { ...config, a1111BaseUrl: started.url };
     }
     if (config.a1111LaunchCommand) {
       webui = new A1111Process(config.a1111LaunchCommand, log);
+      killOnForcedExit.push(webui);
       webui.start();
     }
     const client = createA1111Client(config, log, webui);

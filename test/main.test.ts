@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,7 +84,10 @@ describe('the worker command line', () => {
   it('removes partial downloads a killed worker left in MODELS_DIR when it starts', async () => {
     const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
     const modelsDir = await mkdtemp(path.join(tmpdir(), 'worker-models-'));
-    await writeFile(path.join(modelsDir, '.big.safetensors.0b1c.download'), 'partial');
+    const leftBehind = path.join(modelsDir, '.big.safetensors.0b1c.download');
+    await writeFile(leftBehind, 'partial');
+    const longAgo = new Date(Date.now() - 24 * 3600_000);
+    await utimes(leftBehind, longAgo, longAgo);
     await writeFile(path.join(modelsDir, 'kept.safetensors'), 'weights');
 
     const { stdout } = await runWorker(['--test_input', '{"input":{"steps":0}}'], cwd, { MODELS_DIR: modelsDir });

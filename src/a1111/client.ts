@@ -99,21 +99,16 @@ function isStream(value: unknown): value is Readable {
  */
 async function readBody(stream: Readable, contentLength: unknown): Promise<Buffer> {
   const length = Number(contentLength);
-  const chunks: Buffer[] = [];
   if (Number.isSafeInteger(length) && length > 0) {
+    // Node's HTTP parser never passes on more than Content-Length bytes; fewer means the body was cut.
     const out = takeBuffer(length);
     let offset = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (offset + chunk.length > length) {
-        chunks.push(out.subarray(0, offset), chunk);
-        offset = -1;
-        break;
-      }
-      chunk.copy(out, offset);
-      offset += chunk.length;
+      offset += chunk.copy(out, offset);
     }
-    if (offset >= 0) return offset === length ? out : out.subarray(0, offset);
+    return offset === length ? out : out.subarray(0, offset);
   }
+  const chunks: Buffer[] = [];
   for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks);
 }

@@ -8,11 +8,16 @@
  * - its stdout and stderr reach the worker's log line by line, tagged `[A1111]` (a tqdm progress bar
  *   keeps only its last state), in whatever shape the worker's log has (RunPod's JSON lines on RunPod);
  * - its exit is known at once: `exited` resolves, `alive` turns false, and the last lines it wrote are
- *   kept for the error message, so a dead WebUI ends readiness waits and requests immediately;
- * - `stop()` sends SIGTERM, then SIGKILL after a grace period.
+ *   kept for the error message, so a dead WebUI ends readiness waits and requests immediately (the
+ *   exit is reported once its output has been read to the end, or OUTPUT_DRAIN_MS after it exited if
+ *   something it started still holds the pipes open);
+ * - `stop()` sends SIGTERM to the group, then SIGKILL to whatever is left of the group once the
+ *   command has exited or the grace period has passed; `kill()` is the synchronous last resort for a
+ *   worker that must exit now.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from '../log.js';
 
 /** What the A1111 client needs to know of a supervised WebUI. */
@@ -27,6 +32,8 @@ export interface ProcessExit {
 }
 
 const TAIL_LINES = 20;
+const OUTPUT_DRAIN_MS = 1_000;
+const MAX_PENDING_CHARS = 64 * 1024;
 
 export class A1111Process implements BackendLiveness {
   private child: ChildProcess | null = null;
@@ -73,14 +80,47 @@ export class A1111Process implements BackendLiveness {
     const child = spawn('/bin/sh', ['-c', this.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     this.log.info('A1111 started', { pid: child.pid });
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (raw) => this.forward(raw));
-    }
+    for (const stream of [child.stdout!, child.stderr!]) this.readLines(stream);
     child.once('error', (error) => {
       this.log.error('A1111 could not be started', { error: error.message });
       this.finish({ code: null, signal: null });
     });
-    child.once('exit', (code, signal) => this.finish({ code, signal }));
+    child.once('exit', (code, signal) => {
+      // Its last lines (the traceback that says why) may still be in the pipes: read them first.
+      const drained = setTimeout(() => this.finish({ code, signal }), OUTPUT_DRAIN_MS);
+      child.once('close', () => {
+        clearTimeout(drained);
+        this.finish({ code, signal });
+      });
+    });
+  }
+
+  /**
+   * Splits a stream on \n only: readline would also split on a lone \r and turn every redraw of a
+   * progress bar into a line of its own.
+   */
+  private readLines(stream: Readable): void {
+    const decoder = new StringDecoder('utf8');
+    let pending = '';
+    stream.on('data', (chunk: Buffer) => {
+      pending += decoder.write(chunk);
+      let newline = pending.indexOf('\n');
+      while (newline >= 0) {
+        this.forward(pending.slice(0, newline));
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf('\n');
+      }
+      // A progress bar redraws itself with \r for as long as it runs: keep only its latest state.
+      if (pending.length > MAX_PENDING_CHARS) {
+        const redraw = pending.lastIndexOf('\r');
+        pending = redraw > 0 ? pending.slice(redraw) : pending.slice(-MAX_PENDING_CHARS);
+      }
+    });
+    stream.on('end', () => {
+      pending += decoder.end();
+      if (pending) this.forward(pending);
+      pending = '';
+    });
   }
 
   private forward(raw: string): void {
@@ -105,14 +145,26 @@ export class A1111Process implements BackendLiveness {
     this.resolveExit(exit);
   }
 
-  /** SIGTERM, then SIGKILL if it is still there after `graceMs`. */
+  /**
+   * SIGTERM to the group; then, once the command has exited or `graceMs` has passed, SIGKILL to
+   * whatever of the group is still there (a WebUI's own children do not always follow it out).
+   */
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.alive || !this.child) return;
     this.stopping = true;
     this.signalGroup('SIGTERM');
-    const timer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
-    await this.exited;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
+    this.signalGroup('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGKILL to the whole group, at once: for a worker exiting without waiting. */
+  kill(): void {
+    if (!this.child || this.exit) return;
+    this.stopping = true;
+    this.signalGroup('SIGKILL');
   }
 
   private signalGroup(signal: NodeJS.Signals): void {

@@ -131,6 +131,11 @@ export function imageStats(response: { images: readonly string[] }): { count: nu
   return { count: response.images.length, chars: response.images.reduce((sum, image) => sum + image.length, 0) };
 }
 
+/** The base64 lengths of an answer's images while they are still undecoded bytes; undefined otherwise. */
+export function undecodedImageLengths(response: object): number[] | undefined {
+  return imageSpans.get(response)?.spans.map(([start, end]) => end - start);
+}
+
 /** Gives `target` the same lazily decoded images as `source` (see parseTxt2ImgBytes). */
 function defineLazyImages(target: object, spans: ImageSpans): void {
   let images: string[] | undefined;

@@ -4,7 +4,8 @@
  *
  * A journal holds, in order: a header (job id, worker version, the job's settings and its input), every
  * event delivered to the job's machine (actor results and errors, timers, cancels, progress) with its
- * time from the start of the job, the state after each step, and the final output. Base64 payloads are
+ * time from the start of the job, every actor the machine started with the input it gave it (the
+ * request sent to A1111 among them), the state after each step, and the final output. Base64 payloads are
  * replaced by their size and sha256, everywhere, so journals stay small and carry no images.
  */
 import { createHash } from 'node:crypto';
@@ -12,9 +13,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { InspectionEvent } from 'xstate';
 import type { JobOutput, JobSettings } from '../../machines/job.types.js';
+import { undecodedImageLengths } from '../a1111/raw-body.js';
 import { isWorkerError } from '../errors.js';
 
-export const JOURNAL_VERSION = 1;
+/** Version 2 added the `invoke` lines; version 1 journals still replay, without that check. */
+export const JOURNAL_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 
 export interface JournalHeader {
   type: 'journal';
@@ -40,19 +44,28 @@ export interface JournalStep {
   state: string;
 }
 
+export interface JournalInvoke {
+  type: 'invoke';
+  at: number;
+  /** The actor's name in the machine (`txt2img`, `probeApi`, …). */
+  src: string;
+  input: unknown;
+}
+
 export interface JournalResult {
   type: 'result';
   at: number;
   output: unknown;
 }
 
-export type JournalLine = JournalHeader | JournalEvent | JournalStep | JournalResult;
+export type JournalLine = JournalHeader | JournalEvent | JournalStep | JournalInvoke | JournalResult;
 
 const BASE64 = /^(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/\r\n]{200,}={0,2}$/;
 
 /**
  * Replaces every base64 payload in a value by `<base64 N bytes sha256:...>` (or `<base64 N chars>` with
- * `hash: false`, which costs nothing); errors become plain objects.
+ * `hash: false`, which costs nothing, and does not even decode images A1111's answer still holds as
+ * bytes); errors become plain objects.
  */
 export function summarizePayloads(value: unknown, options: { hash: boolean } = { hash: true }, depth = 0): unknown {
   if (typeof value === 'string') {
@@ -76,7 +89,15 @@ export function summarizePayloads(value: unknown, options: { hash: boolean } = {
   if (value instanceof Error) return { name: value.name, message: value.message };
   if (Array.isArray(value)) return value.map((item) => summarizePayloads(item, options, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = summarizePayloads(item, options, depth + 1);
+  for (const key of Object.keys(value)) {
+    if (!options.hash && Object.getOwnPropertyDescriptor(value, key)?.get) {
+      // A getter may do real work (decoding images from bytes, raw-body.ts): describe it instead.
+      const lengths = key === 'images' ? undecodedImageLengths(value) : undefined;
+      out[key] = lengths ? lengths.map((chars) => `<base64 ${chars} chars>`) : '<computed>';
+      continue;
+    }
+    out[key] = summarizePayloads((value as Record<string, unknown>)[key], options, depth + 1);
+  }
   return out;
 }
 
@@ -92,7 +113,16 @@ export function statePathOf(value: unknown): string {
   return '';
 }
 
-/** Collects one job's journal from the inspection events of its machine. */
+/** What an invoked actor was: its name in the machine and its input, payloads summarized, as JSON has it. */
+export function invocationOf(actorRef: unknown): { src: string; input: unknown } {
+  const ref = actorRef as { id: string; src?: unknown; options?: { input?: unknown } };
+  return { src: typeof ref.src === 'string' ? ref.src : ref.id, input: asJson(summarizePayloads(ref.options?.input)) };
+}
+
+/**
+ * Collects one job's journal from the inspection events of its machine. Lines keep the events
+ * themselves until `finish`, so a job whose journal is not kept pays nothing for summarizing payloads.
+ */
 export class JournalRecorder {
   private readonly lines: JournalLine[] = [];
   private lastState = '';
@@ -106,7 +136,6 @@ export class JournalRecorder {
       version: JOURNAL_VERSION,
       recordedAt: new Date().toISOString(),
       ...header,
-      input: summarizePayloads(header.input),
     });
   }
 
@@ -114,15 +143,22 @@ export class JournalRecorder {
     return Math.round(this.now() * 10) / 10;
   }
 
-  /** Feed every inspection event of the job's root actor here. */
+  /** Feed every inspection event of the job's actor system here. */
   observe(event: InspectionEvent): void {
+    if (event.type === '@xstate.actor' && event.actorRef.sessionId !== event.rootId) {
+      // Only the job machine itself starts actors, so every other actor is one it invoked.
+      const ref = event.actorRef as unknown as { id: string; src?: unknown; options?: { input?: unknown } };
+      this.lines.push({
+        type: 'invoke',
+        at: this.elapsed(),
+        src: typeof ref.src === 'string' ? ref.src : ref.id,
+        input: ref.options?.input,
+      });
+      return;
+    }
     if (event.actorRef.sessionId !== event.rootId) return;
     if (event.type === '@xstate.event' && event.event.type !== 'xstate.init') {
-      this.lines.push({
-        type: 'event',
-        at: this.elapsed(),
-        event: summarizePayloads(event.event) as Record<string, unknown>,
-      });
+      this.lines.push({ type: 'event', at: this.elapsed(), event: event.event });
     } else if (event.type === '@xstate.microstep' || event.type === '@xstate.snapshot') {
       const state = statePathOf((event.snapshot as { value?: unknown }).value);
       if (state === this.lastState) return;
@@ -131,10 +167,28 @@ export class JournalRecorder {
     }
   }
 
+  /** The journal, payloads summarized and every value as JSON has it. */
   finish(output: JobOutput): JournalLine[] {
-    this.lines.push({ type: 'result', at: this.elapsed(), output: summarizePayloads(output) });
-    return this.lines;
+    this.lines.push({ type: 'result', at: this.elapsed(), output });
+    return this.lines.map((line) => {
+      switch (line.type) {
+        case 'journal':
+          return { ...line, input: summarizePayloads(line.input) };
+        case 'event':
+          return { ...line, event: summarizePayloads(line.event) as Record<string, unknown> };
+        case 'invoke':
+          return { ...line, input: asJson(summarizePayloads(line.input)) };
+        case 'result':
+          return { ...line, output: summarizePayloads(line.output) };
+        default:
+          return line;
+      }
+    });
   }
+}
+
+function asJson(value: unknown): unknown {
+  return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
 }
 
 /** Serializes a journal as JSON lines. */
@@ -157,9 +211,9 @@ export function parseJournal(text: string): JournalLine[] {
     });
   const header = lines[0];
   if (header?.type !== 'journal') throw new Error('a journal starts with a {"type":"journal"} header line');
-  if (header.version !== JOURNAL_VERSION) {
+  if (!READABLE_VERSIONS.includes(header.version)) {
     throw new Error(
-      `journal version ${header.version} is not supported (this worker reads version ${JOURNAL_VERSION})`,
+      `journal version ${header.version} is not supported (this worker reads versions ${READABLE_VERSIONS.join(' and ')})`,
     );
   }
   return lines;

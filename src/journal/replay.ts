@@ -4,9 +4,10 @@
  * never advanced (the recorded timer events are delivered instead), and must go through the same
  * states and end with the same output.
  *
- * The first difference is reported: a state the recording did not reach, a timer the replayed machine
- * would fire at another time (its delays are checked against the recorded times), a timer it does not
- * have, or a different output. A change to the machine that alters its behaviour shows up here.
+ * The first difference is reported: a state the recording did not reach, an actor started with
+ * another input (the request for A1111 among them), a timer the replayed machine would fire at another
+ * time (its delays are checked against the recorded times), a timer it does not have, or a different
+ * output. A change to the machine that alters its behaviour shows up here.
  */
 import { isDeepStrictEqual } from 'node:util';
 import {
@@ -21,10 +22,13 @@ import { jobMachine } from '../../machines/job.machine.js';
 import type { JobEvent, JobOutput, PreparedJob, VerifiedJob, VerifyModelsInput } from '../../machines/job.types.js';
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import type { ErrorCode } from '../errors.js';
-import { type JournalHeader, type JournalLine, statePathOf, summarizePayloads } from './journal.js';
+import { invocationOf, type JournalHeader, type JournalLine, statePathOf, summarizePayloads } from './journal.js';
 
-/** How late a recorded timer may have fired (a busy event loop) before it counts as a different delay. */
-const LATE_TOLERANCE_MS = 100;
+/**
+ * How late a recorded timer may have fired (a busy event loop on a loaded worker) before it counts as
+ * a different delay. Machine delays differ by far more than this when they are changed.
+ */
+const LATE_TOLERANCE_MS = 250;
 
 /** Where two JSON values first differ, as `path: a ≠ b`; null when they are equal. */
 export function firstDifference(a: unknown, b: unknown, at = 'output'): string | null {
@@ -93,6 +97,7 @@ export function replayJournal(
   const header = lines[0] as JournalHeader;
   const steps: ReplayedStep[] = [];
   const reached: string[] = [];
+  const invoked: { src: string; input: unknown }[] = [];
   const timers = new Map<string, number>();
   let now = 0;
   let current = '';
@@ -103,6 +108,10 @@ export function replayJournal(
     clock: new SimulatedClock(),
     inspect: (event) => {
       options.inspect?.(event);
+      if (event.type === '@xstate.actor' && event.actorRef.sessionId !== event.rootId) {
+        invoked.push(invocationOf(event.actorRef));
+        return;
+      }
       if (event.actorRef.sessionId !== event.rootId) return;
       if (event.type === '@xstate.action') {
         const params = event.action.params as { event?: AnyEventObject; delay?: number; sendId?: string } | undefined;
@@ -133,8 +142,38 @@ export function replayJournal(
     line.type === 'step' ? [{ line: index + 1, state: line.state }] : [],
   );
 
-  /** Compares the states reached so far with the recording's, up to `before` (a journal line index). */
+  // Journals before version 2 did not record the actors' inputs.
+  const invocations = lines.flatMap((line, index) =>
+    line.type === 'invoke' ? [{ line: index + 1, src: line.src, input: line.input }] : [],
+  );
+  const checkInvocations = header.version >= 2;
+  let checkedInvocations = 0;
+
+  /**
+   * Compares the states reached and the actors started so far with the recording's, up to `before`
+   * (a journal line index).
+   */
   const compareSteps = (before: number): Divergence | null => {
+    if (checkInvocations) {
+      const recorded = invocations.filter((invocation) => invocation.line <= before);
+      for (; checkedInvocations < Math.max(recorded.length, invoked.length); checkedInvocations++) {
+        const want = recorded[checkedInvocations];
+        const got = invoked[checkedInvocations];
+        if (want?.src !== got?.src) {
+          return {
+            line: want?.line ?? before,
+            message: `after ${lastEvent}, the recording started ${want?.src ?? '(no actor)'} but the replay started ${got?.src ?? '(no actor)'}`,
+          };
+        }
+        const difference = firstDifference(got!.input, want!.input, 'input');
+        if (difference) {
+          return {
+            line: want!.line,
+            message: `${want!.src} was started with another input at ${difference} (replay ≠ recording)`,
+          };
+        }
+      }
+    }
     const recorded = expected.filter((step) => step.line <= before);
     for (; checked < Math.max(recorded.length, reached.length); checked++) {
       const want = recorded[checked];

@@ -5,16 +5,21 @@
  * - the file is streamed to a hidden temporary file beside its final place (`.name.<uuid>.download`,
  *   which A1111's scanner ignores), its size cap and sha256 checked while it streams, and renamed into
  *   place only when complete and correct: no partial file ever carries the final name, and a failed
- *   download leaves nothing behind; temporary files left by a killed worker are removed at start-up;
+ *   download leaves nothing behind; temporary files left by a killed worker are removed at start-up and
+ *   before each download, once nothing has written to them for STALE_AFTER_MS (a live download that
+ *   long without data has already given up, so a download another worker is making on a shared
+ *   volume is never touched);
  * - free disk space is checked first; the whole download has a deadline;
  * - URLs follow the policy in url-policy.ts on every hop; Hugging Face and Civitai tokens come from the
- *   environment and are sent only to their own hosts;
+ *   environment and are sent only to their own hosts, and only over https;
+ * - a job that gives a sha256 gets a file with that sha256, whether it was downloaded, already on
+ *   disk, or downloaded for another job it joined;
  * - two jobs asking for the same file share one download; it is abandoned only when every job that
- *   waits for it has gone;
+ *   waits for it has gone, and a job arriving after that starts a fresh one;
  * - progress goes to the log at most every 5 s and to each waiting job's progress callback.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -45,6 +50,8 @@ export interface DownloadResult {
   bytes: number;
   /** True when the file was already on disk and nothing was downloaded. */
   reused: boolean;
+  /** The file's SHA-256 in lowercase hex, when it was computed (always for downloads). */
+  sha256?: string;
 }
 
 interface SharedDownload {
@@ -58,6 +65,8 @@ const MAX_REDIRECTS = 5;
 const IDLE_TIMEOUT_MS = 60_000;
 const LOG_EVERY_MS = 5_000;
 const TEMP_SUFFIX = '.download';
+/** A temporary file untouched this long belongs to no live download (those give up after IDLE_TIMEOUT_MS). */
+export const STALE_AFTER_MS = 10 * 60_000;
 
 const HF_HOSTS = ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co'];
 const CIVITAI_HOSTS = ['civitai.com', '*.civitai.com'];
@@ -69,6 +78,31 @@ function failed(reason: string, message: string, details: Record<string, unknown
   });
 }
 
+function mismatch(file: string, expected: string, actual: string, onDisk: boolean): WorkerError {
+  return failed(
+    'checksum',
+    onDisk
+      ? `${file} is already in MODELS_DIR with sha256 ${actual}, not the expected ${expected}; it was left alone (remove it, or correct model.sha256)`
+      : `${file} has sha256 ${actual}, not the expected ${expected}`,
+    { file, expected, actual, onDisk },
+  );
+}
+
+/**
+ * The token a request to `url` carries, if any: the Hugging Face or Civitai token, only to that
+ * service's own hosts, only over https, and never on a redirect that left the host the job named.
+ */
+export function tokenFor(
+  url: URL,
+  source: URL,
+  settings: Pick<ModelSettings, 'hfToken' | 'civitaiToken'>,
+): string | undefined {
+  if (url.host !== source.host || url.protocol !== 'https:') return undefined;
+  if (settings.hfToken && hostAllowed(url.hostname, HF_HOSTS)) return settings.hfToken;
+  if (settings.civitaiToken && hostAllowed(url.hostname, CIVITAI_HOSTS)) return settings.civitaiToken;
+  return undefined;
+}
+
 export class ModelDownloader {
   private readonly inFlight = new Map<string, SharedDownload>();
 
@@ -77,18 +111,32 @@ export class ModelDownloader {
     private readonly log: Logger,
   ) {}
 
-  /** Removes temporary files a killed worker left behind; returns their names. */
-  async removeStaleTemporaryFiles(): Promise<string[]> {
+  /**
+   * Removes temporary files a killed worker left behind: those nothing has written to for
+   * STALE_AFTER_MS. Returns their names.
+   */
+  async removeStaleTemporaryFiles(now = Date.now()): Promise<string[]> {
     let names: string[];
     try {
       names = await readdir(this.settings.dir);
     } catch {
       return [];
     }
-    const stale = names.filter((name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX));
-    await Promise.all(stale.map((name) => unlink(path.join(this.settings.dir, name)).catch(() => undefined)));
-    if (stale.length > 0) this.log.info('removed stale partial downloads', { files: stale });
-    return stale;
+    const candidates = names.filter((name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX));
+    const removed: string[] = [];
+    await Promise.all(
+      candidates.map(async (name) => {
+        const file = path.join(this.settings.dir, name);
+        const info = await stat(file).catch(() => null);
+        if (!info?.isFile() || now - info.mtimeMs < STALE_AFTER_MS) return;
+        await unlink(file).then(
+          () => removed.push(name),
+          () => undefined,
+        );
+      }),
+    );
+    if (removed.length > 0) this.log.info('removed stale partial downloads', { files: removed.sort() });
+    return removed;
   }
 
   /**
@@ -109,7 +157,7 @@ export class ModelDownloader {
         waiters: 0,
         promise: this.fetchOnce(model, controller.signal, (progress) => {
           for (const listener of listeners) listener(progress);
-        }).finally(() => this.inFlight.delete(model.checkpoint)),
+        }).finally(() => this.forget(model.checkpoint, created)),
       };
       shared = created;
       this.inFlight.set(model.checkpoint, created);
@@ -122,8 +170,13 @@ export class ModelDownloader {
     const leave = () => {
       if (options.onProgress) download.listeners.delete(options.onProgress);
       download.waiters--;
-      if (download.waiters === 0) download.controller.abort(new Error('every job waiting for this download has gone'));
+      if (download.waiters === 0) {
+        download.controller.abort(new Error('every job waiting for this download has gone'));
+        // A job that asks for this file from now on starts afresh instead of joining a dying download.
+        this.forget(model.checkpoint, download);
+      }
     };
+    const settled = download.promise.then((result) => this.checkFor(model, result, options.signal));
     return new Promise<DownloadResult>((resolve, reject) => {
       const onAbort = () => {
         leave();
@@ -131,19 +184,50 @@ export class ModelDownloader {
       };
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      download.promise.then(
+      const done = () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        if (options.onProgress) download.listeners.delete(options.onProgress);
+      };
+      settled.then(
         (result) => {
-          options.signal?.removeEventListener('abort', onAbort);
-          if (options.onProgress) download.listeners.delete(options.onProgress);
+          done();
           resolve(result);
         },
         (error: unknown) => {
-          options.signal?.removeEventListener('abort', onAbort);
-          if (options.onProgress) download.listeners.delete(options.onProgress);
+          done();
           reject(error);
         },
       );
     });
+  }
+
+  private forget(checkpoint: string, download: SharedDownload): void {
+    if (this.inFlight.get(checkpoint) === download) this.inFlight.delete(checkpoint);
+  }
+
+  /**
+   * Holds a shared result to this job's own sha256: the download may have been started by a job that
+   * gave another one, or none, and a file already on disk was not hashed unless someone asked.
+   */
+  private async checkFor(model: ModelRequest, result: DownloadResult, signal?: AbortSignal): Promise<DownloadResult> {
+    if (!model.sha256) return result;
+    const expected = model.sha256.toLowerCase();
+    const actual = result.sha256 ?? (await this.hashFile(result.path, model.checkpoint, signal));
+    if (actual !== expected) throw mismatch(model.checkpoint, expected, actual, result.reused);
+    return { ...result, sha256: actual };
+  }
+
+  private async hashFile(file: string, checkpoint: string, signal?: AbortSignal): Promise<string> {
+    const started = Date.now();
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(file), hash, ...(signal ? [{ signal }] : []));
+    const sha256 = hash.digest('hex');
+    this.log.info('checked the sha256 of a checkpoint already on disk', {
+      file: checkpoint,
+      sha256,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+    });
+    return sha256;
   }
 
   private async fetchOnce(
@@ -155,8 +239,14 @@ export class ModelDownloader {
     const existing = await stat(finalPath).catch(() => null);
     if (existing?.isFile()) {
       this.log.info('the checkpoint is already on disk; not downloading it', { file: model.checkpoint });
-      return { path: finalPath, bytes: existing.size, reused: true };
+      const reused: DownloadResult = { path: finalPath, bytes: existing.size, reused: true };
+      if (!model.sha256) return reused;
+      const sha256 = await this.hashFile(finalPath, model.checkpoint, signal);
+      if (sha256 !== model.sha256.toLowerCase())
+        throw mismatch(model.checkpoint, model.sha256.toLowerCase(), sha256, true);
+      return { ...reused, sha256 };
     }
+    await this.removeStaleTemporaryFiles();
     const source = new URL(model.url);
     await this.checkFreeSpace(0, source);
     const deadline = AbortSignal.timeout(this.settings.timeoutMs);
@@ -190,15 +280,7 @@ export class ModelDownloader {
         });
       }
       if (model.sha256 && sha256 !== model.sha256.toLowerCase()) {
-        throw failed(
-          'checksum',
-          `${model.checkpoint} has sha256 ${sha256}, not the expected ${model.sha256.toLowerCase()}`,
-          {
-            file: model.checkpoint,
-            expected: model.sha256.toLowerCase(),
-            actual: sha256,
-          },
-        );
+        throw mismatch(model.checkpoint, model.sha256.toLowerCase(), sha256, false);
       }
       await rename(temp, finalPath);
       const seconds = Math.max(0.001, (Date.now() - started) / 1000);
@@ -209,7 +291,7 @@ export class ModelDownloader {
         seconds: Math.round(seconds * 10) / 10,
         megabytesPerSecond: Math.round((bytes / seconds / 1e6) * 10) / 10,
       });
-      return { path: finalPath, bytes, reused: false };
+      return { path: finalPath, bytes, reused: false, sha256 };
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw this.classify(error, model, source, deadline);
@@ -282,22 +364,16 @@ export class ModelDownloader {
   }
 
   private request(target: VettedTarget, source: URL, signal: AbortSignal): Promise<IncomingMessage> {
+    // Connections go only to the addresses that were vetted: no second lookup that could rebind.
     const pinned: LookupFunction = (_hostname, options, callback) => {
+      const first = target.addresses[0]!;
       if ((options as { all?: boolean }).all) {
-        (callback as (err: null, addresses: { address: string; family: number }[]) => void)(null, [
-          { address: target.address, family: target.family },
-        ]);
-      } else callback(null, target.address, target.family);
+        (callback as (err: null, addresses: { address: string; family: number }[]) => void)(null, target.addresses);
+      } else callback(null, first.address, first.family);
     };
     const headers: Record<string, string> = { 'User-Agent': 'runpod-a1111-worker' };
-    // Tokens go only to the service they belong to, never across a redirect to another host.
-    if (target.url.host === source.host) {
-      if (this.settings.hfToken && hostAllowed(target.url.hostname, HF_HOSTS)) {
-        headers['Authorization'] = `Bearer ${this.settings.hfToken}`;
-      } else if (this.settings.civitaiToken && hostAllowed(target.url.hostname, CIVITAI_HOSTS)) {
-        headers['Authorization'] = `Bearer ${this.settings.civitaiToken}`;
-      }
-    }
+    const token = tokenFor(target.url, source, this.settings);
+    if (token) headers['Authorization'] = `Bearer ${token}`;
     const client = target.url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const request = client.get(target.url, { headers, lookup: pinned, signal, timeout: IDLE_TIMEOUT_MS }, resolve);

@@ -35,14 +35,33 @@ for (const [network, prefix] of [
   PRIVATE.addSubnet(network, prefix, 'ipv4');
 }
 for (const [network, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-  ['2001:db8::', 32],
+  ['::', 96], // unspecified, loopback and the deprecated IPv4-compatible block
+  ['64:ff9b::', 96], // NAT64: reaches any IPv4 address, private ones included
+  ['64:ff9b:1::', 48], // local-use NAT64
+  ['100::', 64], // discard-only
+  ['2001::', 32], // Teredo, which tunnels to IPv4
+  ['2001:db8::', 32], // documentation
+  ['2002::', 16], // 6to4, which embeds an IPv4 address
+  ['fc00::', 7], // unique local
+  ['fe80::', 10], // link-local
+  ['fec0::', 10], // site-local (deprecated, still routed by some networks)
+  ['ff00::', 8], // multicast
 ] as const) {
   PRIVATE.addSubnet(network, prefix, 'ipv6');
+}
+
+/** The IPv4 address inside an IPv4-mapped IPv6 address, in either spelling (`::ffff:10.0.0.1`, `::ffff:a00:1`). */
+function unmapped(address: string): string | null {
+  if (isIP(address) !== 6) return null;
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (dotted) return dotted[1]!;
+  // The URL parser writes every IPv6 address in one canonical, compressed form.
+  const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!hex) return null;
+  const high = parseInt(hex[1]!, 16);
+  const low = parseInt(hex[2]!, 16);
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
 }
 
 /** True for an address no download may reach by default. */
@@ -50,8 +69,8 @@ export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return PRIVATE.check(address, 'ipv4');
   if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped) return PRIVATE.check(mapped[1]!, 'ipv4');
+    const mapped = unmapped(address);
+    if (mapped) return PRIVATE.check(mapped, 'ipv4');
     return PRIVATE.check(address, 'ipv6');
   }
   return true;
@@ -102,16 +121,14 @@ export function privateAllowed(address: string, allow: readonly string[]): boole
     }
     allowLists.set(allow, list);
   }
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  const plain = mapped ? mapped[1]! : address;
+  const plain = unmapped(address) ?? address;
   return list.check(plain, isIP(plain) === 6 ? 'ipv6' : 'ipv4');
 }
 
 export interface VettedTarget {
   url: URL;
-  /** The checked address the connection must go to. */
-  address: string;
-  family: 4 | 6;
+  /** The checked addresses the connection may go to, in the resolver's order. */
+  addresses: { address: string; family: 4 | 6 }[];
 }
 
 function refused(message: string, details: Record<string, unknown>): WorkerError {
@@ -167,7 +184,6 @@ export async function vetTarget(
       { url: safeUrl(url), host, addresses: blocked.map((a) => a.address) },
     );
   }
-  const first = addresses[0];
-  if (!first) throw refused(`model download refused: ${host} has no address`, { url: safeUrl(url) });
-  return { url, address: first.address, family: first.family === 6 ? 6 : 4 };
+  if (addresses.length === 0) throw refused(`model download refused: ${host} has no address`, { url: safeUrl(url) });
+  return { url, addresses: addresses.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 })) };
 }

@@ -8,6 +8,7 @@
  */
 import type { ProgressUpdate } from '../../machines/job.types.js';
 import { encodeJson } from '../a1111/raw-body.js';
+import { errorFields } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 
@@ -110,7 +111,21 @@ export class JobReporter {
     this.pending = null;
     this.progressAbort.abort();
     // A1111's answer goes out as the bytes it came in as (raw-body.ts): no second serialization.
-    const body = encodeJson(result);
+    let body: Buffer[];
+    try {
+      body = encodeJson(result);
+    } catch (error) {
+      // A result that cannot be written as JSON still ends the job: as an error that says so.
+      this.log.error('the job result could not be encoded; posting an INTERNAL error instead', errorFields(error));
+      const failure = {
+        code: 'INTERNAL',
+        message: `the worker could not encode the job's result: ${error instanceof Error ? error.message : String(error)}`,
+        phase: null,
+        retryable: false,
+      };
+      body = [Buffer.from(JSON.stringify({ error: JSON.stringify(failure) }))];
+      result = { error: failure };
+    }
     const bytes = body.reduce((sum, part) => sum + part.length, 0);
     this.resultBytes = bytes;
     const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };

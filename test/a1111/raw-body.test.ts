@@ -8,6 +8,7 @@ import {
   takeBuffer,
   withExtraKeys,
 } from '../../src/a1111/raw-body.js';
+import { summarizePayloads } from '../../src/journal/journal.js';
 
 const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256)).toString('base64');
 const answer = {
@@ -59,6 +60,38 @@ describe('txt2img answers as bytes', () => {
   });
 });
 
+describe('answers summarized for the inspector and journals', () => {
+  function countingReads(value: Record<string, unknown>) {
+    const original = Object.getOwnPropertyDescriptor(value, 'images')!.get!;
+    let reads = 0;
+    Object.defineProperty(value, 'images', {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        reads++;
+        return original();
+      },
+    });
+    return () => reads;
+  }
+
+  it('describe undecoded images by length without decoding them, and hash them only when asked', () => {
+    const { value } = parseTxt2ImgBytes(Buffer.from(JSON.stringify(answer)));
+    const reads = countingReads(value);
+
+    const cheap = summarizePayloads({ output: value }, { hash: false }) as {
+      output: { images: string[]; info: string };
+    };
+
+    expect(reads()).toBe(0);
+    expect(cheap.output.images).toEqual([`<base64 ${image.length} chars>`, `<base64 ${image.length + 4} chars>`]);
+    expect(cheap.output.info).toBe(answer.info);
+    const hashed = summarizePayloads({ output: value }) as { output: { images: string[] } };
+    expect(reads()).toBe(1);
+    expect(hashed.output.images[0]).toMatch(/^<base64 3000 bytes sha256:[0-9a-f]{64}>$/);
+  });
+});
+
 describe('answer buffers given back for reuse', () => {
   it('serve the next answer of a similar size, and refuse to be read through the old answer', () => {
     const text = JSON.stringify({
@@ -81,11 +114,11 @@ describe('answer buffers given back for reuse', () => {
     expect(takeBuffer(Buffer.byteLength(text)).buffer).not.toBe(first.buffer); // it is in use again
   });
 
-  it('keep small answers out of the pool', () => {
-    const small = takeBuffer(100);
+  it('keep answers under a megabyte out of the pool', () => {
+    const small = takeBuffer(900_000);
     const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
     rememberRawBody(value, small);
     releaseRawBody(value);
-    expect(takeBuffer(100).buffer).not.toBe(small.buffer);
+    expect(takeBuffer(900_000).buffer).not.toBe(small.buffer);
   });
 });

@@ -2,11 +2,13 @@
  * Jobs that bring their checkpoint: a real file server on loopback, the simulator scanning a real
  * models directory, the worker downloading into it.
  */
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ProgressUpdate } from '../../machines/job.types.js';
+import { STALE_AFTER_MS, tokenFor } from '../../src/models/downloader.js';
 import { FileServer } from '../support/file-server.js';
 import { simulator } from '../support/simulator.js';
 import { testWorker } from '../support/worker.js';
@@ -102,6 +104,67 @@ describe('a job whose checkpoint A1111 does not have', () => {
     expect(files.requests.filter((r) => r.path === '/shared.safetensors')).toHaveLength(1);
   });
 
+  it('holds a job that joined another’s download to its own sha256', async () => {
+    const { files, worker } = await setup();
+    const file = files.add('/shared.safetensors', 1_000_000, { kind: 'slow', bytesPerChunk: 100_000, delayMs: 20 });
+    const model = { checkpoint: 'shared.safetensors', url: `${files.url}/shared.safetensors` };
+
+    const [first, right, wrong] = await Promise.all([
+      worker.runner.run({ id: 'job-no-sha', input: jobWith(model) }),
+      worker.runner.run({ id: 'job-right-sha', input: jobWith({ ...model, sha256: file.sha256.toUpperCase() }) }),
+      worker.runner.run({ id: 'job-wrong-sha', input: jobWith({ ...model, sha256: 'b'.repeat(64) }) }),
+    ]);
+
+    expect([first.ok, right.ok]).toEqual([true, true]);
+    if (wrong.ok) throw new Error('expected a failure');
+    expect(wrong.failure).toMatchObject({
+      code: 'MODEL_DOWNLOAD_FAILED',
+      details: { reason: 'checksum', expected: 'b'.repeat(64), actual: file.sha256 },
+    });
+    expect(files.requests.filter((r) => r.path === '/shared.safetensors')).toHaveLength(1);
+  });
+
+  it('starts afresh for a job that comes after every waiter of a download left', async () => {
+    const { modelsDir, files, worker } = await setup();
+    const file = files.add('/again.safetensors', 1_000_000, { kind: 'slow', bytesPerChunk: 100_000, delayMs: 20 });
+    const model = { checkpoint: 'again.safetensors', url: `${files.url}/again.safetensors` };
+    const leaving = new AbortController();
+
+    const abandoned = worker.runner.downloader.fetch(model, { signal: leaving.signal });
+    await vi.waitFor(() => expect(files.requests).toHaveLength(1));
+    leaving.abort();
+    await expect(abandoned).rejects.toMatchObject({ code: 'CANCELLED' });
+    const result = await worker.runner.downloader.fetch({ ...model, sha256: file.sha256 });
+
+    expect(result).toMatchObject({ reused: false, bytes: 1_000_000, sha256: file.sha256 });
+    expect(files.requests).toHaveLength(2);
+    expect((await readFile(path.join(modelsDir, 'again.safetensors'))).equals(file.bytes)).toBe(true);
+  });
+
+  it('checks the sha256 of a file already on disk, and leaves a wrong one alone', async () => {
+    const { modelsDir, files, worker, sim } = await setup();
+    await writeFile(path.join(modelsDir, 'late.safetensors'), 'weights');
+    const rightSha = createHash('sha256').update('weights').digest('hex');
+    const model = { checkpoint: 'late.safetensors', url: `${files.url}/late.safetensors` };
+
+    const wrong = await worker.runner.run({
+      id: 'job-disk-wrong',
+      input: jobWith({ ...model, sha256: 'c'.repeat(64) }),
+    });
+    const right = await worker.runner.run({ id: 'job-disk-right', input: jobWith({ ...model, sha256: rightSha }) });
+
+    if (wrong.ok) throw new Error('expected a failure');
+    expect(wrong.failure).toMatchObject({
+      code: 'MODEL_DOWNLOAD_FAILED',
+      details: { reason: 'checksum', actual: rightSha, onDisk: true },
+    });
+    expect(wrong.failure.message).toContain('already in MODELS_DIR');
+    expect(right.ok).toBe(true);
+    expect(await readFile(path.join(modelsDir, 'late.safetensors'), 'utf8')).toBe('weights');
+    expect(files.requests).toEqual([]);
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
+  });
+
   it('uses a file already on disk that A1111 has not listed yet, without downloading', async () => {
     const { modelsDir, files, worker, sim } = await setup();
     await writeFile(path.join(modelsDir, 'late.safetensors'), 'weights');
@@ -194,7 +257,38 @@ describe('a download that goes wrong leaves nothing behind', () => {
   });
 });
 
+describe('partial downloads', () => {
+  it('removes only those nothing has written to for a while, so another worker’s download survives', async () => {
+    const { modelsDir, worker } = await setup();
+    const now = Date.now();
+    const old = new Date(now - STALE_AFTER_MS - 60_000);
+    await writeFile(path.join(modelsDir, '.killed.safetensors.1a2b.download'), 'partial');
+    await utimes(path.join(modelsDir, '.killed.safetensors.1a2b.download'), old, old);
+    await writeFile(path.join(modelsDir, '.live.safetensors.3c4d.download'), 'partial');
+    await writeFile(path.join(modelsDir, 'kept.safetensors'), 'weights');
+    await utimes(path.join(modelsDir, 'kept.safetensors'), old, old);
+
+    const removed = await worker.runner.downloader.removeStaleTemporaryFiles(now);
+
+    expect(removed).toEqual(['.killed.safetensors.1a2b.download']);
+    expect((await readdir(modelsDir)).sort()).toEqual(['.live.safetensors.3c4d.download', 'kept.safetensors']);
+  });
+});
+
 describe('downloads the worker refuses', () => {
+  it('sends the Hugging Face and Civitai tokens only to their own hosts, over https, without a cross-host redirect', () => {
+    const settings = { hfToken: 'hf_abc', civitaiToken: 'civ_def' };
+    const hf = new URL('https://huggingface.co/a/b/resolve/main/x.safetensors');
+    const civitai = new URL('https://civitai.com/api/download/models/1');
+
+    expect(tokenFor(hf, hf, settings)).toBe('hf_abc');
+    expect(tokenFor(civitai, civitai, settings)).toBe('civ_def');
+    expect(tokenFor(new URL('http://huggingface.co/x'), new URL('http://huggingface.co/x'), settings)).toBeUndefined();
+    expect(tokenFor(new URL('https://cdn-lfs.huggingface.co/x'), hf, settings)).toBeUndefined();
+    expect(tokenFor(new URL('https://example.com/x'), new URL('https://example.com/x'), settings)).toBeUndefined();
+    expect(tokenFor(hf, hf, { hfToken: undefined, civitaiToken: 'civ_def' })).toBeUndefined();
+  });
+
   it('refuses a file name with a path in it before anything happens', async () => {
     const { files, worker, sim } = await setup();
     for (const checkpoint of ['../evil.safetensors', 'sub/dir.safetensors', 'model.bin']) {

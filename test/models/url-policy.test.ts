@@ -21,10 +21,20 @@ describe('download URL policy', () => {
       'fe80::1',
       'fd00::1',
       '::ffff:10.0.0.1',
+      '::ffff:a00:1',
+      '::ffff:7f00:1',
+      '::127.0.0.1',
+      '64:ff9b::a00:1',
+      '64:ff9b:1::1',
+      '2002:a00:1::1',
+      '2001:0:4136:e378::1',
+      'fec0::1',
+      '100::1',
+      'ff02::1',
     ]) {
       expect(isPrivateAddress(address), address).toBe(true);
     }
-    for (const address of ['8.8.8.8', '104.18.10.1', '2606:4700::1111', '::ffff:8.8.8.8']) {
+    for (const address of ['8.8.8.8', '104.18.10.1', '2606:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808']) {
       expect(isPrivateAddress(address), address).toBe(false);
     }
   });

@@ -91,6 +91,32 @@ describe('a replay that differs from its recording', () => {
     expect(report.divergence?.message).toMatch(/xstate\.after\.readiness(Poll|Deadline)/);
   });
 
+  it('notices an actor started with another input, such as a different request for A1111', async () => {
+    const lines = await load('happy-path.jsonl');
+    const tampered = structuredClone(lines);
+    const verified = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.done.actor.verifyModels') as unknown as {
+      event: { output: { request: { steps: number } } };
+    };
+    verified.event.output.request.steps = 13;
+    const invokeLine = tampered.findIndex((l) => l.type === 'invoke' && l.src === 'txt2img') + 1;
+
+    const report = replayJournal(tampered);
+
+    expect(report.divergence).toEqual({
+      line: invokeLine,
+      message: 'txt2img was started with another input at input.request.steps: 13 ≠ 12 (replay ≠ recording)',
+    });
+  });
+
+  it('still replays a version 1 journal, which has no actor inputs to compare', async () => {
+    const lines = await load('happy-path.jsonl');
+    const old = structuredClone(lines).filter((l) => l.type !== 'invoke');
+    (old[0] as { version: number }).version = 1;
+
+    expect(replayJournal(old).divergence).toBeNull();
+    expect(replayJournal(parseJournal(toJsonLines(old))).divergence).toBeNull();
+  });
+
   it('notices a different output', async () => {
     const lines = await load('happy-path.jsonl');
     const tampered = structuredClone(lines);

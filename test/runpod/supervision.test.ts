@@ -52,7 +52,7 @@ describe('a WebUI the worker runs itself', () => {
     const { runpod, env } = await setup('');
     const worker = startWorker({
       ...env,
-      A1111_LAUNCH_COMMAND: `"${process.execPath}" -e "console.error('RuntimeError: Torch is not able to use GPU'); setTimeout(() => process.exit(3), 200)"`,
+      A1111_LAUNCH_COMMAND: `"${process.execPath}" -e "console.error('RuntimeError: Torch is not able to use GPU'); process.exit(3)"`,
     });
 
     const exit = await worker.exited;

@@ -1,0 +1,94 @@
+/**
+ * The supervised WebUI process, with real shell commands standing in for it.
+ */
+import { describe, expect, it } from 'vitest';
+import { A1111Process } from '../../src/a1111/process.js';
+import { captureLog } from '../support/logs.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('a supervised WebUI process', () => {
+  it('reports its exit with the last lines it wrote, even those written after the command itself ended', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    // The command exits at once; something it started writes the reason a moment later.
+    const webui = new A1111Process(`echo booting; (sleep 0.3; echo 'CUDA out of memory' >&2) & exit 3`, log);
+
+    webui.start();
+    const exit = await webui.exited;
+
+    expect(exit).toEqual({ code: 3, signal: null });
+    expect(webui.alive).toBe(false);
+    expect(webui.describeExit()).toBe(
+      'the A1111 process exited with code 3; its last lines:\nbooting\nCUDA out of memory',
+    );
+    expect(records().map((r) => r['message'])).toEqual(
+      expect.arrayContaining(['[A1111] booting', '[A1111] CUDA out of memory', 'A1111 exited']),
+    );
+  });
+
+  it('keeps only the last state of a progress bar', async () => {
+    const { log } = captureLog({ format: 'json' });
+    const webui = new A1111Process(`printf '10%%\\r50%%\\r100%%\\n'; exit 1`, log);
+
+    webui.start();
+    await webui.exited;
+
+    expect(webui.describeExit()).toContain('its last lines:\n100%');
+    expect(webui.describeExit()).not.toContain('50%');
+  });
+
+  it('keeps a progress bar that redraws for hundreds of kilobytes as one line, its last state', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    const webui = new A1111Process(
+      `i=0; while [ $i -lt 20000 ]; do printf '%05d/20000 it\r' $i; i=$((i+1)); done; printf '20000/20000 it\n'; exit 1`,
+      log,
+    );
+
+    webui.start();
+    await webui.exited;
+
+    expect(records().filter((r) => String(r['message']).startsWith('[A1111]'))).toHaveLength(1);
+    expect(webui.describeExit()).toMatch(/its last lines:\n20000\/20000 it$/);
+  });
+
+  it('stops the whole process group, including a child that ignores SIGTERM', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    const webui = new A1111Process(`sh -c 'trap "" TERM; echo child $$; while :; do sleep 0.05; done' & wait`, log);
+    const childLine = new Promise<number>((resolve) => {
+      const timer = setInterval(() => {
+        const line = records().find((r) => String(r['message']).startsWith('[A1111] child '));
+        if (line) {
+          clearInterval(timer);
+          resolve(Number(String(line['message']).slice('[A1111] child '.length)));
+        }
+      }, 20);
+    });
+
+    webui.start();
+    const child = await childLine;
+    await webui.stop(500);
+
+    expect(webui.stoppedOnPurpose).toBe(true);
+    expect(records().some((r) => r['message'] === 'A1111 stopped')).toBe(true);
+    // SIGKILL is delivered by the time stop() returns, but the kernel may take a moment to reap.
+    await expect.poll(() => alive(child), { timeout: 5_000 }).toBe(false);
+  });
+
+  it('kills the whole group at once when the worker must exit now', async () => {
+    const { log } = captureLog({ format: 'json' });
+    const webui = new A1111Process(`trap "" TERM; while :; do sleep 0.05; done`, log);
+
+    webui.start();
+    webui.kill();
+    const exit = await webui.exited;
+
+    expect(exit.signal).toBe('SIGKILL');
+  });
+});

@@ -1,0 +1,58 @@
+/**
+ * The final post of one job, against the fake control plane: whatever the result, the job ends.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ControlPlane } from '../../src/runpod/control-plane.js';
+import { JobReporter } from '../../src/runpod/job-reporter.js';
+import { runPodUrls } from '../../src/runpod/urls.js';
+import { FakeRunPod } from '../support/fake-runpod.js';
+import { captureLog } from '../support/logs.js';
+
+const planes: FakeRunPod[] = [];
+afterEach(async () => {
+  await Promise.all(planes.splice(0).map((plane) => plane.close()));
+});
+
+async function reporterFor(jobId: string) {
+  const runpod = new FakeRunPod();
+  planes.push(runpod);
+  await runpod.start();
+  const config = loadConfig({ ...runpod.env(), A1111_BASE_URL: 'http://127.0.0.1:3000' });
+  const plane = new ControlPlane({ urls: runPodUrls(config.runpod, 'pod-1'), apiKey: 'k', longPollTimeoutMs: 1_000 });
+  const captured = captureLog({ format: 'json' });
+  const reporter = new JobReporter(
+    jobId,
+    plane,
+    { progressIntervalMs: 0, retries: 0, retryDelayMs: 0, streamProgress: false },
+    captured.log.child({ jobId }),
+  );
+  return { runpod, reporter, ...captured };
+}
+
+describe('the final post of a job', () => {
+  it('posts the result as it is', async () => {
+    const { runpod, reporter } = await reporterFor('job-plain');
+
+    const outcome = await reporter.finish({ output: { images: ['aGk='], seeds: [1] } });
+
+    expect(outcome.ok).toBe(true);
+    expect(runpod.results('job-plain').map((r) => r.body)).toEqual(['{"output":{"images":["aGk="],"seeds":[1]}}']);
+  });
+
+  it('posts an INTERNAL error, logged with the job id, for a result that cannot be written as JSON', async () => {
+    const { runpod, reporter, records } = await reporterFor('job-unencodable');
+
+    const outcome = await reporter.finish({ output: { seed: 10n } });
+
+    expect(outcome.ok).toBe(true);
+    const [posted] = runpod.results('job-unencodable');
+    const error = JSON.parse(JSON.parse(posted!.body).error);
+    expect(error).toMatchObject({ code: 'INTERNAL', retryable: false });
+    expect(error.message).toContain('BigInt');
+    expect(records().find((r) => r['level'] === 'error')).toMatchObject({
+      jobId: 'job-unencodable',
+      message: 'the job result could not be encoded; posting an INTERNAL error instead',
+    });
+  });
+});
