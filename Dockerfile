@@ -69,7 +69,9 @@ ENV NODE_ENV=production \
     A1111_READY_TIMEOUT_MS=900000 \
     MODELS_DIR=/stable-diffusion-webui/models/Stable-diffusion
 WORKDIR /worker
-ENTRYPOINT ["node", "/worker/dist/src/main.js"]
+# A fixed heap growth keeps the worker's memory flat over thousands of jobs instead of letting V8 grow
+# its heap to several times the live data (see docs/performance.md).
+ENTRYPOINT ["node", "--heap-growing-percent=150", "/worker/dist/src/main.js"]
 
 # ---- variant: checkpoints read from a RunPod network volume -----------------------------------------
 FROM a1111 AS volume

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { A1111Simulator } from '../src/simulator/server.js';
 import { FakeRunPod } from '../test/support/fake-runpod.js';
+import { imageRuntime } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKER = path.join(ROOT, 'dist', 'src', 'main.js');
@@ -30,8 +31,13 @@ const { values } = parseArgs({
 });
 /** Runs one scenario only (small0, small05, large, readiness, gap, soak), for profiling; writes nothing. */
 const ONLY = values.only;
-/** Extra node flags for the worker process, e.g. BENCH_WORKER_NODE_ARGS=--cpu-prof for a profile. */
-const WORKER_NODE_ARGS = (process.env['BENCH_WORKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+/** The worker runs as the image runs it (bench/image.ts): its allocator setting and its node flags. */
+const IMAGE = imageRuntime(path.join(ROOT, 'Dockerfile'));
+/** Node flags for the worker: the image's, then extra ones, e.g. BENCH_WORKER_NODE_ARGS=--cpu-prof. */
+const WORKER_NODE_ARGS = [
+  ...IMAGE.nodeFlags,
+  ...(process.env['BENCH_WORKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
+];
 const QUICK = values.quick === true;
 const OUT = values.out ?? path.join(ROOT, 'bench', 'results.json');
 const DOC = values.doc ?? (QUICK ? undefined : path.join(ROOT, 'docs', 'performance.md'));
@@ -73,16 +79,10 @@ interface Worker {
   stop(plane?: FakeRunPod): Promise<void>;
 }
 
-/** The allocator setting the image gives the worker (Dockerfile ENV), so the figures are the image's. */
-const IMAGE_ENV: Record<string, string> = (() => {
-  const match = /MALLOC_MMAP_THRESHOLD_=(\d+)/.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
-  return match ? { MALLOC_MMAP_THRESHOLD_: match[1]! } : {};
-})();
-
 function startWorker(env: Record<string, string>): Worker {
   const startedAt = Date.now();
   const child = spawn(process.execPath, [...WORKER_NODE_ARGS, WORKER], {
-    env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...IMAGE_ENV, ...env },
+    env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...IMAGE.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: Record<string, unknown>[] = [];
@@ -337,6 +337,8 @@ async function main(): Promise<void> {
     memoryBytes: os.totalmem(),
     node: process.version,
     platform: `${os.type()} ${os.release()}`,
+    workerNodeFlags: WORKER_NODE_ARGS,
+    workerEnv: IMAGE.env,
   };
   process.stdout.write(
     `machine: ${machine.cpus} cores (${machine.cpuModel}), ${mb(machine.memoryBytes)}, Node ${machine.node}\n`,
@@ -489,8 +491,18 @@ async function writeDoc(
   const a = doc.indexOf(start);
   const b = doc.indexOf(end);
   if (a < 0 || b < a) throw new Error(`${file} has no bench markers`);
-  const m = results.machine as { cpus: number; cpuModel: string; node: string; memoryBytes: number };
-  const block = `${start}\nRecorded ${results.recordedAt} on ${m.cpus} cores (${m.cpuModel}), ${mb(m.memoryBytes)} RAM, Node ${m.node}.\n\n${table}\n`;
+  const m = results.machine as {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    memoryBytes: number;
+    workerNodeFlags: string[];
+  };
+  const flags =
+    m.workerNodeFlags.length > 0
+      ? ` The worker ran as the image runs it: \`node ${m.workerNodeFlags.join(' ')}\`.`
+      : '';
+  const block = `${start}\nRecorded ${results.recordedAt} on ${m.cpus} cores (${m.cpuModel}), ${mb(m.memoryBytes)} RAM, Node ${m.node}.${flags}\n\n${table}\n`;
   await writeFile(file, `${doc.slice(0, a)}${block}${doc.slice(b)}`);
   process.stdout.write(`updated ${file}\n`);
 }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { imageRuntime } from '../bench/image.js';
 import { ConfigSchema, loadConfig, settingsRegistry } from '../src/config.js';
 import { prepareJob } from '../src/job/prepare.js';
 import { A1111Simulator } from '../src/simulator/server.js';
@@ -121,14 +122,24 @@ describe('the Dockerfile', () => {
     });
   }
 
-  it('gives the worker a fixed malloc mmap threshold, which the benchmark applies too', () => {
+  it('runs the worker with its memory settings, and the benchmark runs it the same way', () => {
     expect(stageEnv('baked')['MALLOC_MMAP_THRESHOLD_']).toBe('131072');
-    expect(readFileSync(path.join(ROOT, 'bench', 'run.ts'), 'utf8')).toContain('MALLOC_MMAP_THRESHOLD_=');
+    expect(imageRuntime(path.join(ROOT, 'Dockerfile'))).toEqual({
+      env: { MALLOC_MMAP_THRESHOLD_: '131072' },
+      nodeFlags: ['--heap-growing-percent=150'],
+    });
+  });
+
+  it('uses node flags this node accepts', () => {
+    const { nodeFlags } = imageRuntime(path.join(ROOT, 'Dockerfile'));
+    const result = spawnSync(process.execPath, [...nodeFlags, '-e', 'process.exit(0)'], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
   });
 
   it('is built last as the baked variant, with the worker as the entry point', () => {
     expect(instructions.filter((l) => l.startsWith('FROM ')).at(-1)).toBe('FROM a1111 AS baked');
-    expect(dockerfile).toContain('ENTRYPOINT ["node", "/worker/dist/src/main.js"]');
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", ("--[\w=-]+", )*"\/worker\/dist\/src\/main\.js"\]$/m);
   });
 });
 
@@ -138,7 +149,7 @@ describe('the image’s entry point', () => {
     await Promise.all(planes.splice(0).map((p) => p.close()));
   });
 
-  it('starts with the image’s environment, runs the WebUI it is told to, and serves a job', async () => {
+  it('starts with the image’s environment and node flags, runs the WebUI it is told to, and serves a job', async () => {
     const runpod = new FakeRunPod();
     planes.push(runpod);
     await runpod.start();
@@ -154,14 +165,18 @@ describe('the image’s entry point', () => {
       id: 'job-image',
       input: JSON.parse(readFileSync(path.join(ROOT, 'test_input.json'), 'utf8')).input,
     });
-    const worker = startWorker({
-      ...env,
-      ...runpod.env(),
-      A1111_LAUNCH_COMMAND: launch,
-      A1111_BASE_URL: `http://127.0.0.1:${free}`,
-      MODELS_DIR: await mkdtemp(path.join(tmpdir(), 'image-models-')),
-      LOG_FORMAT: 'json',
-    });
+    const worker = startWorker(
+      {
+        ...env,
+        ...runpod.env(),
+        A1111_LAUNCH_COMMAND: launch,
+        A1111_BASE_URL: `http://127.0.0.1:${free}`,
+        MODELS_DIR: await mkdtemp(path.join(tmpdir(), 'image-models-')),
+        LOG_FORMAT: 'json',
+      },
+      [],
+      imageRuntime(path.join(ROOT, 'Dockerfile')).nodeFlags,
+    );
 
     const done = await runpod.waitFor(
       (r) => r.kind === 'job-done' && r.jobId === 'job-image' && r.body.startsWith('{"output"'),

@@ -16,6 +16,7 @@ import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { collectWhileReading } from '../memory.js';
 import { type A1111Call, classifyA1111Error, isConnectFailure, isConnectionReset } from './classify.js';
 import type { BackendLiveness } from './process.js';
 import { parseTxt2ImgBytes, rememberRawBody, takeBuffer } from './raw-body.js';
@@ -95,16 +96,19 @@ function isStream(value: unknown): value is Readable {
 
 /**
  * Reads a response body into a single buffer: allocated once at its announced length (a large answer
- * is tens of megabytes, and collecting pieces then joining them would hold it twice).
+ * is tens of megabytes, and collecting pieces then joining them would hold it twice), with the socket
+ * reads already copied freed as it goes (memory.ts).
  */
 async function readBody(stream: Readable, contentLength: unknown): Promise<Buffer> {
   const length = Number(contentLength);
   if (Number.isSafeInteger(length) && length > 0) {
     // Node's HTTP parser never passes on more than Content-Length bytes; fewer means the body was cut.
     const out = takeBuffer(length);
+    const collect = collectWhileReading(length);
     let offset = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       offset += chunk.copy(out, offset);
+      collect(offset);
     }
     return offset === length ? out : out.subarray(0, offset);
   }
@@ -137,8 +141,10 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
     timeout: config.requestTimeoutMs,
     httpAgent,
     httpsAgent,
-    maxContentLength: Number.POSITIVE_INFINITY,
-    maxBodyLength: Number.POSITIVE_INFINITY,
+    // No size limits, and -1 (not Infinity) says so: any other value makes axios pipe every body
+    // through a counting stream, about 0.1 ms per megabyte-sized answer.
+    maxContentLength: -1,
+    maxBodyLength: -1,
     // The WebUI gzips bodies over 1000 bytes when asked; on loopback that only burns CPU on both sides
     // for base64 PNGs that barely compress, so the worker asks for the body as is.
     headers: { Accept: 'application/json', 'Accept-Encoding': 'identity' },

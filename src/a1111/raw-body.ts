@@ -5,13 +5,14 @@
  * The parsed object is the key; whatever object is derived from it for a job's output is registered
  * with the same bytes and the extra keys it adds (see `withExtraKeys`).
  *
- * Large answers are read into buffers that the production job loop gives back once the result is
- * posted (`releaseRawBody`), so the next answer reuses the memory instead of piling up garbage of tens
- * of megabytes per job. A buffer carries a generation number: reading an answer through an object
+ * Answers of 64 KB or more are read into buffers that the production job loop gives back once the
+ * result is posted (`releaseRawBody`), so the next answer reuses the memory instead of piling up
+ * garbage: tens of megabytes per large job, and for small ones the steady growth of external memory
+ * that otherwise makes V8 run a full collection every dozen jobs. A buffer carries a generation number: reading an answer through an object
  * whose buffer was given back and reused throws instead of returning another job's bytes.
  */
 
-const POOL_MIN_BYTES = 1 << 20;
+const POOL_MIN_BYTES = 1 << 16;
 const POOL_SIZE = 2;
 const pool: ArrayBuffer[] = [];
 const generations = new WeakMap<ArrayBuffer, number>();

@@ -21,6 +21,9 @@ import type { GenerationLine } from './generation-line.js';
 import { prepareJob } from './prepare.js';
 import { type A1111Catalog, verifyModels } from './verify.js';
 
+/** One reason for every stopped progress poll (abort() without one builds a DOMException each time). */
+const PROGRESS_STOPPED = new Error('the job left the inferring state');
+
 export interface JobActorDeps {
   client: A1111Client;
   catalog: A1111Catalog;
@@ -121,7 +124,7 @@ export function provideJobActors(deps: JobActorDeps) {
         };
         timer = setTimeout(poll, input.intervalMs);
         return () => {
-          controller.abort();
+          controller.abort(PROGRESS_STOPPED);
           clearTimeout(timer);
         };
       }),

@@ -6,10 +6,14 @@
  * Statuses are interpreted here, retries are not (the job loop decides how long to wait), except for
  * job-done, whose contract is "posted exactly once from the worker's side": it is retried on 5xx and
  * network errors with backoff, and a result whose retries all fail is reported to the caller.
+ *
+ * The long-polls go through axios. Results and progress go straight to node:http on the same
+ * keep-alive agents: a result is A1111's answer passed on as bytes, and axios's request pipeline cost
+ * about 0.35 ms per megabyte-sized post, a sixth of the worker's whole latency budget per job
+ * (docs/performance.md).
  */
 import http from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, isAxiosError } from 'axios';
 import type { RunPodJob } from '../handler.js';
@@ -82,18 +86,20 @@ function classifyItem(item: unknown): {
 
 export class ControlPlane {
   private readonly http: AxiosInstance;
+  private readonly httpAgent = new http.Agent({ keepAlive: true });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true });
 
   constructor(private readonly options: ControlPlaneOptions) {
     this.http = axios.create({
-      httpAgent: new http.Agent({ keepAlive: true }),
-      httpsAgent: new https.Agent({ keepAlive: true }),
+      httpAgent: this.httpAgent,
+      httpsAgent: this.httpsAgent,
       validateStatus: () => true,
       // No redirects: following them would make axios keep a copy of every request body to replay.
       maxRedirects: 0,
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
-      maxBodyLength: Number.POSITIVE_INFINITY,
-      maxContentLength: Number.POSITIVE_INFINITY,
+      maxBodyLength: -1,
+      maxContentLength: -1,
       headers: {
         'User-Agent': USER_AGENT,
         'Accept-Encoding': 'gzip, deflate',
@@ -164,34 +170,66 @@ export class ControlPlane {
   }
 
   private async post(url: string, jobId: string, body: string | Buffer[], options: PostOptions): Promise<PostOutcome> {
-    const length =
-      typeof body === 'string' ? Buffer.byteLength(body) : body.reduce((sum, part) => sum + part.length, 0);
+    const parts = typeof body === 'string' ? [Buffer.from(body)] : body;
+    const headers: http.OutgoingHttpHeaders = {
+      'User-Agent': USER_AGENT,
+      // What RunPod's runtime sends: a JSON body under a form content type.
+      'Content-Type': 'application/x-www-form-urlencoded',
+      charset: 'utf-8',
+      'X-Request-ID': jobId,
+      'Content-Length': parts.reduce((sum, part) => sum + part.length, 0),
+      ...(this.options.apiKey ? { Authorization: this.options.apiKey } : {}),
+    };
     let outcome: PostOutcome = { ok: false, attempts: 0 };
     for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
       if (attempt > 1) await sleep(Math.min(options.retryDelayMs * 2 ** (attempt - 2), options.retryDelayMs * 10));
       try {
-        // Buffers are streamed as they are (a fresh stream per attempt), never joined into one copy.
-        const data = typeof body === 'string' ? body : Readable.from(body, { objectMode: false });
-        const response = await this.http.post(url, data, {
-          headers: {
-            // What RunPod's runtime sends: a JSON body under a form content type.
-            'Content-Type': 'application/x-www-form-urlencoded',
-            charset: 'utf-8',
-            'X-Request-ID': jobId,
-            'Content-Length': String(length),
-          },
-          timeout: options.timeoutMs ?? 600_000,
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-        outcome = { ok: response.status >= 200 && response.status < 300, attempts: attempt, status: response.status };
-        if (outcome.ok || response.status < 500) return outcome;
-        outcome.error = `HTTP ${response.status}`;
+        const status = await this.send(url, headers, parts, options.timeoutMs ?? 600_000, options.signal);
+        outcome = { ok: status >= 200 && status < 300, attempts: attempt, status };
+        if (outcome.ok || status < 500) return outcome;
+        outcome.error = `HTTP ${status}`;
       } catch (error) {
         outcome = { ok: false, attempts: attempt, error: describe(error) };
         if (options.signal?.aborted) return outcome;
       }
     }
     return outcome;
+  }
+
+  /**
+   * One POST: the buffers are written as they are (never joined into one copy), the answer is read to
+   * its end so the connection can be reused, and its status is the result. Redirects are not followed.
+   */
+  private send(
+    url: string,
+    headers: http.OutgoingHttpHeaders,
+    parts: readonly Buffer[],
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    const target = new URL(url);
+    const secure = target.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const request = (secure ? https : http).request(
+        target,
+        {
+          method: 'POST',
+          headers,
+          agent: secure ? this.httpsAgent : this.httpAgent,
+          timeout: timeoutMs,
+          ...(signal ? { signal } : {}),
+        },
+        (response) => {
+          response.on('error', reject);
+          response.on('end', () => resolve(response.statusCode ?? 0));
+          response.resume();
+        },
+      );
+      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      request.on('error', reject);
+      for (const part of parts) request.write(part);
+      request.end();
+    });
   }
 
   /** One stop-channel long-poll: the ids of jobs RunPod wants stopped. */
@@ -218,7 +256,7 @@ export class ControlPlane {
   }
 
   close(): void {
-    (this.http.defaults.httpAgent as http.Agent).destroy();
-    (this.http.defaults.httpsAgent as https.Agent).destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
   }
 }

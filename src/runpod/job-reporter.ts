@@ -14,6 +14,8 @@ import type { ControlPlane, PostOutcome } from './control-plane.js';
 
 /** How long one progress or stream post may take; they are small, and the final post waits for them. */
 const PROGRESS_POST_TIMEOUT_MS = 10_000;
+/** One reason for every aborted progress post (abort() without one builds a DOMException each time). */
+const FINAL_POST_DUE = new Error('the final result is being posted');
 
 export interface ReporterOptions {
   /** Least time between two progress posts; 0 disables them. */
@@ -109,7 +111,7 @@ export class JobReporter {
     this.closed = true;
     clearTimeout(this.timer);
     this.pending = null;
-    this.progressAbort.abort();
+    this.progressAbort.abort(FINAL_POST_DUE);
     // A1111's answer goes out as the bytes it came in as (raw-body.ts): no second serialization.
     let body: Buffer[];
     try {

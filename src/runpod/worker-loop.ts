@@ -21,11 +21,11 @@ import { ERROR_CODES, errorFields, type JobFailure } from '../errors.js';
 import { type JobOutcome, type JobRunner, type RunPodJob, toRunPodResult } from '../handler.js';
 import { waitForA1111 } from '../job/readiness.js';
 import type { Logger } from '../log.js';
+import { afterLargeResult } from '../memory.js';
 import { USER_AGENT, WORKER_VERSION } from '../version.js';
 import { ControlPlane, ThrottledError } from './control-plane.js';
 import { type Heartbeat, startHeartbeat } from './heartbeat.js';
 import { JobReporter } from './job-reporter.js';
-import { afterLargeResult } from './memory.js';
 import { WorkerMetrics } from './metrics.js';
 import { type RunPodUrls, runPodUrls } from './urls.js';
 

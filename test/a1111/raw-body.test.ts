@@ -114,11 +114,19 @@ describe('answer buffers given back for reuse', () => {
     expect(takeBuffer(Buffer.byteLength(text)).buffer).not.toBe(first.buffer); // it is in use again
   });
 
-  it('keep answers under a megabyte out of the pool', () => {
-    const small = takeBuffer(900_000);
+  it('serve a small image’s answer too, so small jobs do not grow external memory', () => {
+    const first = takeBuffer(900_000);
+    const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
+    rememberRawBody(value, first);
+    releaseRawBody(value);
+    expect(takeBuffer(880_000).buffer).toBe(first.buffer);
+  });
+
+  it('keep answers under 64 KB out of the pool', () => {
+    const small = takeBuffer(60_000);
     const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
     rememberRawBody(value, small);
     releaseRawBody(value);
-    expect(takeBuffer(900_000).buffer).not.toBe(small.buffer);
+    expect(takeBuffer(60_000).buffer).not.toBe(small.buffer);
   });
 });

@@ -42,9 +42,9 @@ export const FAST_WORKER_ENV = {
   LOG_LEVEL: 'debug',
 } as const;
 
-export function startWorker(env: Record<string, string>, args: string[] = []): WorkerProcess {
+export function startWorker(env: Record<string, string>, args: string[] = [], nodeFlags: string[] = []): WorkerProcess {
   if (!existsSync(WORKER_ENTRY)) throw new Error(`${WORKER_ENTRY} is missing: run npm run build`);
-  const child = spawn(process.execPath, [WORKER_ENTRY, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, WORKER_ENTRY, ...args], {
     env: { PATH: process.env['PATH'] ?? '', ...FAST_WORKER_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,25 @@
+/**
+ * How the endpoint image runs the worker, read from the Dockerfile, so the benchmark runs it the same
+ * way: the environment the allocator reads and the node flags of the entry point.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface ImageRuntime {
+  /** Environment variables of the image that change how the worker uses memory. */
+  env: Record<string, string>;
+  /** The node flags before the worker's script in the image's ENTRYPOINT. */
+  nodeFlags: string[];
+}
+
+export function imageRuntime(dockerfilePath: string): ImageRuntime {
+  const dockerfile = readFileSync(dockerfilePath, 'utf8');
+  const threshold = /MALLOC_MMAP_THRESHOLD_=(\d+)/.exec(dockerfile)?.[1];
+  const entrypoints = [...dockerfile.matchAll(/^ENTRYPOINT (\[.*\])$/gm)].map(
+    (match) => JSON.parse(match[1]!) as string[],
+  );
+  const entrypoint = entrypoints.at(-1) ?? [];
+  return {
+    env: threshold ? { MALLOC_MMAP_THRESHOLD_: threshold } : {},
+    nodeFlags: entrypoint[0] === 'node' ? entrypoint.slice(1).filter((arg) => arg.startsWith('--')) : [],
+  };
+}

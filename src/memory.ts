@@ -1,0 +1,54 @@
+/**
+ * Giving back the memory of large A1111 answers at the moments the worker knows it is garbage.
+ *
+ * A 25 MB answer arrives as some four hundred socket reads of 64 KB, each copied into the answer's
+ * buffer and garbage from then on; V8 collects them only when its own heuristics say so, typically
+ * after the whole answer (and sometimes the next one) has piled up. So:
+ * - while a large answer is read, a young-generation collection every few megabytes (a fraction of a
+ *   millisecond each) frees the reads already copied, keeping the pile to a few megabytes;
+ * - after a large result is posted, a full collection lets the next job start from the same footprint.
+ * V8's `gc` is enabled at run time for this; without it both are no-ops.
+ */
+
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** Answers and results at least this large get the treatment above. */
+export const LARGE_RESULT_BYTES = 8 * 1024 * 1024;
+/** While a large answer is read, a young-generation collection after every this many bytes. */
+export const READ_COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
+
+export type Collector = (options?: { type: 'minor' | 'major' }) => void;
+let collect: Collector | null | undefined;
+
+function collector(): Collector | null {
+  if (collect !== undefined) return collect;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    collect = runInNewContext('gc') as Collector;
+  } catch {
+    collect = null;
+  }
+  return collect;
+}
+
+/** Frees what a large, posted result left behind; a no-op for small ones. */
+export function afterLargeResult(bytes: number): void {
+  if (bytes < LARGE_RESULT_BYTES) return;
+  collector()?.();
+}
+
+/**
+ * For a body of `length` bytes being read: call `read(n)` with the bytes read so far after each chunk,
+ * and it collects the young generation every READ_COLLECT_EVERY_BYTES of a large body. Small bodies
+ * get a no-op.
+ */
+export function collectWhileReading(length: number, gc: Collector | null = collector()): (bytesRead: number) => void {
+  if (length < LARGE_RESULT_BYTES || !gc) return () => undefined;
+  let next = READ_COLLECT_EVERY_BYTES;
+  return (bytesRead) => {
+    if (bytesRead < next) return;
+    next = bytesRead + READ_COLLECT_EVERY_BYTES;
+    gc({ type: 'minor' });
+  };
+}
