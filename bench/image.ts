@@ -18,8 +18,11 @@ export function imageRuntime(dockerfilePath: string): ImageRuntime {
     (match) => JSON.parse(match[1]!) as string[],
   );
   const entrypoint = entrypoints.at(-1) ?? [];
+  // node's own flags (written `--flag=value`) come before the script; what follows is the worker's arguments.
+  const args = entrypoint[0] === 'node' ? entrypoint.slice(1) : [];
+  const script = args.findIndex((arg) => !arg.startsWith('-'));
   return {
     env: threshold ? { MALLOC_MMAP_THRESHOLD_: threshold } : {},
-    nodeFlags: entrypoint[0] === 'node' ? entrypoint.slice(1).filter((arg) => arg.startsWith('--')) : [],
+    nodeFlags: script === -1 ? args : args.slice(0, script),
   };
 }

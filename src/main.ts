@@ -181,7 +181,7 @@ async function main(): Promise<number> {
     }
     const client = createA1111Client(config, log, webui);
     const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
-    await runner.downloader.removeStaleTemporaryFiles();
+    await runner.downloader.removeStaleTemporaryFiles({ atStartUp: true });
     try {
       if (flags.serveApi) {
         const port = Number(flags.apiPort);

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,6 +128,16 @@ describe('the Dockerfile', () => {
       env: { MALLOC_MMAP_THRESHOLD_: '131072' },
       nodeFlags: ['--heap-growing-percent=150'],
     });
+  });
+
+  it('takes only the flags before the script as node flags', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'dockerfile-'));
+    const file = path.join(dir, 'Dockerfile');
+    await writeFile(
+      file,
+      'FROM node:20\nENTRYPOINT ["node"]\nENTRYPOINT ["node", "--max-old-space-size=512", "--enable-source-maps", "/w/main.js", "--rp_serve_api"]\n',
+    );
+    expect(imageRuntime(file)).toEqual({ env: {}, nodeFlags: ['--max-old-space-size=512', '--enable-source-maps'] });
   });
 
   it('uses node flags this node accepts', () => {

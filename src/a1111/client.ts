@@ -102,14 +102,23 @@ function isStream(value: unknown): value is Readable {
 async function readBody(stream: Readable, contentLength: unknown): Promise<Buffer> {
   const length = Number(contentLength);
   if (Number.isSafeInteger(length) && length > 0) {
-    // Node's HTTP parser never passes on more than Content-Length bytes; fewer means the body was cut.
     const out = takeBuffer(length);
     const collect = collectWhileReading(length);
     let offset = 0;
+    // More than Content-Length arrives when something compressed the answer anyway (axios then
+    // inflates it but keeps the header): read the rest as pieces.
+    let overflow: Buffer[] | null = null;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      offset += chunk.copy(out, offset);
-      collect(offset);
+      if (overflow) {
+        overflow.push(chunk);
+        continue;
+      }
+      const copied = chunk.copy(out, offset);
+      offset += copied;
+      if (copied < chunk.length) overflow = [out.subarray(0, offset), chunk.subarray(copied)];
+      else collect(offset);
     }
+    if (overflow) return Buffer.concat(overflow);
     return offset === length ? out : out.subarray(0, offset);
   }
   const chunks: Buffer[] = [];

@@ -7,17 +7,19 @@
  *   group, so a command line like `cd /webui && exec python webui.py …` is stopped as a whole;
  * - its stdout and stderr reach the worker's log line by line, tagged `[A1111]` (a tqdm progress bar
  *   keeps only its last state), in whatever shape the worker's log has (RunPod's JSON lines on RunPod);
- * - its exit is known at once: `exited` resolves, `alive` turns false, and the last lines it wrote are
- *   kept for the error message, so a dead WebUI ends readiness waits and requests immediately (the
- *   exit is reported once its output has been read to the end, or OUTPUT_DRAIN_MS after it exited if
- *   something it started still holds the pipes open);
- * - `stop()` sends SIGTERM to the group, then SIGKILL to whatever is left of the group once the
- *   command has exited or the grace period has passed; `kill()` is the synchronous last resort for a
- *   worker that must exit now.
+ * - its exit is known at once: `alive` turns false and `describeExit()` tells how it ended with the
+ *   last lines it wrote, so a dead WebUI ends readiness waits and requests immediately; `exited`
+ *   resolves (and the exit is logged) once its output has been read to the end, or OUTPUT_DRAIN_MS
+ *   after it exited if something it started still holds the pipes open;
+ * - `stop()` sends SIGTERM to the group and gives the whole group the grace period (a wrapper shell
+ *   that dies at once does not cut it short), then SIGKILLs whatever is left; `kill()` SIGKILLs the
+ *   group at once, for a worker that must exit now. Both reach what the command left behind even
+ *   after the command itself has exited.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 
 /** What the A1111 client needs to know of a supervised WebUI. */
@@ -34,6 +36,7 @@ export interface ProcessExit {
 const TAIL_LINES = 20;
 const OUTPUT_DRAIN_MS = 1_000;
 const MAX_PENDING_CHARS = 64 * 1024;
+const GROUP_POLL_MS = 50;
 
 export class A1111Process implements BackendLiveness {
   private child: ChildProcess | null = null;
@@ -43,6 +46,8 @@ export class A1111Process implements BackendLiveness {
   readonly exited: Promise<ProcessExit>;
   private resolveExit!: (exit: ProcessExit) => void;
   private stopping = false;
+  /** Whether `exited` has resolved and the exit was logged. */
+  private reported = false;
 
   constructor(
     private readonly command: string,
@@ -83,14 +88,18 @@ export class A1111Process implements BackendLiveness {
     for (const stream of [child.stdout!, child.stderr!]) this.readLines(stream);
     child.once('error', (error) => {
       this.log.error('A1111 could not be started', { error: error.message });
-      this.finish({ code: null, signal: null });
+      this.exit ??= { code: null, signal: null };
+      this.report(this.exit, this.stopping);
     });
     child.once('exit', (code, signal) => {
+      this.exit = { code, signal };
+      const exit = this.exit;
+      const onPurpose = this.stopping;
       // Its last lines (the traceback that says why) may still be in the pipes: read them first.
-      const drained = setTimeout(() => this.finish({ code, signal }), OUTPUT_DRAIN_MS);
+      const drained = setTimeout(() => this.report(exit, onPurpose), OUTPUT_DRAIN_MS);
       child.once('close', () => {
         clearTimeout(drained);
-        this.finish({ code, signal });
+        this.report(exit, onPurpose);
       });
     });
   }
@@ -136,35 +145,48 @@ export class A1111Process implements BackendLiveness {
     this.log.info(`[A1111] ${line}`);
   }
 
-  private finish(exit: ProcessExit): void {
-    if (this.exit) return;
-    this.exit = exit;
+  private report(exit: ProcessExit, onPurpose: boolean): void {
+    if (this.reported) return;
+    this.reported = true;
     const fields = { code: exit.code, signal: exit.signal, pid: this.child?.pid };
-    if (this.stopping) this.log.info('A1111 stopped', fields);
+    if (onPurpose) this.log.info('A1111 stopped', fields);
     else this.log.error('A1111 exited', fields);
     this.resolveExit(exit);
   }
 
   /**
-   * SIGTERM to the group; then, once the command has exited or `graceMs` has passed, SIGKILL to
-   * whatever of the group is still there (a WebUI's own children do not always follow it out).
+   * SIGTERM to the group, up to `graceMs` for every process in it to end, then SIGKILL to whatever is
+   * left (a WebUI's own children do not always follow it out).
    */
   async stop(graceMs = 10_000): Promise<void> {
-    if (!this.alive || !this.child) return;
+    if (this.child?.pid === undefined) return;
     this.stopping = true;
-    this.signalGroup('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.exited, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
-    this.signalGroup('SIGKILL');
+    if (this.groupAlive()) {
+      this.signalGroup('SIGTERM');
+      const deadline = Date.now() + graceMs;
+      while (this.groupAlive() && Date.now() < deadline) await sleep(GROUP_POLL_MS);
+      if (this.groupAlive()) this.signalGroup('SIGKILL');
+    }
     await this.exited;
   }
 
   /** SIGKILL to the whole group, at once: for a worker exiting without waiting. */
   kill(): void {
-    if (!this.child || this.exit) return;
+    if (this.child?.pid === undefined) return;
     this.stopping = true;
     this.signalGroup('SIGKILL');
+  }
+
+  /** True while any process of the command's group is still there. */
+  private groupAlive(): boolean {
+    const pid = this.child?.pid;
+    if (pid === undefined) return false;
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
   }
 
   private signalGroup(signal: NodeJS.Signals): void {

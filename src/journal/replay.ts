@@ -26,7 +26,9 @@ import { invocationOf, type JournalHeader, type JournalLine, statePathOf, summar
 
 /**
  * How late a recorded timer may have fired (a busy event loop on a loaded worker) before it counts as
- * a different delay. Machine delays differ by far more than this when they are changed.
+ * a different delay. A timer that fires earlier than the replayed machine's delay is always caught; one
+ * whose delay was shortened by less than this is not (the recording cannot tell it from a late timer).
+ * The machine's delays are seconds apart, so a real change moves them by far more.
  */
 const LATE_TOLERANCE_MS = 250;
 

@@ -5,17 +5,20 @@
  * - the file is streamed to a hidden temporary file beside its final place (`.name.<uuid>.download`,
  *   which A1111's scanner ignores), its size cap and sha256 checked while it streams, and renamed into
  *   place only when complete and correct: no partial file ever carries the final name, and a failed
- *   download leaves nothing behind; temporary files left by a killed worker are removed at start-up and
- *   before each download, once nothing has written to them for STALE_AFTER_MS (a live download that
- *   long without data has already given up, so a download another worker is making on a shared
- *   volume is never touched);
+ *   download leaves nothing behind. Temporary files carry the name of the host that wrote them: at
+ *   start-up a worker removes its own host's at once (whatever wrote them died with the previous
+ *   process), and, at start-up and before each download, any other whose file nothing has written to
+ *   for STALE_AFTER_MS (a live download that long without data has already given up, so a download
+ *   another worker is making on a shared volume is never touched);
  * - free disk space is checked first; the whole download has a deadline;
  * - URLs follow the policy in url-policy.ts on every hop; Hugging Face and Civitai tokens come from the
  *   environment and are sent only to their own hosts, and only over https;
- * - a job that gives a sha256 gets a file with that sha256, whether it was downloaded, already on
- *   disk, or downloaded for another job it joined;
- * - two jobs asking for the same file share one download; it is abandoned only when every job that
- *   waits for it has gone, and a job arriving after that starts a fresh one;
+ * - a job that gives a sha256 gets a file with that sha256, whether it was downloaded or already on
+ *   disk (a wrong file on disk is left alone and named in the error);
+ * - two jobs asking for the same file with the same sha256 (or both none) share one download; jobs
+ *   that disagree download separately, so one job's wrong sha256 fails only that job. A download is
+ *   abandoned only when every job that waits for it has gone, and a job arriving after that starts a
+ *   fresh one;
  * - progress goes to the log at most every 5 s and to each waiting job's progress callback.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -24,6 +27,7 @@ import { readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -67,6 +71,12 @@ const LOG_EVERY_MS = 5_000;
 const TEMP_SUFFIX = '.download';
 /** A temporary file untouched this long belongs to no live download (those give up after IDLE_TIMEOUT_MS). */
 export const STALE_AFTER_MS = 10 * 60_000;
+/** This host, as it appears in temporary file names: `.<file>.<host>~<uuid>.download`. */
+export const HOST_TAG =
+  hostname()
+    .replace(/[^A-Za-z0-9-]/g, '-')
+    .slice(0, 63) || 'host';
+const TEMP_NAME = /\.([A-Za-z0-9-]+)~[0-9a-f-]{36}\.download$/;
 
 const HF_HOSTS = ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co'];
 const CIVITAI_HOSTS = ['civitai.com', '*.civitai.com'];
@@ -112,10 +122,12 @@ export class ModelDownloader {
   ) {}
 
   /**
-   * Removes temporary files a killed worker left behind: those nothing has written to for
+   * Removes temporary files killed downloads left behind: with `atStartUp`, every one this host wrote
+   * (nothing of this process is downloading yet); always, those nothing has written to for
    * STALE_AFTER_MS. Returns their names.
    */
-  async removeStaleTemporaryFiles(now = Date.now()): Promise<string[]> {
+  async removeStaleTemporaryFiles(options: { atStartUp?: boolean; now?: number } = {}): Promise<string[]> {
+    const now = options.now ?? Date.now();
     let names: string[];
     try {
       names = await readdir(this.settings.dir);
@@ -128,7 +140,9 @@ export class ModelDownloader {
       candidates.map(async (name) => {
         const file = path.join(this.settings.dir, name);
         const info = await stat(file).catch(() => null);
-        if (!info?.isFile() || now - info.mtimeMs < STALE_AFTER_MS) return;
+        if (!info?.isFile()) return;
+        const ours = options.atStartUp === true && TEMP_NAME.exec(name)?.[1] === HOST_TAG;
+        if (!ours && now - info.mtimeMs < STALE_AFTER_MS) return;
         await unlink(file).then(
           () => removed.push(name),
           () => undefined,
@@ -147,7 +161,12 @@ export class ModelDownloader {
     model: ModelRequest & { url: string },
     options: { signal?: AbortSignal; onProgress?: (progress: DownloadProgress) => void } = {},
   ): Promise<DownloadResult> {
-    let shared = this.inFlight.get(model.checkpoint);
+    // Jobs that expect different contents must not share: one job's wrong sha256 would fail the others.
+    const key = `${model.checkpoint}\n${model.sha256?.toLowerCase() ?? ''}`;
+    if (options.signal?.aborted) {
+      return Promise.reject(new WorkerError('CANCELLED', 'the job stopped waiting for its model download'));
+    }
+    let shared = this.inFlight.get(key);
     if (!shared) {
       const controller = new AbortController();
       const listeners = new Set<(progress: DownloadProgress) => void>();
@@ -157,10 +176,12 @@ export class ModelDownloader {
         waiters: 0,
         promise: this.fetchOnce(model, controller.signal, (progress) => {
           for (const listener of listeners) listener(progress);
-        }).finally(() => this.forget(model.checkpoint, created)),
+        }).finally(() => this.forget(key, created)),
       };
+      // Every waiter may have gone by the time it settles: its outcome then matters to nobody.
+      created.promise.catch(() => undefined);
       shared = created;
-      this.inFlight.set(model.checkpoint, created);
+      this.inFlight.set(key, created);
     } else {
       this.log.info('joining a download another job started', { file: model.checkpoint });
     }
@@ -173,22 +194,20 @@ export class ModelDownloader {
       if (download.waiters === 0) {
         download.controller.abort(new Error('every job waiting for this download has gone'));
         // A job that asks for this file from now on starts afresh instead of joining a dying download.
-        this.forget(model.checkpoint, download);
+        this.forget(key, download);
       }
     };
-    const settled = download.promise.then((result) => this.checkFor(model, result, options.signal));
     return new Promise<DownloadResult>((resolve, reject) => {
       const onAbort = () => {
         leave();
         reject(new WorkerError('CANCELLED', 'the job stopped waiting for its model download'));
       };
-      if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
       const done = () => {
         options.signal?.removeEventListener('abort', onAbort);
         if (options.onProgress) download.listeners.delete(options.onProgress);
       };
-      settled.then(
+      download.promise.then(
         (result) => {
           done();
           resolve(result);
@@ -201,20 +220,8 @@ export class ModelDownloader {
     });
   }
 
-  private forget(checkpoint: string, download: SharedDownload): void {
-    if (this.inFlight.get(checkpoint) === download) this.inFlight.delete(checkpoint);
-  }
-
-  /**
-   * Holds a shared result to this job's own sha256: the download may have been started by a job that
-   * gave another one, or none, and a file already on disk was not hashed unless someone asked.
-   */
-  private async checkFor(model: ModelRequest, result: DownloadResult, signal?: AbortSignal): Promise<DownloadResult> {
-    if (!model.sha256) return result;
-    const expected = model.sha256.toLowerCase();
-    const actual = result.sha256 ?? (await this.hashFile(result.path, model.checkpoint, signal));
-    if (actual !== expected) throw mismatch(model.checkpoint, expected, actual, result.reused);
-    return { ...result, sha256: actual };
+  private forget(key: string, download: SharedDownload): void {
+    if (this.inFlight.get(key) === download) this.inFlight.delete(key);
   }
 
   private async hashFile(file: string, checkpoint: string, signal?: AbortSignal): Promise<string> {
@@ -251,7 +258,7 @@ export class ModelDownloader {
     await this.checkFreeSpace(0, source);
     const deadline = AbortSignal.timeout(this.settings.timeoutMs);
     const combined = AbortSignal.any([signal, deadline]);
-    const temp = path.join(this.settings.dir, `.${model.checkpoint}.${randomUUID()}${TEMP_SUFFIX}`);
+    const temp = path.join(this.settings.dir, `.${model.checkpoint}.${HOST_TAG}~${randomUUID()}${TEMP_SUFFIX}`);
     const started = Date.now();
     this.log.info('downloading checkpoint', { file: model.checkpoint, from: safeUrl(source) });
     try {

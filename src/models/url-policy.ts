@@ -6,7 +6,8 @@
  *   subdomains). Redirects may leave the allowlist (Hugging Face and Civitai hand files out from CDN
  *   hosts), but every hop is checked again for the next rule.
  * - Every address a host resolves to must be public: loopback, private, link-local, CGNAT, multicast and
- *   reserved ranges are refused (unless MODEL_DOWNLOAD_PRIVATE_ALLOW lists them), after DNS resolution
+ *   reserved ranges are refused (unless MODEL_DOWNLOAD_PRIVATE_ALLOW lists them; an IPv6 address that
+ *   carries an IPv4 one, such as NAT64 or 6to4, is judged by the IPv4 address), after DNS resolution
  *   and on every redirect, and the connection goes to the address that was checked (no second lookup
  *   that could rebind it).
  * - The file name is a plain name ending in .safetensors or .ckpt.
@@ -36,12 +37,12 @@ for (const [network, prefix] of [
 }
 for (const [network, prefix] of [
   ['::', 96], // unspecified, loopback and the deprecated IPv4-compatible block
-  ['64:ff9b::', 96], // NAT64: reaches any IPv4 address, private ones included
-  ['64:ff9b:1::', 48], // local-use NAT64
+  // IPv4-mapped, IPv4-translated, NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses are judged by the
+  // IPv4 address inside them (embeddedIPv4), so a public host behind NAT64 stays reachable.
+  ['64:ff9b:1::', 48], // local-use NAT64: its mapping is the network's own
   ['100::', 64], // discard-only
   ['2001::', 32], // Teredo, which tunnels to IPv4
   ['2001:db8::', 32], // documentation
-  ['2002::', 16], // 6to4, which embeds an IPv4 address
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['fec0::', 10], // site-local (deprecated, still routed by some networks)
@@ -50,18 +51,33 @@ for (const [network, prefix] of [
   PRIVATE.addSubnet(network, prefix, 'ipv6');
 }
 
-/** The IPv4 address inside an IPv4-mapped IPv6 address, in either spelling (`::ffff:10.0.0.1`, `::ffff:a00:1`). */
-function unmapped(address: string): string | null {
-  if (isIP(address) !== 6) return null;
-  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (dotted) return dotted[1]!;
-  // The URL parser writes every IPv6 address in one canonical, compressed form.
+/** The eight 16-bit groups of an IPv6 address. */
+function hextets(address: string): number[] {
+  // The URL parser writes every IPv6 address in one canonical form: lower case, hex only, `::` at most once.
   const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (!hex) return null;
-  const high = parseInt(hex[1]!, 16);
-  const low = parseInt(hex[2]!, 16);
-  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
+  const [head = '', tail] = canonical.split('::') as [string, string | undefined];
+  const part = (text: string) => (text === '' ? [] : text.split(':').map((group) => parseInt(group, 16)));
+  const left = part(head);
+  const right = tail === undefined ? [] : part(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+const zero = (groups: number[]) => groups.every((group) => group === 0);
+const dotted = (high: number, low: number) => [high >> 8, high & 255, low >> 8, low & 255].join('.');
+
+/**
+ * The IPv4 address an IPv6 address stands for, when it is one of the forms that reach IPv4:
+ * IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) and
+ * 6to4 (`2002:aabb:ccdd::`). Such an address is as private as the IPv4 address inside it.
+ */
+function embeddedIPv4(address: string): string | null {
+  if (isIP(address) !== 6) return null;
+  const g = hextets(address);
+  if (zero(g.slice(0, 5)) && g[5] === 0xffff) return dotted(g[6]!, g[7]!);
+  if (zero(g.slice(0, 4)) && g[4] === 0xffff && g[5] === 0) return dotted(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(g.slice(2, 6))) return dotted(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return dotted(g[1]!, g[2]!);
+  return null;
 }
 
 /** True for an address no download may reach by default. */
@@ -69,8 +85,8 @@ export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return PRIVATE.check(address, 'ipv4');
   if (family === 6) {
-    const mapped = unmapped(address);
-    if (mapped) return PRIVATE.check(mapped, 'ipv4');
+    const inner = embeddedIPv4(address);
+    if (inner) return PRIVATE.check(inner, 'ipv4');
     return PRIVATE.check(address, 'ipv6');
   }
   return true;
@@ -121,7 +137,7 @@ export function privateAllowed(address: string, allow: readonly string[]): boole
     }
     allowLists.set(allow, list);
   }
-  const plain = unmapped(address) ?? address;
+  const plain = embeddedIPv4(address) ?? address;
   return list.check(plain, isIP(plain) === 6 ? 'ipv6' : 'ipv4');
 }
 

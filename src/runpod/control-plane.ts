@@ -66,8 +66,10 @@ export interface PostOutcome {
 }
 
 function describe(error: unknown): string {
-  if (isAxiosError(error)) return error.code ? `${error.code} ${error.message}` : error.message;
-  return error instanceof Error ? error.message : String(error);
+  if (!(error instanceof Error)) return String(error);
+  // node:http errors carry the reason in `code` (ECONNRESET …), axios errors too (ECONNABORTED …).
+  const code = isAxiosError(error) ? error.code : (error as NodeJS.ErrnoException).code;
+  return code && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
 }
 
 function classifyItem(item: unknown): {
@@ -94,6 +96,9 @@ export class ControlPlane {
       httpAgent: this.httpAgent,
       httpsAgent: this.httpsAgent,
       validateStatus: () => true,
+      // Straight to RunPod, as the results posted through node:http go: an HTTP(S)_PROXY set for the
+      // WebUI's downloads must not split the worker's control traffic across two routes.
+      proxy: false,
       // No redirects: following them would make axios keep a copy of every request body to replay.
       maxRedirects: 0,
       responseType: 'text',

@@ -8,7 +8,7 @@
  */
 import type { ProgressUpdate } from '../../machines/job.types.js';
 import { encodeJson } from '../a1111/raw-body.js';
-import { errorFields } from '../errors.js';
+import { errorFields, type JobFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 
@@ -61,6 +61,8 @@ export class JobReporter {
   progressPosts = 0;
   /** Size of the final body, once `finish` was called. */
   resultBytes = 0;
+  /** The INTERNAL failure posted instead of a result that could not be encoded; null otherwise. */
+  encodingFailure: JobFailure | null = null;
 
   constructor(
     private readonly jobId: string,
@@ -119,12 +121,14 @@ export class JobReporter {
     } catch (error) {
       // A result that cannot be written as JSON still ends the job: as an error that says so.
       this.log.error('the job result could not be encoded; posting an INTERNAL error instead', errorFields(error));
-      const failure = {
+      const failure: JobFailure = {
         code: 'INTERNAL',
         message: `the worker could not encode the job's result: ${error instanceof Error ? error.message : String(error)}`,
         phase: null,
         retryable: false,
+        details: {},
       };
+      this.encodingFailure = failure;
       body = [Buffer.from(JSON.stringify({ error: JSON.stringify(failure) }))];
       result = { error: failure };
     }

@@ -276,10 +276,16 @@ export class WorkerLoop {
     }
     const body = resultBody(outcome, config.refreshOnCrash);
     await reporter.finish(body);
+    // Its result is with RunPod: the heartbeat stops naming it now, not after the clean-up below.
+    this.heartbeat?.setJobIds([...this.running.keys()].filter((id) => id !== job.id));
     // Nothing keeps this job's output any more: its A1111 answer's memory serves the next job.
     if (outcome.ok) releaseRawBody(outcome.output);
     afterLargeResult(reporter.resultBytes);
-    this.metrics.jobFinished(outcome);
+    // What RunPod was told is what the metrics count: a result that could not be encoded went out as INTERNAL.
+    const failure = reporter.encodingFailure;
+    this.metrics.jobFinished(
+      outcome.ok && failure ? { ok: false, jobId: job.id, failure, report: outcome.output.worker } : outcome,
+    );
     jobLog.debug('Finished.', { ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.failure.code }) });
     if (body['stopPod'] === true) {
       this.crashed = true;

@@ -100,7 +100,8 @@ export class WebUiEngine {
   /** Samplers txt2img refuses although /samplers lists them (a fault knob). */
   readonly rejectedSamplers = new Set<string>();
   /** Generations that finished, were interrupted or crashed: [start, end] in ms since epoch. */
-  readonly generations: { startedAt: number; endedAt: number; interrupted: boolean }[] = [];
+  /** Finished generations: when the request arrived (then waited in the queue), ran and ended. */
+  readonly generations: { requestedAt: number; startedAt: number; endedAt: number; interrupted: boolean }[] = [];
   private generationWaiters: { count: number; resolve: () => void }[] = [];
   /** Set when the simulated process dies: nothing queued in it ever runs. */
   private dead = false;
@@ -209,10 +210,11 @@ export class WebUiEngine {
 
   async txt2img(request: ParsedRequest): Promise<Record<string, unknown>> {
     this.precheck(request);
-    return this.lock.run(() => this.generate(request));
+    const requestedAt = Date.now();
+    return this.lock.run(() => this.generate(request, requestedAt));
   }
 
-  private async generate(request: ParsedRequest): Promise<Record<string, unknown>> {
+  private async generate(request: ParsedRequest, requestedAt: number): Promise<Record<string, unknown>> {
     await this.loading;
     if (this.dead) throw new SimulatedCrash('the process is gone');
     for (const field of ['steps', 'batch_size', 'n_iter', 'width', 'height', 'cfg_scale']) {
@@ -281,7 +283,7 @@ export class WebUiEngine {
       }
     } finally {
       const endedAt = Date.now();
-      this.generations.push({ startedAt, endedAt, interrupted });
+      this.generations.push({ requestedAt, startedAt, endedAt, interrupted });
       const ready = this.generationWaiters.filter((w) => this.generations.length >= w.count);
       this.generationWaiters = this.generationWaiters.filter((w) => !ready.includes(w));
       for (const waiter of ready) waiter.resolve();

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import type { Txt2ImgRequest } from '../../src/a1111/schemas.js';
@@ -183,6 +184,26 @@ describe('the A1111 client against odd answers', () => {
       body: '<html><body>502 Bad Gateway</body></html>',
     });
     expect(server.count()).toBe(4);
+  });
+
+  it('reads a whole answer that a proxy compressed although it was asked not to', async () => {
+    const image = Buffer.alloc(300_000, 7).toString('base64');
+    const body = JSON.stringify({ images: [image], parameters: { prompt: 'x' }, info: '{"seed":1}' });
+    const server = await rawServer((_count, _req, res) => {
+      const compressed = gzipSync(body);
+      res.writeHead(200, {
+        'Content-Type': 'application/json',
+        'Content-Encoding': 'gzip',
+        'Content-Length': compressed.length,
+      });
+      res.end(compressed);
+    });
+    const client = clientFor(server.url);
+
+    const answer = await client.txt2img({ prompt: 'x' });
+
+    expect(answer.images).toEqual([image]);
+    expect(answer.info).toBe('{"seed":1}');
   });
 
   it('reports a 200 of the wrong shape as BACKEND_ERROR', async () => {

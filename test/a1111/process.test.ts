@@ -1,6 +1,10 @@
 /**
  * The supervised WebUI process, with real shell commands standing in for it.
  */
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { A1111Process } from '../../src/a1111/process.js';
 import { captureLog } from '../support/logs.js';
@@ -79,6 +83,44 @@ describe('a supervised WebUI process', () => {
     expect(records().some((r) => r['message'] === 'A1111 stopped')).toBe(true);
     // SIGKILL is delivered by the time stop() returns, but the kernel may take a moment to reap.
     await expect.poll(() => alive(child), { timeout: 5_000 }).toBe(false);
+  });
+
+  it('gives the whole group its grace period, even when the wrapper shell dies at once', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    const dir = await mkdtemp(path.join(tmpdir(), 'webui-stop-'));
+    const marker = path.join(dir, 'shut-down-cleanly');
+    // No `exec`: the shell stays as the leader and dies on SIGTERM; node needs 1.5 s to shut down.
+    const child = `process.on('SIGTERM', () => setTimeout(() => { require('fs').writeFileSync(${JSON.stringify(marker)}, 'ok'); process.exit(0); }, 1500)); console.log('up'); setInterval(() => {}, 1000);`;
+    const webui = new A1111Process(`"${process.execPath}" -e ${JSON.stringify(child)}; true`, log);
+
+    webui.start();
+    // Its SIGTERM handler is in place once it has said so.
+    await expect.poll(() => records().some((r) => r['message'] === '[A1111] up'), { timeout: 10_000 }).toBe(true);
+    await webui.stop(5_000);
+
+    expect(existsSync(marker)).toBe(true);
+  });
+
+  it('reaches what the command left behind after it exited', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    const webui = new A1111Process(`sleep 30 & echo left $!; exit 0`, log);
+
+    webui.start();
+    const left = await new Promise<number>((resolve) => {
+      const timer = setInterval(() => {
+        const line = records().find((r) => String(r['message']).startsWith('[A1111] left '));
+        if (line) {
+          clearInterval(timer);
+          resolve(Number(String(line['message']).slice('[A1111] left '.length)));
+        }
+      }, 20);
+    });
+    await expect.poll(() => webui.alive, { timeout: 5_000 }).toBe(false);
+    expect(alive(left)).toBe(true);
+    webui.kill();
+
+    await expect.poll(() => alive(left), { timeout: 5_000 }).toBe(false);
+    await webui.exited;
   });
 
   it('kills the whole group at once when the worker must exit now', async () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { ProgressUpdate } from '../../machines/job.types.js';
-import { STALE_AFTER_MS, tokenFor } from '../../src/models/downloader.js';
+import { HOST_TAG, STALE_AFTER_MS, tokenFor } from '../../src/models/downloader.js';
 import { FileServer } from '../support/file-server.js';
 import { simulator } from '../support/simulator.js';
 import { testWorker } from '../support/worker.js';
@@ -104,15 +104,15 @@ describe('a job whose checkpoint A1111 does not have', () => {
     expect(files.requests.filter((r) => r.path === '/shared.safetensors')).toHaveLength(1);
   });
 
-  it('holds a job that joined another’s download to its own sha256', async () => {
-    const { files, worker } = await setup();
+  it('downloads separately for jobs that expect different contents, failing only the one that is wrong', async () => {
+    const { modelsDir, files, worker } = await setup();
     const file = files.add('/shared.safetensors', 1_000_000, { kind: 'slow', bytesPerChunk: 100_000, delayMs: 20 });
     const model = { checkpoint: 'shared.safetensors', url: `${files.url}/shared.safetensors` };
 
-    const [first, right, wrong] = await Promise.all([
+    const [wrong, first, right] = await Promise.all([
+      worker.runner.run({ id: 'job-wrong-sha', input: jobWith({ ...model, sha256: 'b'.repeat(64) }) }),
       worker.runner.run({ id: 'job-no-sha', input: jobWith(model) }),
       worker.runner.run({ id: 'job-right-sha', input: jobWith({ ...model, sha256: file.sha256.toUpperCase() }) }),
-      worker.runner.run({ id: 'job-wrong-sha', input: jobWith({ ...model, sha256: 'b'.repeat(64) }) }),
     ]);
 
     expect([first.ok, right.ok]).toEqual([true, true]);
@@ -121,7 +121,36 @@ describe('a job whose checkpoint A1111 does not have', () => {
       code: 'MODEL_DOWNLOAD_FAILED',
       details: { reason: 'checksum', expected: 'b'.repeat(64), actual: file.sha256 },
     });
-    expect(files.requests.filter((r) => r.path === '/shared.safetensors')).toHaveLength(1);
+    expect((await readFile(path.join(modelsDir, 'shared.safetensors'))).equals(file.bytes)).toBe(true);
+    expect((await readdir(modelsDir)).filter((name) => name.endsWith('.download'))).toEqual([]);
+  });
+
+  it('shares one download between jobs that give the same sha256', async () => {
+    const { files, worker } = await setup();
+    const file = files.add('/same.safetensors', 1_000_000, { kind: 'slow', bytesPerChunk: 100_000, delayMs: 20 });
+    const model = { checkpoint: 'same.safetensors', url: `${files.url}/same.safetensors`, sha256: file.sha256 };
+
+    const outcomes = await Promise.all([
+      worker.runner.run({ id: 'job-same-a', input: jobWith(model) }),
+      worker.runner.run({ id: 'job-same-b', input: jobWith({ ...model, sha256: file.sha256.toUpperCase() }) }),
+    ]);
+
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true]);
+    expect(files.requests.filter((r) => r.path === '/same.safetensors')).toHaveLength(1);
+  });
+
+  it('answers a job whose signal is already aborted at once, leaving nothing running', async () => {
+    const { files, worker } = await setup();
+    files.add('/never.safetensors', 1_000_000);
+    const gone = AbortSignal.abort();
+
+    await expect(
+      worker.runner.downloader.fetch(
+        { checkpoint: 'never.safetensors', url: `${files.url}/never.safetensors` },
+        { signal: gone },
+      ),
+    ).rejects.toMatchObject({ code: 'CANCELLED' });
+    expect(files.requests).toEqual([]);
   });
 
   it('starts afresh for a job that comes after every waiter of a download left', async () => {
@@ -262,16 +291,23 @@ describe('partial downloads', () => {
     const { modelsDir, worker } = await setup();
     const now = Date.now();
     const old = new Date(now - STALE_AFTER_MS - 60_000);
-    await writeFile(path.join(modelsDir, '.killed.safetensors.1a2b.download'), 'partial');
-    await utimes(path.join(modelsDir, '.killed.safetensors.1a2b.download'), old, old);
-    await writeFile(path.join(modelsDir, '.live.safetensors.3c4d.download'), 'partial');
+    const uuid = '0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
+    await writeFile(path.join(modelsDir, `.killed.safetensors.other-host~${uuid}.download`), 'partial');
+    await utimes(path.join(modelsDir, `.killed.safetensors.other-host~${uuid}.download`), old, old);
+    await writeFile(path.join(modelsDir, `.live.safetensors.other-host~${uuid}.download`), 'partial');
+    await writeFile(path.join(modelsDir, `.mine.safetensors.${HOST_TAG}~${uuid}.download`), 'partial');
     await writeFile(path.join(modelsDir, 'kept.safetensors'), 'weights');
     await utimes(path.join(modelsDir, 'kept.safetensors'), old, old);
 
-    const removed = await worker.runner.downloader.removeStaleTemporaryFiles(now);
+    const beforeADownload = await worker.runner.downloader.removeStaleTemporaryFiles({ now });
+    const atStartUp = await worker.runner.downloader.removeStaleTemporaryFiles({ now, atStartUp: true });
 
-    expect(removed).toEqual(['.killed.safetensors.1a2b.download']);
-    expect((await readdir(modelsDir)).sort()).toEqual(['.live.safetensors.3c4d.download', 'kept.safetensors']);
+    expect(beforeADownload).toEqual([`.killed.safetensors.other-host~${uuid}.download`]);
+    expect(atStartUp).toEqual([`.mine.safetensors.${HOST_TAG}~${uuid}.download`]);
+    expect((await readdir(modelsDir)).sort()).toEqual([
+      `.live.safetensors.other-host~${uuid}.download`,
+      'kept.safetensors',
+    ]);
   });
 });
 

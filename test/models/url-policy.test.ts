@@ -8,7 +8,7 @@ import {
 } from '../../src/models/url-policy.js';
 
 describe('download URL policy', () => {
-  it('knows private, loopback, link-local and reserved addresses, IPv4-mapped ones included', () => {
+  it('knows private, loopback, link-local and reserved addresses, and IPv6 forms of them (mapped, NAT64, 6to4)', () => {
     for (const address of [
       '127.0.0.1',
       '10.1.2.3',
@@ -27,6 +27,10 @@ describe('download URL policy', () => {
       '64:ff9b::a00:1',
       '64:ff9b:1::1',
       '2002:a00:1::1',
+      '2002:c0a8:101::',
+      '64:ff9b::192.168.1.1',
+      '::ffff:0:a00:1',
+      '::ffff:0:127.0.0.1',
       '2001:0:4136:e378::1',
       'fec0::1',
       '100::1',
@@ -34,7 +38,18 @@ describe('download URL policy', () => {
     ]) {
       expect(isPrivateAddress(address), address).toBe(true);
     }
-    for (const address of ['8.8.8.8', '104.18.10.1', '2606:4700::1111', '::ffff:8.8.8.8', '::ffff:808:808']) {
+    for (const address of [
+      '8.8.8.8',
+      '104.18.10.1',
+      '2606:4700::1111',
+      '::ffff:8.8.8.8',
+      '::ffff:808:808',
+      // NAT64, 6to4 and IPv4-translated forms of a public IPv4 address are as public as it is.
+      '64:ff9b::808:808',
+      '64:ff9b::8.8.8.8',
+      '2002:808:808::1',
+      '::ffff:0:808:808',
+    ]) {
       expect(isPrivateAddress(address), address).toBe(false);
     }
   });
@@ -45,6 +60,9 @@ describe('download URL policy', () => {
     expect(privateAllowed('127.0.0.1', ['127.0.0.1'])).toBe(true);
     expect(privateAllowed('127.0.0.2', ['127.0.0.1'])).toBe(false);
     expect(privateAllowed('10.0.0.1', [])).toBe(false);
+    // An IPv6 form of an allowed IPv4 address is allowed too.
+    expect(privateAllowed('64:ff9b::a02:304', ['10.0.0.0/8'])).toBe(true);
+    expect(privateAllowed('::ffff:a02:304', ['10.0.0.0/8'])).toBe(true);
   });
 
   it('matches hosts exactly, and subdomains only through a *. entry', () => {

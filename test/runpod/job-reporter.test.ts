@@ -37,6 +37,7 @@ describe('the final post of a job', () => {
     const outcome = await reporter.finish({ output: { images: ['aGk='], seeds: [1] } });
 
     expect(outcome.ok).toBe(true);
+    expect(reporter.encodingFailure).toBeNull();
     expect(runpod.results('job-plain').map((r) => r.body)).toEqual(['{"output":{"images":["aGk="],"seeds":[1]}}']);
   });
 
@@ -50,6 +51,8 @@ describe('the final post of a job', () => {
     const error = JSON.parse(JSON.parse(posted!.body).error);
     expect(error).toMatchObject({ code: 'INTERNAL', retryable: false });
     expect(error.message).toContain('BigInt');
+    // The worker counts the job by what was posted.
+    expect(reporter.encodingFailure).toEqual(error);
     expect(records().find((r) => r['level'] === 'error')).toMatchObject({
       jobId: 'job-unencodable',
       message: 'the job result could not be encoded; posting an INTERNAL error instead',
