@@ -18,6 +18,16 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Waits for the `[A1111] <prefix><number>` line the command writes, and gives the number (a pid). */
+async function loggedNumber(records: () => Record<string, unknown>[], prefix: string): Promise<number> {
+  const tag = `[A1111] ${prefix}`;
+  let line: Record<string, unknown> | undefined;
+  await expect
+    .poll(() => (line = records().find((r) => String(r['message']).startsWith(tag))), { timeout: 10_000 })
+    .toBeDefined();
+  return Number(String(line!['message']).slice(tag.length));
+}
+
 describe('a supervised WebUI process', () => {
   it('reports its exit with the last lines it wrote, even those written after the command itself ended', async () => {
     const { log, records } = captureLog({ format: 'json' });
@@ -65,18 +75,9 @@ describe('a supervised WebUI process', () => {
   it('stops the whole process group, including a child that ignores SIGTERM', async () => {
     const { log, records } = captureLog({ format: 'json' });
     const webui = new A1111Process(`sh -c 'trap "" TERM; echo child $$; while :; do sleep 0.05; done' & wait`, log);
-    const childLine = new Promise<number>((resolve) => {
-      const timer = setInterval(() => {
-        const line = records().find((r) => String(r['message']).startsWith('[A1111] child '));
-        if (line) {
-          clearInterval(timer);
-          resolve(Number(String(line['message']).slice('[A1111] child '.length)));
-        }
-      }, 20);
-    });
 
     webui.start();
-    const child = await childLine;
+    const child = await loggedNumber(records, 'child ');
     await webui.stop(500);
 
     expect(webui.stoppedOnPurpose).toBe(true);
@@ -106,15 +107,7 @@ describe('a supervised WebUI process', () => {
     const webui = new A1111Process(`sleep 30 & echo left $!; exit 0`, log);
 
     webui.start();
-    const left = await new Promise<number>((resolve) => {
-      const timer = setInterval(() => {
-        const line = records().find((r) => String(r['message']).startsWith('[A1111] left '));
-        if (line) {
-          clearInterval(timer);
-          resolve(Number(String(line['message']).slice('[A1111] left '.length)));
-        }
-      }, 20);
-    });
+    const left = await loggedNumber(records, 'left ');
     await expect.poll(() => webui.alive, { timeout: 5_000 }).toBe(false);
     expect(alive(left)).toBe(true);
     webui.kill();

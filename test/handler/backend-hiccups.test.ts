@@ -137,11 +137,7 @@ describe('a WebUI reload (route 404 {"detail":"Not Found"})', () => {
     expect(outcome.output.worker.recoveries).toBe(1);
     expect(sim.callsTo('POST', '/txt2img').map((c) => c.status)).toEqual([404, 200]);
     expect(sim.callsTo('GET', '/txt2img').at(-1)?.status).toBe(405); // the route check before the second POST
-    const path = logs
-      .records()
-      .filter((r) => r['message'] === 'transition' && r['level'] === 'info')
-      .map((r) => r['to']);
-    expect(path).toEqual([
+    expect(logs.statePath()).toEqual([
       'waitingForApi',
       'verifyingModels',
       'ready',

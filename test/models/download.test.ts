@@ -75,11 +75,7 @@ describe('a job whose checkpoint A1111 does not have', () => {
     const [refresh] = sim.callsTo('POST', '/refresh-checkpoints');
     const after = sim.callsTo('GET', '/sd-models').find((call) => call.at > refresh!.at);
     expect(after!.at - refresh!.at).toBeGreaterThanOrEqual(195);
-    const path = worker.logs
-      .records()
-      .filter((r) => r['message'] === 'transition' && r['level'] === 'info')
-      .map((r) => r['to']);
-    expect(path).toEqual([
+    expect(worker.logs.statePath()).toEqual([
       'waitingForApi',
       'verifyingModels',
       'postDownloadStabilizing',

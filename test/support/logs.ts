@@ -10,6 +10,8 @@ export interface CapturedLog {
   lines: string[];
   /** Lines parsed as JSON (json and runpod formats). */
   records(): Record<string, unknown>[];
+  /** The states the job machine entered, in order, from its `transition` log lines. */
+  statePath(): unknown[];
 }
 
 export function captureLog(options: { level?: LogLevel; format?: LogFormat } = {}): CapturedLog {
@@ -28,9 +30,14 @@ export function captureLog(options: { level?: LogLevel; format?: LogFormat } = {
     },
   });
   const log = createLogger({ level: options.level ?? 'debug', format: options.format ?? 'json', stream });
+  const records = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
   return {
     log,
     lines,
-    records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
+    records,
+    statePath: () =>
+      records()
+        .filter((r) => r['message'] === 'transition' && r['level'] === 'info')
+        .map((r) => r['to']),
   };
 }
