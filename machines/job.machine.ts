@@ -18,6 +18,7 @@ import { and, assign, emit, enqueueActions, fromCallback, fromPromise, not, setu
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
 import { ERROR_CODES, type ErrorCode, type JobFailure, type JobPhase, toJobFailure } from '../src/errors.js';
 import type {
+  InterruptResult,
   JobEmitted,
   JobEvent,
   JobMachineInput,
@@ -113,7 +114,7 @@ const jobSetup = setup({
       throw new Error('txt2img is provided by the handler');
     }),
     watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(() => () => undefined),
-    interruptBackend: fromPromise<void, { jobId: string; reason: ErrorCode }>(async () => {
+    interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async () => {
       throw new Error('interruptBackend is provided by the handler');
     }),
   },
@@ -128,6 +129,8 @@ const jobSetup = setup({
       codeOf((event as { error?: unknown }).error) === 'BACKEND_ROUTE_MISSING' &&
       context.recoveryAttempts < context.settings.routeRecoveryAttempts,
     isRecovering: ({ context }) => context.recoveryAttempts > 0,
+    /** A1111 did not answer txt2img in time: it is still generating, so the GPU must be freed. */
+    isRequestTimeout: ({ event }) => codeOf((event as { error?: unknown }).error) === 'BACKEND_TIMEOUT',
     modelWasDownloaded: ({ event }) => (event as { output?: VerifiedJob }).output?.downloaded === true,
   },
   actions: {
@@ -355,7 +358,7 @@ export const jobMachine = jobSetup.createMachine({
     },
     inferring: {
       description:
-        'POST /sdapi/v1/txt2img while /sdapi/v1/progress is read; a route 404 leads to recovering, any other error ends the job with its classified code.',
+        'POST /sdapi/v1/txt2img while /sdapi/v1/progress is read; a route 404 leads to recovering, a request timeout to interrupting, any other error ends the job with its classified code.',
       entry: { type: 'enterPhase', params: { phase: 'inferring' } },
       invoke: [
         {
@@ -363,7 +366,7 @@ export const jobMachine = jobSetup.createMachine({
           src: 'txt2img',
           input: ({ context }) => ({ jobId: context.jobId, request: context.request! }),
           onDone: { target: 'succeeded', actions: assign({ response: ({ event }) => event.output }) },
-          onError: [...onBackendError],
+          onError: [{ guard: 'isRequestTimeout', target: 'interrupting', actions: 'recordFailure' }, ...onBackendError],
         },
         {
           id: 'watchProgress',
@@ -392,13 +395,30 @@ export const jobMachine = jobSetup.createMachine({
     },
     interrupting: {
       description:
-        'The deadline passed or the job was cancelled while A1111 generated: POST /sdapi/v1/interrupt and wait until A1111 is idle, so the next job finds a free GPU.',
+        'The deadline or the request timeout passed, or the job was cancelled, while A1111 had its request: POST /sdapi/v1/interrupt once A1111 runs it (after a checkpoint load, if need be) and wait, at most the settle timeout, until A1111 is done with it, so the next job finds a free GPU. The failure says what became of the generation.',
       entry: { type: 'enterPhase', params: { phase: 'interrupting' } },
       invoke: {
         id: 'interruptBackend',
         src: 'interruptBackend',
         input: ({ context }) => ({ jobId: context.jobId, reason: context.failure?.code ?? 'CANCELLED' }),
-        onDone: 'failed',
+        onDone: {
+          target: 'failed',
+          // The failure says what became of the generation: interrupted, already answered, left to finish…
+          actions: assign({
+            failure: ({ context, event }) =>
+              context.failure &&
+              (event.output
+                ? {
+                    ...context.failure,
+                    details: {
+                      ...context.failure.details,
+                      interrupt: event.output.interrupt,
+                      a1111Idle: event.output.settled,
+                    },
+                  }
+                : context.failure),
+          }),
+        },
         onError: {
           target: 'failed',
           actions: assign({

@@ -91,3 +91,21 @@ export type JobEmitted =
   | { type: 'api.waiting'; failures: number; lastError: JobFailure | null }
   | { type: 'job.progress'; update: ProgressUpdate }
   | { type: 'job.recovering'; attempt: number; of: number; reason: JobFailure | null };
+
+/**
+ * What became of a job's generation when the job stopped wanting it:
+ * - `sent`: /interrupt was sent while A1111 ran it;
+ * - `answered`: A1111 answered it before it could be interrupted;
+ * - `queued`: it waits behind another request and is interrupted when it starts;
+ * - `pending`: A1111 had not started generating it (a checkpoint load, say) within the settle timeout;
+ *   it is interrupted when it starts;
+ * - `left-to-finish`: interrupting could have hit the request behind it (it was about to finish, or the
+ *   request behind looks the same in /progress), so it runs to the end.
+ */
+export type InterruptStatus = 'sent' | 'answered' | 'queued' | 'pending' | 'left-to-finish';
+
+export interface InterruptResult {
+  interrupt: InterruptStatus;
+  /** A1111 is done with the request: the next one can have the GPU. */
+  settled: boolean;
+}

@@ -243,7 +243,7 @@ export const ConfigSchema = z.object({
     min: 0,
     max: 600_000,
     description:
-      'After POST /sdapi/v1/interrupt (deadline or cancel), how long to wait for A1111 to report itself idle.',
+      'How long a job stopped by its deadline, a request timeout or a cancel waits for A1111 to be done with its generation (the interrupt is sent whenever the generation starts, even after the job has ended).',
   }),
   MODEL_REGISTRY_WAIT_MS: integer({
     default: 3_000,

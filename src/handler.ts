@@ -126,7 +126,12 @@ export function toRunPodResult(outcome: JobOutcome): RunPodResult {
  */
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const now = deps.now ?? (() => performance.now());
-  const line = new GenerationLine(deps.client, deps.log, deps.config.interruptSettleTimeoutMs);
+  const line = new GenerationLine(
+    deps.client,
+    deps.log,
+    deps.config.interruptSettleTimeoutMs,
+    deps.config.requestTimeoutMs,
+  );
   const downloader = new ModelDownloader(deps.config.models, deps.log);
   const progressSinks = new Map<string, (update: ProgressUpdate) => void>();
   const machine = provideJobActors({

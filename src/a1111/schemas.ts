@@ -189,6 +189,7 @@ export const ProgressSchema = z.looseObject({
     skipped: z.boolean().optional(),
     interrupted: z.boolean().optional(),
     job: z.string().optional(),
+    job_timestamp: z.string().optional(),
     job_count: z.number(),
     job_no: z.number(),
     sampling_step: z.number(),

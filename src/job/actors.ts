@@ -6,6 +6,7 @@
 import { fromCallback, fromPromise } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
 import type {
+  InterruptResult,
   JobEvent,
   PreparedJob,
   ProgressUpdate,
@@ -128,9 +129,10 @@ export function provideJobActors(deps: JobActorDeps) {
           clearTimeout(timer);
         };
       }),
-      interruptBackend: fromPromise<void, { jobId: string; reason: ErrorCode }>(async ({ input }) => {
-        const { outcome } = await deps.line.interrupt(input.jobId);
-        log.child({ jobId: input.jobId }).debug('interrupt', { reason: input.reason, outcome });
+      interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async ({ input }) => {
+        const result = await deps.line.interrupt(input.jobId);
+        log.child({ jobId: input.jobId }).debug('interrupt', { reason: input.reason, ...result });
+        return result;
       }),
     },
   });

@@ -14,13 +14,17 @@
  *   released its queue lock, so the next one may already run when the answer arrives; when the request
  *   behind looks the same in /progress the two cannot be told apart, and the unwanted one is left to
  *   finish rather than risk stopping a wanted one;
- * - a request that still waits behind another is marked, and stopped the same way once it reaches the
- *   front; its job does not wait for that;
+ * - a request that still waits behind another, or for a checkpoint to load, is marked, and stopped the
+ *   same way once it runs; its job waits for that at most the settle timeout;
  * - progress readings belong to the first request only.
  *
- * A request stays in the line until A1111 answers it, even when the job that sent it has ended, because
- * A1111 keeps working on it until then.
+ * A request stays in the line until A1111 is done with it, even when the job that sent it has ended:
+ * until A1111 answers it, or, when the HTTP call timed out (A1111 goes on regardless), until /progress
+ * shows it ended.
  */
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { InterruptResult, InterruptStatus } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
 import type { Progress, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { errorFields, WorkerError } from '../errors.js';
@@ -31,18 +35,22 @@ interface Entry {
   /** What /progress shows while this request runs. */
   steps: number;
   batches: number;
+  /** A1111 is done with it: it answered, or (after the HTTP call gave up) /progress shows it ended. */
   settled: boolean;
   done: Promise<void>;
+  settle: () => void;
   unwanted: boolean;
   stopping: Promise<void> | null;
-}
-
-export interface InterruptResult {
-  /** `now`: A1111 answered the stopped request; `scheduled`: it still waits in A1111's queue. */
-  outcome: 'now' | 'scheduled' | 'not-running';
+  /** What became of stopping it, once decided. */
+  stop: InterruptStatus | null;
+  /** The HTTP call gave up (request timeout) while A1111 still works on the request. */
+  detached: boolean;
+  /** `job_timestamp` of the reading that showed this request running. */
+  seenRunningAt: string | null;
 }
 
 const POLL_MS = 20;
+const MAX_POLL_MS = 250;
 
 /** The step and batch counts A1111's /progress shows for a request (v1.9.3 defaults filled in). */
 function signatureOf(request: Txt2ImgRequest): { steps: number; batches: number } {
@@ -56,10 +64,15 @@ function signatureOf(request: Txt2ImgRequest): { steps: number; batches: number 
 export class GenerationLine {
   private readonly line: Entry[] = [];
 
+  /**
+   * @param settleTimeoutMs how long a stopping job waits for A1111 to be done with its request
+   * @param detachedWatchMs how long a request whose HTTP call timed out is watched in /progress at most
+   */
   constructor(
     private readonly client: A1111Client,
     private readonly log: Logger,
     private readonly settleTimeoutMs: number,
+    private readonly detachedWatchMs: number = settleTimeoutMs,
   ) {}
 
   /** Jobs with a request in A1111, in A1111's order. */
@@ -73,27 +86,39 @@ export class GenerationLine {
   }
 
   /**
-   * Sends a txt2img request and keeps it in the line until A1111 answers. Aborting `signal` stops
-   * waiting for the answer, not the request: A1111 would go on with it anyway.
+   * Sends a txt2img request and keeps it in the line until A1111 is done with it. Aborting `signal`
+   * stops waiting for the answer, not the request: A1111 would go on with it anyway.
    */
   submit(jobId: string, request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse> {
     const call = this.client.txt2img(request);
+    let settle!: () => void;
     const entry: Entry = {
       jobId,
       ...signatureOf(request),
       settled: false,
+      done: new Promise<void>((resolve) => (settle = resolve)),
+      settle: () => settle(),
       unwanted: false,
       stopping: null,
-      done: call.then(
-        () => undefined,
-        () => undefined,
-      ),
+      stop: null,
+      detached: false,
+      seenRunningAt: null,
     };
     this.line.push(entry);
     void entry.done.then(() => {
       entry.settled = true;
       this.leave(entry);
     });
+    call.then(
+      () => entry.settle(),
+      (error: unknown) => {
+        // A request timeout ends the HTTP call, not the generation: A1111 goes on until it is done.
+        if (error instanceof WorkerError && error.code === 'BACKEND_TIMEOUT') {
+          entry.detached = true;
+          void this.watchDetached(entry);
+        } else entry.settle();
+      },
+    );
     if (!signal) return call;
     return new Promise<Txt2ImgResponse>((resolve, reject) => {
       const onAbort = () => reject(new WorkerError('CANCELLED', 'txt2img was abandoned by its job'));
@@ -104,61 +129,119 @@ export class GenerationLine {
   }
 
   /**
-   * Stops the generation of a job. When A1111 is working on it (or about to), resolves once A1111 has
-   * answered it, bounded by the settle timeout; when it still waits behind another request, resolves
-   * at once and stops it later, when it starts.
+   * Stops the generation of a job: marks it unwanted and interrupts it once A1111 runs it, however
+   * long that takes (a checkpoint load, a queue ahead of it). Waits at most the settle timeout for
+   * A1111 to be done with it; a request that still waits behind another is not waited for.
    */
   async interrupt(jobId: string): Promise<InterruptResult> {
     const entry = this.line.find((e) => e.jobId === jobId);
-    if (!entry) return { outcome: 'not-running' };
+    if (!entry) return { interrupt: 'answered', settled: true };
     entry.unwanted = true;
+    const stopping = this.stopWhenRunning(entry);
     if (this.line[0] !== entry) {
       this.log.info(
         'the job\u2019s generation still waits in A1111\u2019s queue; it will be interrupted when it starts',
-        {
-          jobId,
-          ahead: this.line.indexOf(entry),
-        },
+        { jobId, ahead: this.line.indexOf(entry) },
       );
-      return { outcome: 'scheduled' };
+      return { interrupt: 'queued', settled: false };
     }
-    await this.stop(entry);
-    await this.waitSettled(entry);
-    return { outcome: 'now' };
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(resolve, this.settleTimeoutMs, 'timeout')),
+    );
+    const first = await Promise.race([entry.done.then(() => stopping), timedOut]);
+    clearTimeout(timer);
+    if (first === 'timeout') {
+      const interrupt = entry.stop ?? 'pending';
+      this.log.warn(
+        interrupt === 'pending'
+          ? 'A1111 has not started the job\u2019s generation; it will be interrupted when it starts'
+          : 'A1111 is not done with the job\u2019s generation yet',
+        { jobId, interrupt, waitedMs: this.settleTimeoutMs },
+      );
+      return { interrupt, settled: false };
+    }
+    return { interrupt: entry.stop ?? 'answered', settled: true };
   }
 
-  private stop(entry: Entry): Promise<void> {
-    entry.stopping ??= this.stopWhenRunning(entry).catch((error: unknown) => {
+  /** Interrupts an unwanted request once A1111 runs it; one watcher per request. */
+  private stopWhenRunning(entry: Entry): Promise<void> {
+    entry.stopping ??= this.watchAndStop(entry).catch((error: unknown) => {
       this.log.warn('could not interrupt a generation', { jobId: entry.jobId, ...errorFields(error) });
     });
     return entry.stopping;
   }
 
-  /** Polls /progress until this request runs, then interrupts it; gives up when it settles or times out. */
-  private async stopWhenRunning(entry: Entry): Promise<void> {
-    const next = this.line[this.line.indexOf(entry) + 1];
+  /** Polls /progress until this request runs, then interrupts it; ends when A1111 is done with it. */
+  private async watchAndStop(entry: Entry): Promise<void> {
+    let pause = POLL_MS;
+    while (!entry.settled) {
+      if (this.line[0] === entry) {
+        const progress = await this.client.getProgress();
+        if (entry.settled) break;
+        if (this.isRunning(entry, progress)) {
+          entry.stop = await this.stopRunning(entry, progress);
+          return;
+        }
+      }
+      await Promise.race([entry.done, sleep(pause)]);
+      pause = Math.min(pause * 2, MAX_POLL_MS);
+    }
+    entry.stop ??= 'answered';
+  }
+
+  /** Interrupts the running request, unless the interrupt could land on the request behind it. */
+  private async stopRunning(entry: Entry, progress: Progress): Promise<InterruptStatus> {
+    const next = this.line[1];
     if (next && next.steps === entry.steps && next.batches === entry.batches) {
       this.log.info('leaving an unwanted generation to finish: the request behind it looks the same in /progress', {
         jobId: entry.jobId,
         next: next.jobId,
       });
-      return;
+      return 'left-to-finish';
     }
-    const deadline = Date.now() + this.settleTimeoutMs;
-    while (!entry.settled && Date.now() < deadline) {
-      const progress = await this.client.getProgress();
-      if (entry.settled) return;
-      if (this.isRunning(entry, progress)) {
-        if (this.stepsLeft(progress) < 2) return; // about to finish: an interrupt could hit the next one
-        await this.client.interrupt();
-        this.log.info('sent POST /sdapi/v1/interrupt to A1111', {
-          jobId: entry.jobId,
-          step: progress.state.sampling_step,
-        });
-        return;
+    // About to finish: an interrupt could arrive once the request behind has begun.
+    if (next && this.stepsLeft(progress) < 2) return 'left-to-finish';
+    await this.client.interrupt();
+    this.log.info('sent POST /sdapi/v1/interrupt to A1111', {
+      jobId: entry.jobId,
+      step: progress.state.sampling_step,
+    });
+    return 'sent';
+  }
+
+  /**
+   * Watches a request whose HTTP call gave up until /progress shows A1111 done with it: idle after it
+   * ran, a new generation begun (A1111 clears `interrupted` and stamps a new `job_timestamp` when one
+   * begins), or, at the latest, `detachedWatchMs` after it reached the front of the line.
+   */
+  private async watchDetached(entry: Entry): Promise<void> {
+    let frontSince: number | null = null;
+    while (!entry.settled) {
+      if (this.line[0] === entry) {
+        frontSince ??= Date.now();
+        try {
+          const progress = await this.client.getProgress();
+          const { state } = progress;
+          if (this.isRunning(entry, progress)) entry.seenRunningAt ??= state.job_timestamp ?? '';
+          const ran = entry.seenRunningAt !== null || entry.stop === 'sent';
+          const ended =
+            ran &&
+            (state.job_count === 0 ||
+              (entry.stop === 'sent' && !state.interrupted) ||
+              (entry.seenRunningAt !== null && (state.job_timestamp ?? '') !== entry.seenRunningAt));
+          if (ended) break;
+        } catch (error) {
+          this.log.debug('progress poll failed', errorFields(error));
+        }
+        if (Date.now() - frontSince > this.detachedWatchMs) {
+          this.log.warn('stopped watching a generation A1111 did not answer in time', { jobId: entry.jobId });
+          break;
+        }
       }
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await sleep(MAX_POLL_MS);
     }
+    entry.settle();
   }
 
   private isRunning(entry: Entry, progress: Progress): boolean {
@@ -177,34 +260,8 @@ export class GenerationLine {
     return state.sampling_steps - state.sampling_step + batchesLeft * state.sampling_steps;
   }
 
-  private async waitSettled(entry: Entry): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new WorkerError(
-              'BACKEND_TIMEOUT',
-              `A1111 had not answered the interrupted generation ${this.settleTimeoutMs} ms after /interrupt`,
-            ),
-          ),
-        this.settleTimeoutMs,
-      );
-    });
-    try {
-      await Promise.race([entry.done, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   private leave(entry: Entry): void {
     const index = this.line.indexOf(entry);
     if (index >= 0) this.line.splice(index, 1);
-    const next = this.line[0];
-    if (index === 0 && next?.unwanted) {
-      this.log.info('interrupting a generation whose job had already ended', { jobId: next.jobId });
-      void this.stop(next);
-    }
   }
 }

@@ -19,7 +19,14 @@ import {
   SimulatedClock,
 } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
-import type { JobEvent, JobOutput, PreparedJob, VerifiedJob, VerifyModelsInput } from '../../machines/job.types.js';
+import type {
+  InterruptResult,
+  JobEvent,
+  JobOutput,
+  PreparedJob,
+  VerifiedJob,
+  VerifyModelsInput,
+} from '../../machines/job.types.js';
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import type { ErrorCode } from '../errors.js';
 import { invocationOf, type JournalHeader, type JournalLine, statePathOf, summarizePayloads } from './journal.js';
@@ -80,7 +87,7 @@ const replayMachine = jobMachine.provide({
     refreshCheckpoints: silent<void, void>(),
     checkRoute: silent<void, void>(),
     txt2img: silent<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(),
-    interruptBackend: silent<void, { jobId: string; reason: ErrorCode }>(),
+    interruptBackend: silent<InterruptResult, { jobId: string; reason: ErrorCode }>(),
     watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(() => () => undefined),
   },
 });

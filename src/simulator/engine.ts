@@ -330,11 +330,15 @@ export class WebUiEngine {
     return { images, parameters: request, info: JSON.stringify(info) };
   }
 
-  /** An override naming an unknown checkpoint is silently dropped (processing.py `process_images`). */
+  /**
+   * The checkpoint a request runs with: its override when that names a known checkpoint, otherwise the
+   * options checkpoint, which is (re)loaded if an earlier override left other weights loaded; an unknown
+   * override is silently dropped (processing.py `process_images`).
+   */
   private async pickModel(requested: unknown): Promise<CheckpointItem> {
     const wanted = typeof requested === 'string' ? this.checkpoints.find(requested) : undefined;
-    const current = this.loaded ?? this.checkpoints.find(String(this.options['sd_model_checkpoint'] ?? ''));
-    const model = wanted ?? current;
+    const configured = this.checkpoints.find(String(this.options['sd_model_checkpoint'] ?? ''));
+    const model = wanted ?? configured ?? this.loaded;
     if (!model) {
       throw a1111Error(
         500,

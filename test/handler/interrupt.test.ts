@@ -1,3 +1,6 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { simulator } from '../support/simulator.js';
 import { testWorker } from '../support/worker.js';
@@ -45,6 +48,50 @@ describe('a job that runs past its deadline', () => {
     if (outcome.ok) throw new Error('expected a failure');
     expect(outcome.failure).toMatchObject({ code: 'BACKEND_TIMEOUT', phase: 'waitingForApi' });
     expect(sim.callsTo('POST', '/interrupt')).toEqual([]);
+  });
+
+  it('interrupts a generation held up by a checkpoint load once it starts, without making the job wait for it', async () => {
+    const modelsDir = await mkdtemp(path.join(tmpdir(), 'interrupt-models-'));
+    await writeFile(path.join(modelsDir, 'beta.safetensors'), 'x');
+    const sim = await simulator({ stepDelayMs: 50, modelLoadMs: 3_000, modelsDir });
+    const { runner } = testWorker(sim.url, { JOB_TIMEOUT_MS: '300', A1111_INTERRUPT_SETTLE_TIMEOUT_MS: '500' });
+    const input = { ...longJob, override_settings: { sd_model_checkpoint: 'beta.safetensors' } };
+
+    const outcome = await runner.run({ id: 'job-deadline-loading', input });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({
+      code: 'BACKEND_TIMEOUT',
+      phase: 'inferring',
+      details: { jobTimeoutMs: 300, interrupt: 'pending', a1111Idle: false },
+    });
+    // The job ended while A1111 still loaded the checkpoint…
+    expect(sim.engine.generations).toEqual([]);
+    expect(sim.callsTo('POST', '/interrupt')).toEqual([]);
+    // …and the generation it had asked for was stopped as soon as it began.
+    await sim.engine.generationsEnded(1);
+    expect(sim.callsTo('POST', '/interrupt')).toHaveLength(1);
+    expect(sim.engine.generations).toEqual([expect.objectContaining({ interrupted: true })]);
+  });
+});
+
+describe('a request A1111 does not answer in time', () => {
+  it('interrupts the generation A1111 is still running, and fails BACKEND_TIMEOUT once A1111 is idle', async () => {
+    const sim = await simulator({ stepDelayMs: 50 });
+    const { runner } = testWorker(sim.url, { A1111_REQUEST_TIMEOUT_MS: '1000' });
+
+    const outcome = await runner.run({ id: 'job-request-timeout', input: longJob });
+
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({
+      code: 'BACKEND_TIMEOUT',
+      phase: 'inferring',
+      details: { interrupt: 'sent', a1111Idle: true },
+    });
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1); // a timeout is not retried
+    expect(sim.callsTo('POST', '/interrupt')).toHaveLength(1);
+    expect(sim.engine.generations).toEqual([expect.objectContaining({ interrupted: true })]);
+    expect(sim.engine.busy).toBe(false);
   });
 });
 

@@ -5,7 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
-import type { JobEmitted, JobOutput, JobSettings, PreparedJob, VerifiedJob } from '../../machines/job.types.js';
+import type {
+  InterruptResult,
+  JobEmitted,
+  JobOutput,
+  JobSettings,
+  PreparedJob,
+  VerifiedJob,
+} from '../../machines/job.types.js';
 import type { SdModel, Txt2ImgResponse } from '../../src/a1111/schemas.js';
 import { WorkerError } from '../../src/errors.js';
 
@@ -29,7 +36,7 @@ interface Stubs {
   txt2img?: () => Promise<Txt2ImgResponse>;
   checkRoute?: () => Promise<void>;
   refresh?: () => Promise<void>;
-  interrupt?: () => Promise<void>;
+  interrupt?: () => Promise<InterruptResult>;
 }
 
 function start(stubs: Stubs, overrides: Partial<JobSettings> = {}) {
@@ -56,7 +63,12 @@ function start(stubs: Stubs, overrides: Partial<JobSettings> = {}) {
       ),
       checkRoute: fromPromise<void, void>(track('checkRoute', stubs.checkRoute ?? (async () => undefined))),
       txt2img: fromPromise(track('txt2img', stubs.txt2img ?? (async () => response))),
-      interruptBackend: fromPromise(track('interruptBackend', stubs.interrupt ?? (async () => undefined))),
+      interruptBackend: fromPromise(
+        track(
+          'interruptBackend',
+          stubs.interrupt ?? (async (): Promise<InterruptResult> => ({ interrupt: 'sent', settled: true })),
+        ),
+      ),
       watchProgress: fromCallback(() => () => undefined),
     },
   });
@@ -158,7 +170,9 @@ describe('the job deadline', () => {
     clock.increment(1);
     await waitFor(actor, (s) => s.status === 'done');
     expect(calls.at(-1)).toBe('interruptBackend');
-    expect(actor.getSnapshot().output).toMatchObject({ failure: { code: 'BACKEND_TIMEOUT', phase: 'inferring' } });
+    expect(actor.getSnapshot().output).toMatchObject({
+      failure: { code: 'BACKEND_TIMEOUT', phase: 'inferring', details: { interrupt: 'sent', a1111Idle: true } },
+    });
   });
 
   it('fails without an interrupt when nothing is generating yet', async () => {

@@ -130,6 +130,23 @@ describe('POST /sdapi/v1/txt2img', () => {
     expect(JSON.parse(body['info'] as string).sd_model_name).toBe('model');
   });
 
+  it('goes back to the options checkpoint after an override, and for an unknown one', async () => {
+    const modelsDir = await mkdtemp(path.join(tmpdir(), 'sim-models-'));
+    await writeFile(path.join(modelsDir, 'beta.safetensors'), 'x');
+    const sim = await simulator({ modelsDir });
+    const ran = async (override?: string) => {
+      const request = { steps: 1, ...(override ? { override_settings: { sd_model_checkpoint: override } } : {}) };
+      const { body } = await post(`${sim.url}/sdapi/v1/txt2img`, request);
+      return JSON.parse(body['info'] as string).sd_model_name;
+    };
+
+    expect(await ran()).toBe('model');
+    expect(await ran('beta.safetensors')).toBe('beta');
+    expect(await ran()).toBe('model');
+    expect(await ran('beta.safetensors')).toBe('beta');
+    expect(await ran('nonexistent.safetensors')).toBe('model');
+  });
+
   it('serializes generations first in, first out', async () => {
     const sim = await simulator({ stepDelayMs: 10 });
     const first = post(`${sim.url}/sdapi/v1/txt2img`, { prompt: 'first', steps: 10, seed: 1 });
