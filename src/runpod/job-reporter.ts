@@ -12,10 +12,12 @@ import { errorFields, type JobFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 
-/** How long one progress or stream post may take; they are small, and the final post waits for them. */
+/**
+ * How long one progress or stream post may take; they are small, and the final post waits for them.
+ * One on the wire is never cut short for the final post: RunPod may already have its body and would
+ * apply it whenever it got to it, possibly after the final result.
+ */
 const PROGRESS_POST_TIMEOUT_MS = 10_000;
-/** One reason for every aborted progress post (abort() without one builds a DOMException each time). */
-const FINAL_POST_DUE = new Error('the final result is being posted');
 
 export interface ReporterOptions {
   /** Least time between two progress posts; 0 disables them. */
@@ -55,8 +57,6 @@ export class JobReporter {
   private pending: ProgressUpdate | null = null;
   private timer: NodeJS.Timeout | undefined;
   private finished: Promise<PostOutcome> | null = null;
-  /** Aborts a progress post still on the wire when the final result is due. */
-  private readonly progressAbort = new AbortController();
   /** Progress posts sent, for the log and the tests. */
   progressPosts = 0;
   /** Size of the final body, once `finish` was called. */
@@ -89,12 +89,7 @@ export class JobReporter {
     const output = progressOutput(update);
     this.chain = this.chain.then(async () => {
       if (this.closed) return;
-      const post = {
-        retries: 0,
-        retryDelayMs: 0,
-        timeoutMs: PROGRESS_POST_TIMEOUT_MS,
-        signal: this.progressAbort.signal,
-      };
+      const post = { retries: 0, retryDelayMs: 0, timeoutMs: PROGRESS_POST_TIMEOUT_MS };
       const done = await this.plane.postJobDone(this.jobId, JSON.stringify({ status: 'IN_PROGRESS', output }), post);
       this.progressPosts++;
       if (!done.ok) this.log.debug('progress post failed', { status: done.status, error: done.error });
@@ -113,7 +108,6 @@ export class JobReporter {
     this.closed = true;
     clearTimeout(this.timer);
     this.pending = null;
-    this.progressAbort.abort(FINAL_POST_DUE);
     // A1111's answer goes out as the bytes it came in as (raw-body.ts): no second serialization.
     let body: Buffer[];
     try {

@@ -14,8 +14,11 @@ afterEach(async () => {
   await Promise.all(planes.splice(0).map((plane) => plane.close()));
 });
 
-async function reporterFor(jobId: string) {
-  const runpod = new FakeRunPod();
+async function reporterFor(
+  jobId: string,
+  options: { progressAnswerDelayMs?: number; progressIntervalMs?: number } = {},
+) {
+  const runpod = new FakeRunPod(options);
   planes.push(runpod);
   await runpod.start();
   const config = loadConfig({ ...runpod.env(), A1111_BASE_URL: 'http://127.0.0.1:3000' });
@@ -24,7 +27,7 @@ async function reporterFor(jobId: string) {
   const reporter = new JobReporter(
     jobId,
     plane,
-    { progressIntervalMs: 0, retries: 0, retryDelayMs: 0, streamProgress: false },
+    { progressIntervalMs: options.progressIntervalMs ?? 0, retries: 0, retryDelayMs: 0, streamProgress: false },
     captured.log.child({ jobId }),
   );
   return { runpod, reporter, ...captured };
@@ -39,6 +42,24 @@ describe('the final post of a job', () => {
     expect(outcome.ok).toBe(true);
     expect(reporter.encodingFailure).toBeNull();
     expect(runpod.results('job-plain').map((r) => r.body)).toEqual(['{"output":{"images":["aGk="],"seeds":[1]}}']);
+  });
+
+  it('waits for a progress post already on the wire before posting the result, so RunPod applies them in order', async () => {
+    const { runpod, reporter } = await reporterFor('job-slow-progress', {
+      progressAnswerDelayMs: 800,
+      progressIntervalMs: 10,
+    });
+    reporter.progress({ stage: 'generating', progress: 0.5, etaSeconds: 1, step: 5, steps: 10, jobNo: 0, jobCount: 1 });
+    const progress = await runpod.waitFor((r) => r.kind === 'job-done' && r.body.startsWith('{"status":"IN_PROGRESS"'));
+
+    const outcome = await reporter.finish({ output: { images: [] } });
+
+    expect(outcome.ok).toBe(true);
+    const [result] = runpod.results('job-slow-progress');
+    // RunPod had answered the progress post, so it was done with it, before the result arrived.
+    expect(progress.answeredAt).toBeDefined();
+    expect(result!.at).toBeGreaterThanOrEqual(progress.answeredAt!);
+    expect(runpod.of('job-done', 'job-slow-progress')).toHaveLength(2);
   });
 
   it('posts an INTERNAL error, logged with the job id, for a result that cannot be written as JSON', async () => {

@@ -19,6 +19,8 @@ export interface PlaneRequest {
   /** The job id in the path (job-done, job-stream). */
   jobId: string | undefined;
   at: number;
+  /** When the fake answered it (job-done only). */
+  answeredAt?: number;
 }
 
 type DoneAnswer = number | 'drop';
@@ -44,7 +46,14 @@ export class FakeRunPod {
   /** When each job was handed out (the job-take answer written), by job id. */
   readonly handedOutAt = new Map<string, number>();
 
-  constructor(private readonly options: { endpointId?: string; longPollMs?: number } = {}) {
+  constructor(
+    private readonly options: {
+      endpointId?: string;
+      longPollMs?: number;
+      /** Progress posts (IN_PROGRESS job-done) are answered this late, as by a slow control plane. */
+      progressAnswerDelayMs?: number;
+    } = {},
+  ) {
     this.events.setMaxListeners(100);
   }
 
@@ -180,7 +189,15 @@ export class FakeRunPod {
           req.socket.destroy();
           return;
         }
-        return this.answerJson(res, answer ?? 200, {});
+        const reply = () => {
+          request.answeredAt = performance.timeOrigin + performance.now();
+          this.answerJson(res, answer ?? 200, {});
+        };
+        const progress = request.body.startsWith('{"status":"IN_PROGRESS"');
+        const delay = progress ? (this.options.progressAnswerDelayMs ?? 0) : 0;
+        if (delay > 0) setTimeout(reply, delay);
+        else reply();
+        return;
       }
       case 'job-stop': {
         if (this.stops.length > 0) return this.answerJson(res, 200, { jobsToStop: this.stops.splice(0) });
