@@ -7,8 +7,8 @@
 #   docker build -t you/a1111-worker:1.0.0 .                      # checkpoint baked in (the default target)
 #   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # checkpoints from a network volume
 #
-# Every base image, package and repository is pinned; the baked checkpoint is pinned when you pass its
-# MODEL_SHA256 (the build then fails on any other file). See docs/deploy.md.
+# Every base image, package, repository and the baked checkpoint (by its sha256) is pinned. See
+# docs/deploy.md.
 
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 ARG PYTHON_IMAGE=python:3.10.14-slim-bookworm
@@ -25,8 +25,10 @@ RUN npm run build && npm prune --omit=dev
 
 # ---- the checkpoint baked into the default image ----------------------------------------------------
 FROM alpine:3.20.3 AS checkpoint
-ARG MODEL_URL=https://huggingface.co/XpucT/Deliberate/resolve/main/Deliberate_v6.safetensors
-ARG MODEL_SHA256=
+# Stable Diffusion 1.5, pinned by its sha256: the build fails on any other file. Pass both to bake
+# another checkpoint (an empty MODEL_SHA256 accepts whatever MODEL_URL serves).
+ARG MODEL_URL=https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/v1-5-pruned-emaonly.safetensors
+ARG MODEL_SHA256=6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa
 RUN wget -q -O /model.safetensors "${MODEL_URL}" \
  && if [ -n "${MODEL_SHA256}" ]; then echo "${MODEL_SHA256}  /model.safetensors" | sha256sum -c -; fi
 
@@ -52,10 +54,23 @@ RUN git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stabl
  && git checkout --detach "${A1111_TAG}" \
  && test "$(git rev-parse HEAD)" = "${A1111_COMMIT}"
 WORKDIR /stable-diffusion-webui
+# v1.9.3's installer clones Stability-AI/stablediffusion, which is gone from GitHub; the WebUI
+# maintainers' mirror holds the same commit, which the installer still checks out by hash. CLIP's
+# setup.py needs pkg_resources, which setuptools 81 removed, so CLIP and open_clip (at the commits v1.9.3
+# names) are built here against a pinned setuptools, without build isolation; the installer then finds
+# them installed.
+ENV STABLE_DIFFUSION_REPO=https://github.com/w-e-w/stablediffusion.git \
+    HF_HOME=/stable-diffusion-webui/.cache/huggingface
 RUN pip install torch==2.1.2 torchvision==0.16.2 --extra-index-url https://download.pytorch.org/whl/cu121 \
- && pip install xformers==0.0.23.post1 \
+ && pip install xformers==0.0.23.post1 setuptools==69.5.1 wheel==0.43.0 \
+ && pip install --no-build-isolation \
+      https://github.com/openai/CLIP/archive/d50d76daa670286dd6cacf3bcd80b5e4823fc8e1.zip \
+      https://github.com/mlfoundations/open_clip/archive/bb6e834e9c70d9c27d0dc3ecedeebeaeb1ffad6b.zip \
  && pip install -r requirements_versions.txt \
  && python -c "from launch import prepare_environment; prepare_environment()" --skip-torch-cuda-test
+# Loading an SD 1.x or SDXL checkpoint reads the CLIP tokenizer and text-encoder configuration from
+# Hugging Face; fetched here, a fresh worker does not depend on Hugging Face being reachable to start.
+RUN python -c "from huggingface_hub import snapshot_download; snapshot_download('openai/clip-vit-large-patch14', allow_patterns=['*.json', '*.txt'])"
 COPY --from=worker-build /usr/local/bin/node /usr/local/bin/node
 COPY --from=worker-build /worker/package.json /worker/package.json
 COPY --from=worker-build /worker/node_modules /worker/node_modules
@@ -76,9 +91,9 @@ ENTRYPOINT ["node", "--heap-growing-percent=150", "/worker/dist/src/main.js"]
 # ---- variant: checkpoints read from a RunPod network volume -----------------------------------------
 FROM a1111 AS volume
 ENV MODELS_DIR=/runpod-volume/models/Stable-diffusion \
-    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir /runpod-volume/models/Stable-diffusion --opt-sdp-attention --disable-safe-unpickle --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
+    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir /runpod-volume/models/Stable-diffusion --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
 
 # ---- default: the checkpoint from MODEL_URL baked in --------------------------------------------------
 FROM a1111 AS baked
 COPY --from=checkpoint /model.safetensors /model.safetensors
-ENV A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt /model.safetensors --opt-sdp-attention --disable-safe-unpickle --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
+ENV A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt /model.safetensors --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"

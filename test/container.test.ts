@@ -86,9 +86,21 @@ describe('the Dockerfile', () => {
           continue;
         }
         if (word.startsWith('-')) continue;
-        expect(word, 'pip package').toMatch(/^[\w.-]+==[\w.+-]+$/);
+        // A package name at an exact version, or a GitHub archive at a commit.
+        expect(word, 'pip package').toMatch(
+          /^([\w.-]+==[\w.+-]+|https:\/\/github\.com\/[\w.-]+\/[\w.-]+\/archive\/[0-9a-f]{40}\.zip)$/,
+        );
       }
     }
+    // The installer's repositories: the stablediffusion mirror (the original is gone) and CLIP built
+    // against a setuptools that still has pkg_resources.
+    expect(dockerfile).toContain('STABLE_DIFFUSION_REPO=https://github.com/w-e-w/stablediffusion.git');
+    expect(dockerfile).toMatch(/setuptools==(\d+)\./);
+    expect(Number(/setuptools==(\d+)\./.exec(dockerfile)![1])).toBeLessThan(81);
+    expect(dockerfile).toMatch(
+      /--no-build-isolation[\s\\]+https:\/\/github\.com\/openai\/CLIP\/archive\/d50d76daa670286dd6cacf3bcd80b5e4823fc8e1\.zip/,
+    );
+    expect(args()['MODEL_SHA256']).toMatch(/^[0-9a-f]{64}$/);
     expect(args()['A1111_TAG']).toBe('v1.9.3');
     expect(args()['A1111_COMMIT']).toBe('1c0a0c4c26f78c32095ebc7f8af82f5c04fca8c0');
     expect(dockerfile).toContain(`test "$(git rev-parse HEAD)" = "\${A1111_COMMIT}"`);
@@ -108,6 +120,18 @@ describe('the Dockerfile', () => {
       ]) {
         expect(command.split(' '), flag).toContain(flag);
       }
+      // Nothing that would load a pickle without checks, listen beyond the container, or run extensions' installers.
+      for (const flag of ['--disable-safe-unpickle', '--listen', '--share', '--enable-insecure-extension-access']) {
+        expect(command.split(' '), flag).not.toContain(flag);
+      }
+      // The shell prefix: the clone the image made, and the allocator library the image installed.
+      expect(command).toMatch(
+        /^cd \/stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal\.so\.4 exec python webui\.py /,
+      );
+      expect(dockerfile).toContain(
+        'git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stable-diffusion-webui',
+      );
+      expect(dockerfile).toMatch(/libtcmalloc-minimal4=/);
       const port = /--port (\d+)/.exec(command)?.[1];
       expect(new URL(env['A1111_BASE_URL']!).port).toBe(port);
       const config = loadConfig(env);

@@ -5,6 +5,7 @@
  * Contract:
  * - the command runs under `/bin/sh -c` in a process group of its own, and signals go to the whole
  *   group, so a command line like `cd /webui && exec python webui.py …` is stopped as a whole;
+ * - it gets the worker's environment without the worker's secrets (webuiEnvironment);
  * - its stdout and stderr reach the worker's log line by line, tagged `[A1111]` (a tqdm progress bar
  *   keeps only its last state), in whatever shape the worker's log has (RunPod's JSON lines on RunPod);
  * - its exit is known at once: `alive` turns false and `describeExit()` tells how it ended with the
@@ -31,6 +32,19 @@ export interface BackendLiveness {
 export interface ProcessExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/**
+ * The worker's environment without its secrets, for the WebUI: a WebUI runs checkpoints and extensions
+ * that need not be trusted with the RunPod API key, the control-plane URLs or the download tokens. A
+ * variable the WebUI does need can be set in A1111_LAUNCH_COMMAND itself (`FOO=bar exec python …`).
+ */
+export function webuiEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const secret = (name: string) =>
+    /^RUNPOD_(AI_API_KEY|WEBHOOK_\w+)$/.test(name) ||
+    /(_TOKEN|_API_KEY|_SECRET|_PASSWORD)$/.test(name) ||
+    name === 'A1111_API_AUTH';
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !secret(name)));
 }
 
 const TAIL_LINES = 20;
@@ -82,7 +96,11 @@ export class A1111Process implements BackendLiveness {
   start(): void {
     if (this.child) return;
     this.log.info('starting A1111', { command: this.command });
-    const child = spawn('/bin/sh', ['-c', this.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('/bin/sh', ['-c', this.command], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: webuiEnvironment(process.env),
+    });
     this.child = child;
     this.log.info('A1111 started', { pid: child.pid });
     for (const stream of [child.stdout!, child.stderr!]) this.readLines(stream);

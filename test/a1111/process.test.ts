@@ -116,6 +116,35 @@ describe('a supervised WebUI process', () => {
     await webui.exited;
   });
 
+  it('keeps the worker’s secrets out of the WebUI’s environment, and passes everything else', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      RUNPOD_AI_API_KEY: 'rp_secret',
+      RUNPOD_WEBHOOK_GET_JOB: 'https://api.runpod.ai/v2/ep/job-take/$RUNPOD_POD_ID',
+      HF_TOKEN: 'hf_secret',
+      CIVITAI_TOKEN: 'civitai_secret',
+      A1111_API_AUTH: 'user:secret',
+      CUDA_VISIBLE_DEVICES: '0',
+      RUNPOD_POD_ID: 'pod-7',
+    });
+    try {
+      const webui = new A1111Process('env', log);
+      webui.start();
+      await webui.exited;
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    }
+
+    const output = records()
+      .map((r) => String(r['message']))
+      .filter((m) => m.startsWith('[A1111] '))
+      .join('\n');
+    expect(output).toContain('[A1111] CUDA_VISIBLE_DEVICES=0');
+    expect(output).toContain('[A1111] RUNPOD_POD_ID=pod-7');
+    expect(output).not.toMatch(/secret|RUNPOD_AI_API_KEY|RUNPOD_WEBHOOK_GET_JOB|HF_TOKEN|CIVITAI_TOKEN|A1111_API_AUTH/);
+  });
+
   it('kills the whole group at once when the worker must exit now', async () => {
     const { log } = captureLog({ format: 'json' });
     const webui = new A1111Process(`trap "" TERM; while :; do sleep 0.05; done`, log);
