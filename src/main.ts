@@ -68,6 +68,9 @@ function parseFlags() {
       rp_api_host: { type: 'string' },
       rp_api_port: { type: 'string' },
       rp_log_level: { type: 'string' },
+      // Accepted as RunPod's Python runtime accepts them; the local API is one process either way.
+      rp_api_concurrency: { type: 'string' },
+      rp_debugger: { type: 'boolean' },
       simulator: { type: 'boolean' },
       'output-dir': { type: 'string' },
     },
@@ -81,8 +84,10 @@ function parseFlags() {
     logLevel: text('rp_log_level'),
     simulator: values['simulator'] === true,
     outputDir: text('output-dir') ?? 'output',
-    command: positionals[0],
+    command: positionals[0] === 'replay' ? 'replay' : undefined,
     files: positionals.slice(1),
+    // Values of flags this worker does not know (RunPod's runtime leaves those to the handler's own parser).
+    ignored: positionals[0] === 'replay' ? [] : positionals,
   };
 }
 
@@ -158,11 +163,10 @@ async function main(): Promise<number> {
       inspector?.close();
     }
   }
-  if (flags.command !== undefined) {
-    log.error(
-      `unknown command ${JSON.stringify(flags.command)}: the only command is "replay"; see the README for the flags`,
+  if (flags.ignored.length > 0) {
+    log.warn(
+      `ignoring arguments ${JSON.stringify(flags.ignored)}: the only command is "replay"; see the README for the flags`,
     );
-    return 1;
   }
   let simulator: ChildProcess | undefined;
   let webui: A1111Process | undefined;

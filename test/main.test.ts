@@ -49,6 +49,9 @@ describe('the worker command line', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
+    // The result is printed too, as written to result.json.
+    const printed = lines.find((l) => String(l['message']).startsWith('Job result: '));
+    expect(JSON.parse(String(printed!['message']).slice('Job result: '.length))).toEqual(result);
     expect(lines.filter((l) => l['message'] === 'transition').map((l) => l['to'])).toEqual([
       'waitingForApi',
       'verifyingModels',

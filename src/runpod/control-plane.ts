@@ -15,7 +15,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import axios, { type AxiosInstance, isAxiosError } from 'axios';
+import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
 import type { RunPodJob } from '../handler.js';
 import { USER_AGENT } from '../version.js';
 import type { RunPodUrls } from './urls.js';
@@ -41,6 +41,8 @@ export interface TakenJobs {
   jobs: RunPodJob[];
   /** Items without an id or without an input: logged, and answered when they have an id. */
   malformed: { id: string | undefined; raw: unknown; reason: string }[];
+  /** The long-poll ran out of time without an answer: no jobs, and nothing wrong (ask again at once). */
+  timedOut?: boolean;
 }
 
 export interface ControlPlaneOptions {
@@ -119,12 +121,21 @@ export class ControlPlane {
    */
   async takeJobs(count: number, jobInProgress: boolean, signal?: AbortSignal): Promise<TakenJobs> {
     const url = this.options.urls.jobTake(count, jobInProgress);
-    const response = await this.http.get<string>(url, {
-      timeout: this.options.longPollTimeoutMs,
-      headers: { 'Content-Type': 'application/json' },
-      ...(signal ? { signal } : {}),
-    });
     const none: TakenJobs = { jobs: [], malformed: [] };
+    let response: AxiosResponse<string>;
+    try {
+      response = await this.http.get<string>(url, {
+        timeout: this.options.longPollTimeoutMs,
+        headers: { 'Content-Type': 'application/json' },
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      // A long-poll that outlasts its timeout is an empty queue, as RunPod's own runtime treats it.
+      if (isAxiosError(error) && (error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT') && !signal?.aborted) {
+        return { ...none, timedOut: true };
+      }
+      throw error;
+    }
     if (response.status === 204 || response.status === 400) return none;
     if (response.status === 429) throw new ThrottledError('RunPod answered 429 Too Many Requests to job-take');
     if (response.status < 200 || response.status >= 300) {

@@ -122,8 +122,12 @@ export class LocalApi {
         const stream = job.stream.splice(0);
         return send(res, 200, { id: job.id, status: job.status, stream });
       }
-      case 'cancel':
-        return send(res, 200, this.view(this.cancel(this.find(id)), false));
+      case 'cancel': {
+        // As RunPod answers: CANCELLED at once; the job's own status follows once A1111 is interrupted.
+        const job = this.cancel(this.find(id));
+        const view = this.view(job, false);
+        return send(res, 200, job.status === 'IN_PROGRESS' ? { ...view, status: 'CANCELLED' } : view);
+      }
       case 'health':
         return send(res, 200, this.health());
       case 'purge-queue': {

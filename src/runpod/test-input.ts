@@ -53,13 +53,17 @@ function progressReporter(log: Logger): (update: ProgressUpdate) => void {
   return (update) => log.debug('progress', { ...update });
 }
 
-/** Writes the images of a successful job to disk and a result.json with file names in place of base64. */
-async function writeOutputs(outcome: JobOutcome, outputDir: string): Promise<string[]> {
+/**
+ * Writes the images of a successful job to disk and a result.json with file names in place of base64;
+ * resolves with that result.
+ */
+async function writeOutputs(outcome: JobOutcome, outputDir: string): Promise<Record<string, unknown>> {
   const dir = path.resolve(outputDir, outcome.jobId);
   await mkdir(dir, { recursive: true });
   if (!outcome.ok) {
-    await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(toRunPodResult(outcome), null, 2)}\n`);
-    return [];
+    const result = toRunPodResult(outcome);
+    await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    return result;
   }
   const files: string[] = [];
   for (const [index, image] of outcome.output.images.entries()) {
@@ -67,9 +71,9 @@ async function writeOutputs(outcome: JobOutcome, outputDir: string): Promise<str
     await writeFile(file, Buffer.from(image, 'base64'));
     files.push(file);
   }
-  const summary = { ...outcome.output, images: files.map((file) => path.relative(process.cwd(), file)) };
-  await writeFile(path.join(dir, 'result.json'), `${JSON.stringify({ output: summary }, null, 2)}\n`);
-  return files;
+  const result = { output: { ...outcome.output, images: files.map((file) => path.relative(process.cwd(), file)) } };
+  await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+  return result;
 }
 
 /** Runs one job; resolves with the exit code. */
@@ -89,11 +93,13 @@ export async function runTestInput(
     ...(options.signal ? { signal: options.signal } : {}),
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
-  const files = await writeOutputs(outcome, options.outputDir);
+  const result = await writeOutputs(outcome, options.outputDir);
   if (outcome.ok) {
-    log.info(`Job ${job.id} completed successfully`, { images: files.map((f) => path.relative(process.cwd(), f)) });
+    log.info(`Job ${job.id} completed successfully`, { images: (result['output'] as { images: string[] }).images });
+    // The whole result, as RunPod would receive it, with the images' files in place of their base64.
+    log.info(`Job result: ${JSON.stringify(result)}`);
     return 0;
   }
-  log.error(`Job ${job.id} failed`, { error: toRunPodResult(outcome) });
+  log.error(`Job ${job.id} failed`, { error: result });
   return 1;
 }

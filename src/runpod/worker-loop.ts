@@ -184,6 +184,7 @@ export class WorkerLoop {
         // Not aborted on shutdown: a job RunPod hands out in this answer is run and answered, not lost.
         const taken = await this.plane.takeJobs(free, this.running.size > 0);
         errorDelay = config.jobTakeErrorDelayMs;
+        if (taken.timedOut) log.debug('job-take long-poll timed out without a job; asking again');
         for (const bad of taken.malformed) this.answerMalformed(bad);
         for (const job of taken.jobs) this.start(job);
         // RunPod holds job-take open until a job comes; an empty answer that comes back at once would

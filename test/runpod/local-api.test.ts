@@ -16,6 +16,10 @@ async function localApi(stepDelayMs = 0, env: Record<string, string> = {}) {
     '127.0.0.1',
     '--rp_api_port',
     '0',
+    // Flags of RunPod's Python runtime the worker accepts without needing them.
+    '--rp_api_concurrency',
+    '1',
+    '--rp_debugger',
   ]);
   const line = await worker.waitForLog((r) => String(r['message']).startsWith('Local API listening on'));
   const endpoint = runpodSdk('local-key', { baseUrl: `${String(line['url'])}/v2` }).endpoint('local-ep')!;
@@ -101,7 +105,8 @@ describe('the local API with runpod-sdk', () => {
 
     const { id } = await endpoint.run({ input: { ...input, steps: 300 } });
     while (!sim.engine.busy) await new Promise((resolve) => setTimeout(resolve, 10));
-    await endpoint.cancel(id);
+    const answer = await endpoint.cancel(id);
+    expect(answer).toMatchObject({ id, status: 'CANCELLED' });
     let status = (await endpoint.status(id)) as StatusView;
     while (!status.completed) status = (await endpoint.status(id)) as StatusView;
 
