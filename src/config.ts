@@ -563,7 +563,11 @@ export class ConfigError extends Error {
 function describeProblem(issue: z.core.$ZodIssue, env: Env): string {
   const variable = String(issue.path[0] ?? '(environment)');
   const raw = env[variable];
-  return `${variable}=${JSON.stringify(raw ?? null)}: ${issue.message}`;
+  const field = (ConfigSchema.shape as Record<string, z.ZodType | undefined>)[variable];
+  const secret = field !== undefined && settingsRegistry.get(field)?.secret === true;
+  // A secret's value stays out of the message (it goes to the log); its length still helps to spot a mistake.
+  const shown = secret && raw ? `<${raw.length} characters, hidden>` : JSON.stringify(raw ?? null);
+  return `${variable}=${shown}: ${issue.message}`;
 }
 
 /**

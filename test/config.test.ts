@@ -75,6 +75,12 @@ describe('configuration from the environment', () => {
     ]);
   });
 
+  it('names a bad secret without showing its value', () => {
+    expect(problemsOf({ A1111_API_AUTH: 'hunter2' })).toEqual([
+      'A1111_API_AUTH=<7 characters, hidden>: must be `user:password`',
+    ]);
+  });
+
   it('reports every bad setting at once', () => {
     const problems = problemsOf({ A1111_READY_TIMEOUT_MS: '-5', A1111_BASE_URL: 'ftp://x', LOG_LEVEL: 'loud' });
     expect(problems).toEqual([

@@ -48,4 +48,32 @@ describe('job journals', () => {
     ]);
     expect(replayJournal(lines).divergence).toBeNull();
   });
+
+  it('never hold a credential a job carried, and still replay', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'journals-'));
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url, { JOURNAL_DIR: dir });
+    const input = {
+      prompt: 'x',
+      hf_token: 'hf_SECRETVALUE123',
+      model: {
+        checkpoint: 'b.safetensors',
+        url: 'https://user:pw-SECRET3@huggingface.co/a/b.safetensors?download=true&token=hf_SECRET2',
+      },
+    };
+
+    const outcome = await runner.run({ id: 'with-secrets', input });
+
+    expect(outcome.ok).toBe(false); // refused INVALID_INPUT: credentials belong on the worker
+    const text = await readFile(path.join(dir, 'with-secrets.jsonl'), 'utf8');
+    expect(text).not.toMatch(/SECRET/);
+    const [header] = parseJournal(text);
+    expect(header).toMatchObject({
+      input: {
+        hf_token: '***',
+        model: { url: 'https://huggingface.co/a/b.safetensors?download=true&token=***' },
+      },
+    });
+    expect(replayJournal(parseJournal(text)).divergence).toBeNull();
+  });
 });
