@@ -136,6 +136,12 @@ const jobSetup = setup({
   actions: {
     /** Records the top-level state just entered as the job's phase. */
     enterPhase: assign({ phase: (_, params: { phase: JobPhase }) => params.phase }),
+    /** Tells the handler about a step after a checkpoint download, for the log. */
+    stabilizing: emit((_, params: { message: string; level?: 'info' | 'warn' }) => ({
+      type: 'job.stabilizing' as const,
+      level: params.level ?? ('info' as const),
+      message: params.message,
+    })),
     /** Keeps the route 404 that sent the job to `recovering`, for the log and the final message. */
     recordRouteError: assign({
       lastRouteError: ({ context, event }) => toJobFailure((event as { error?: unknown }).error, context.phase),
@@ -309,33 +315,45 @@ export const jobMachine = jobSetup.createMachine({
           invoke: {
             id: 'refreshCheckpoints',
             src: 'refreshCheckpoints',
-            onDone: 'settling',
+            onDone: {
+              target: 'settling',
+              actions: { type: 'stabilizing', params: { message: 'A1111 refreshed its checkpoint list' } },
+            },
             onError: {
               target: 'settling',
-              actions: assign({
-                notes: ({ context, event }) => [
-                  ...context.notes,
-                  `refresh-checkpoints failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`,
-                ],
+              actions: enqueueActions(({ enqueue, event }) => {
+                const note = `refresh-checkpoints failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`;
+                enqueue.assign({ notes: ({ context }) => [...context.notes, note] });
+                enqueue({ type: 'stabilizing', params: { message: note, level: 'warn' } });
               }),
             },
           },
         },
         settling: {
+          entry: emit(({ context }) => ({
+            type: 'job.stabilizing' as const,
+            level: 'info' as const,
+            message: `waiting ${context.settings.modelRegistryWaitMs} ms for A1111 to register the checkpoint`,
+          })),
           after: { registryWait: 'checkingHealth' },
         },
         checkingHealth: {
           invoke: {
             id: 'healthCheck',
             src: 'probeApi',
-            onDone: { target: '#job.verifyingModels', actions: assign({ models: ({ event }) => event.output }) },
+            onDone: {
+              target: '#job.verifyingModels',
+              actions: [
+                assign({ models: ({ event }) => event.output }),
+                { type: 'stabilizing', params: { message: 'A1111 answers after the download' } },
+              ],
+            },
             onError: {
               target: '#job.verifyingModels',
-              actions: assign({
-                notes: ({ context, event }) => [
-                  ...context.notes,
-                  `health check after the download failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`,
-                ],
+              actions: enqueueActions(({ enqueue, event }) => {
+                const note = `health check after the download failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`;
+                enqueue.assign({ notes: ({ context }) => [...context.notes, note] });
+                enqueue({ type: 'stabilizing', params: { message: note, level: 'warn' } });
               }),
             },
           },

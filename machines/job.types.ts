@@ -90,7 +90,9 @@ export type JobEvent = { type: 'job.cancel'; reason?: string } | { type: 'a1111.
 export type JobEmitted =
   | { type: 'api.waiting'; failures: number; lastError: JobFailure | null }
   | { type: 'job.progress'; update: ProgressUpdate }
-  | { type: 'job.recovering'; attempt: number; of: number; reason: JobFailure | null };
+  | { type: 'job.recovering'; attempt: number; of: number; reason: JobFailure | null }
+  /** A step after a checkpoint download: each is logged, a failed one as a warning. */
+  | { type: 'job.stabilizing'; level: 'info' | 'warn'; message: string };
 
 /**
  * What became of a job's generation when the job stopped wanting it:

@@ -200,6 +200,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     actor.on('api.waiting', (event) =>
       log.info('A1111 API is not ready yet', { failedProbes: event.failures, lastError: event.lastError?.message }),
     );
+    actor.on('job.stabilizing', (event) => log[event.level](event.message));
     actor.on('job.recovering', (event) =>
       log.warn('A1111 routes are missing; recovering', {
         attempt: event.attempt,

@@ -118,7 +118,9 @@ describe('configuration from the environment', () => {
 
   it('splits A1111_API_AUTH at the first colon and refuses it without one', () => {
     expect(loadConfig({ A1111_API_AUTH: 'user:pa:ss' }).a1111Auth).toEqual({ username: 'user', password: 'pa:ss' });
-    expect(problemsOf({ A1111_API_AUTH: 'nocolon' })).toEqual(['A1111_API_AUTH=<7 characters, hidden>: must be `user:password`']);
+    expect(problemsOf({ A1111_API_AUTH: 'nocolon' })).toEqual([
+      'A1111_API_AUTH=<7 characters, hidden>: must be `user:password`',
+    ]);
   });
 
   it('refuses a job-take URL without a job-done URL: results would have nowhere to go', () => {

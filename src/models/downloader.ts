@@ -59,6 +59,8 @@ export interface DownloadResult {
 }
 
 interface SharedDownload {
+  checkpoint: string;
+  url: string;
   promise: Promise<DownloadResult>;
   controller: AbortController;
   waiters: number;
@@ -161,16 +163,31 @@ export class ModelDownloader {
     model: ModelRequest & { url: string },
     options: { signal?: AbortSignal; onProgress?: (progress: DownloadProgress) => void } = {},
   ): Promise<DownloadResult> {
-    // Jobs that expect different contents must not share: one job's wrong sha256 would fail the others.
-    const key = `${model.checkpoint}\n${model.sha256?.toLowerCase() ?? ''}`;
+    // Jobs share a download when they expect the same contents: the same sha256, or without one the
+    // same URL. A job's wrong sha256 must not fail the others, so different sha256s download apart.
+    const sha256 = model.sha256?.toLowerCase();
+    const key = `${model.checkpoint}\n${sha256 ? `sha256:${sha256}` : `url:${model.url}`}`;
     if (options.signal?.aborted) {
       return Promise.reject(new WorkerError('CANCELLED', 'the job stopped waiting for its model download'));
     }
     let shared = this.inFlight.get(key);
+    const rival = [...this.inFlight.values()].find((d) => d.checkpoint === model.checkpoint && d.url !== model.url);
+    if (!shared && rival) {
+      // Two sources for one file name: whichever finished last would be the file both jobs generate with.
+      return Promise.reject(
+        failed(
+          'conflict',
+          `another job is downloading ${model.checkpoint} from ${safeUrl(new URL(rival.url))}; retry once it is done, or give this file another name`,
+          { file: model.checkpoint, url: safeUrl(new URL(model.url)), otherUrl: safeUrl(new URL(rival.url)) },
+        ),
+      );
+    }
     if (!shared) {
       const controller = new AbortController();
       const listeners = new Set<(progress: DownloadProgress) => void>();
       const created: SharedDownload = {
+        checkpoint: model.checkpoint,
+        url: model.url,
         controller,
         listeners,
         waiters: 0,
@@ -258,7 +275,11 @@ export class ModelDownloader {
     await this.checkFreeSpace(0, source);
     const deadline = AbortSignal.timeout(this.settings.timeoutMs);
     const combined = AbortSignal.any([signal, deadline]);
-    const temp = path.join(this.settings.dir, `.${model.checkpoint}.${HOST_TAG}~${randomUUID()}${TEMP_SUFFIX}`);
+    // At most 1 + 140 + 1 + 63 + 1 + 36 + 9 bytes: within the 255-byte limit of a file name.
+    const temp = path.join(
+      this.settings.dir,
+      `.${model.checkpoint.slice(0, 140)}.${HOST_TAG}~${randomUUID()}${TEMP_SUFFIX}`,
+    );
     const started = Date.now();
     this.log.info('downloading checkpoint', { file: model.checkpoint, from: safeUrl(source) });
     try {
@@ -433,12 +454,24 @@ export class ModelDownloader {
         callback(null, chunk);
       },
     });
+    const out = createWriteStream(temp, { flags: 'wx' });
+    let writeError: NodeJS.ErrnoException | null = null;
+    out.once('error', (error) => (writeError ??= error));
     try {
-      await pipeline(response, meter, createWriteStream(temp, { flags: 'wx' }), { signal });
+      await pipeline(response, meter, out, { signal });
     } catch (error) {
       log.debug('download stream ended early', { file, bytes, ...errorFields(error) });
       if (isWorkerError(error)) throw error;
-      if (bytes > 0 && !signal.aborted && (error as { code?: string }).code !== 'ENOSPC') {
+      const diskError = writeError as NodeJS.ErrnoException | null;
+      if (diskError && diskError.code !== 'ENOSPC') {
+        throw failed(
+          'disk',
+          `cannot write ${file} to MODELS_DIR: ${diskError.code ?? ''} ${diskError.message}`.replace(/\s+/g, ' '),
+          { file, code: diskError.code ?? null },
+          diskError,
+        );
+      }
+      if (bytes > 0 && !signal.aborted && !diskError && (error as { code?: string }).code !== 'ENOSPC') {
         throw failed('network', `the connection dropped after ${bytes}${totalBytes ? ` of ${totalBytes}` : ''} bytes`, {
           file,
           bytes,

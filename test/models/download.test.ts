@@ -84,6 +84,37 @@ describe('a job whose checkpoint A1111 does not have', () => {
       'inferring',
       'succeeded',
     ]);
+    const said = (level: string) =>
+      worker.logs
+        .records()
+        .filter((r) => r['level'] === level && r['jobId'] === 'job-stabilize')
+        .map((r) => r['message']);
+    expect(said('info')).toEqual(
+      expect.arrayContaining([
+        'A1111 refreshed its checkpoint list',
+        'waiting 200 ms for A1111 to register the checkpoint',
+        'A1111 answers after the download',
+      ]),
+    );
+    expect(said('warn')).toEqual([]);
+  });
+
+  it('warns in the log when refreshing the list fails, and goes on to check the list all the same', async () => {
+    const { sim, files, worker } = await setup();
+    files.add('/dream.safetensors', 10_000);
+    sim.failNext(100, 503, '/refresh-checkpoints');
+
+    const outcome = await worker.runner.run({
+      id: 'job-refresh-fails',
+      input: jobWith({ checkpoint: 'dream.safetensors', url: `${files.url}/dream.safetensors` }),
+    });
+
+    const warning = worker.logs.records().find((r) => r['level'] === 'warn' && r['jobId'] === 'job-refresh-fails');
+    expect(String(warning?.['message'])).toMatch(/^refresh-checkpoints failed \(.*503.*\); going on$/);
+    // Without the refresh A1111 does not list the new file: the job says so instead of generating without it.
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.failure).toMatchObject({ code: 'MODEL_NOT_FOUND', details: { requested: 'dream.safetensors' } });
+    expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
   });
 
   it('shares one download between two jobs that need the same file', async () => {
@@ -119,6 +150,57 @@ describe('a job whose checkpoint A1111 does not have', () => {
     });
     expect((await readFile(path.join(modelsDir, 'shared.safetensors'))).equals(file.bytes)).toBe(true);
     expect((await readdir(modelsDir)).filter((name) => name.endsWith('.download'))).toEqual([]);
+  });
+
+  it('refuses a second source for a file name while the first downloads, rather than overwrite it', async () => {
+    const { modelsDir, files, worker } = await setup();
+    const sources = {
+      // Slow enough (at least 0.8 s) that the second job asks while the first still downloads.
+      one: files.add('/one.safetensors', 2_000_000, { kind: 'slow', bytesPerChunk: 50_000, delayMs: 20 }),
+      two: files.add('/two.safetensors', 2_000_000, { kind: 'slow', bytesPerChunk: 50_000, delayMs: 20 }),
+    };
+
+    const outcomes = await Promise.all([
+      worker.runner.run({
+        id: 'job-from-one',
+        input: jobWith({ checkpoint: 'named.safetensors', url: `${files.url}/one.safetensors` }),
+      }),
+      worker.runner.run({
+        id: 'job-from-two',
+        input: jobWith({ checkpoint: 'named.safetensors', url: `${files.url}/two.safetensors` }),
+      }),
+    ]);
+
+    // Whichever job asked first downloads; the other is refused and downloads nothing.
+    const winner = outcomes.findIndex((outcome) => outcome.ok);
+    const [won, lost] = winner === 0 ? (['one', 'two'] as const) : (['two', 'one'] as const);
+    const refused = outcomes[1 - winner]!;
+    if (refused.ok) throw new Error('expected one failure');
+    expect(refused.failure).toMatchObject({
+      code: 'MODEL_DOWNLOAD_FAILED',
+      retryable: true,
+      details: {
+        reason: 'conflict',
+        url: `${files.url}/${lost}.safetensors`,
+        otherUrl: `${files.url}/${won}.safetensors`,
+      },
+    });
+    expect(files.requests.map((r) => r.path)).not.toContain(`/${lost}.safetensors`);
+    expect((await readFile(path.join(modelsDir, 'named.safetensors'))).equals(sources[won].bytes)).toBe(true);
+  });
+
+  it('downloads a file with the longest name the rules allow', async () => {
+    const { modelsDir, files, worker } = await setup();
+    const name = `${'n'.repeat(200 - '.safetensors'.length)}.safetensors`;
+    const file = files.add('/long.safetensors', 100_000);
+
+    const outcome = await worker.runner.run({
+      id: 'job-long-name',
+      input: jobWith({ checkpoint: name, url: `${files.url}/long.safetensors` }),
+    });
+
+    expect(outcome.ok).toBe(true);
+    expect((await readFile(path.join(modelsDir, name))).equals(file.bytes)).toBe(true);
   });
 
   it('shares one download between jobs that give the same sha256', async () => {

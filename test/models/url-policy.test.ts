@@ -81,6 +81,8 @@ describe('download URL policy', () => {
     expect(fileNameProblem('..x.safetensors')).toBe('it must not contain ".."');
     expect(fileNameProblem('model.bin')).toBe('it must end in .safetensors or .ckpt');
     expect(fileNameProblem('.hidden.safetensors')).toMatch(/plain file name/);
+    expect(fileNameProblem('sdxl_vae.safetensors')).toBeNull();
+    expect(fileNameProblem('sdxl.vae.safetensors')).toMatch(/A1111 takes for a VAE/);
   });
 
   it('drops the query and credentials from URLs it shows', () => {
