@@ -74,6 +74,11 @@ function describe(error: unknown): string {
   return code && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
 }
 
+/** A long-poll that outlasted its timeout: an empty answer, as RunPod's own runtime treats it. */
+function isLongPollTimeout(error: unknown, signal: AbortSignal | undefined): boolean {
+  return isAxiosError(error) && (error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT') && !signal?.aborted;
+}
+
 function classifyItem(item: unknown): {
   job?: RunPodJob;
   problem?: { id: string | undefined; raw: unknown; reason: string };
@@ -130,10 +135,7 @@ export class ControlPlane {
         ...(signal ? { signal } : {}),
       });
     } catch (error) {
-      // A long-poll that outlasts its timeout is an empty queue, as RunPod's own runtime treats it.
-      if (isAxiosError(error) && (error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT') && !signal?.aborted) {
-        return { ...none, timedOut: true };
-      }
+      if (isLongPollTimeout(error, signal)) return { ...none, timedOut: true };
       throw error;
     }
     if (response.status === 204 || response.status === 400) return none;
@@ -252,10 +254,16 @@ export class ControlPlane {
   async pollStop(signal?: AbortSignal): Promise<string[]> {
     const url = this.options.urls.jobStop();
     if (!url) return [];
-    const response = await this.http.get<string>(url, {
-      timeout: this.options.longPollTimeoutMs,
-      ...(signal ? { signal } : {}),
-    });
+    let response: AxiosResponse<string>;
+    try {
+      response = await this.http.get<string>(url, {
+        timeout: this.options.longPollTimeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      if (isLongPollTimeout(error, signal)) return [];
+      throw error;
+    }
     if (response.status === 204) return [];
     if (response.status === 429) throw new ThrottledError('RunPod answered 429 Too Many Requests to job-stop');
     if (response.status < 200 || response.status >= 300) {

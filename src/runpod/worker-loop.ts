@@ -74,6 +74,8 @@ export class WorkerLoop {
   private readonly plane: ControlPlane;
   private readonly running = new Map<string, RunningJob>();
   private readonly stopping = new AbortController();
+  /** Aborted once the running jobs have finished after a shutdown: the stop channel is needed until then. */
+  private readonly drained = new AbortController();
   private heartbeat: Heartbeat | undefined;
   private slotWaiters: (() => void)[] = [];
   private stopReason = '';
@@ -300,20 +302,23 @@ export class WorkerLoop {
       log.warn('no stop channel: RUNPOD_WEBHOOK_GET_JOB has no /job-take/ to derive /job-stop/ from');
       return;
     }
-    while (!this.stopping.signal.aborted) {
+    // Watched until the jobs running at shutdown have finished: RunPod may still cancel one of them.
+    const { signal } = this.drained;
+    const pause = (ms: number) => sleep(ms, undefined, { signal }).catch(() => undefined);
+    while (!signal.aborted) {
       try {
-        const ids = await this.plane.pollStop(this.stopping.signal);
+        const ids = await this.plane.pollStop(signal);
         for (const id of ids) {
           if (!this.cancel(id, 'RunPod asked to stop the job'))
             log.debug('stop signal for a job not running here', { id });
         }
-        if (ids.length === 0) await this.pause(1_000);
+        if (ids.length === 0) await pause(1_000);
       } catch (error) {
-        if (this.stopping.signal.aborted) break;
-        if (error instanceof ThrottledError) await this.pause(THROTTLE_WAIT_MS);
+        if (signal.aborted) break;
+        if (error instanceof ThrottledError) await pause(THROTTLE_WAIT_MS);
         else {
           log.error('stop channel request failed', errorFields(error));
-          await this.pause(1_000);
+          await pause(1_000);
         }
       }
     }
@@ -321,6 +326,7 @@ export class WorkerLoop {
 
   private async drain(): Promise<number> {
     await Promise.all([...this.running.values()].map((job) => job.done));
+    this.drained.abort();
     const webui = this.deps.webui;
     if (webui?.alive && this.crashed) {
       // A crash-class failure ended the worker: the WebUI's exit, if that is what it was, is moments away.

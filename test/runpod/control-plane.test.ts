@@ -45,3 +45,18 @@ describe('job-take', () => {
     await expect(plane.takeJobs(1, false)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 });
+
+describe('job-stop', () => {
+  it('takes a long-poll that outlasts its timeout as no job to stop', async () => {
+    const { plane } = await clientFor(5_000, 200);
+
+    await expect(plane.pollStop()).resolves.toEqual([]);
+  });
+
+  it('gives the ids RunPod asks to stop', async () => {
+    const { runpod, plane } = await clientFor(5_000, 5_000);
+    runpod.stop('job-a', 'job-b');
+
+    await expect(plane.pollStop()).resolves.toEqual(['job-a', 'job-b']);
+  });
+});

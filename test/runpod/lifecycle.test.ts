@@ -85,6 +85,27 @@ describe('the stop channel', () => {
     worker.child.kill('SIGTERM');
     await worker.exited;
   });
+
+  it('still cancels a job while the worker drains after SIGTERM', async () => {
+    const sim = await simulator({ stepDelayMs: 30 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-drain-stop', { steps: 300 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+
+    await runpod.waitFor(
+      (r) => r.kind === 'job-done' && r.jobId === 'job-drain-stop' && r.body.startsWith('{"status"'),
+    );
+    worker.child.kill('SIGTERM');
+    await worker.waitForLog((r) => String(r['message']).startsWith('shutting down'));
+    runpod.stop('job-drain-stop');
+    const exit = await worker.exited;
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    const [result] = runpod.results('job-drain-stop');
+    expect(JSON.parse(JSON.parse(result!.body).error)).toMatchObject({ code: 'CANCELLED', phase: 'inferring' });
+    expect(sim.callsTo('POST', '/interrupt')).toHaveLength(1);
+    expect(sim.engine.generations).toEqual([expect.objectContaining({ interrupted: true })]);
+  });
 });
 
 describe('signals', () => {
