@@ -289,11 +289,13 @@ async function idleGapScenario(concurrency: number) {
 }
 
 async function soakScenario() {
-  const { plane, worker, close } = await setup({ env: { METRICS_LOG_INTERVAL_MS: '1000', LOG_LEVEL: 'warn' } });
+  // At info level, as RunPod runs workers by default: the periodic metrics line (with the active handles) is info.
+  const { plane, worker, close } = await setup({ env: { METRICS_LOG_INTERVAL_MS: '1000', LOG_LEVEL: 'info' } });
   const jobs = n(10_000, 60);
   const marker = Math.min(1_000, Math.floor(jobs / 3));
   const pid = worker.child.pid!;
   let atMarker = { rss: 0, fds: 0, resources: {} as Record<string, number> };
+  let linesAtMarker = 0;
   const series: { job: number; rssBytes: number }[] = [];
   const every = Math.max(1, Math.floor(jobs / 10));
   const started = Date.now();
@@ -301,11 +303,13 @@ async function soakScenario() {
     await workerJob(plane, input(1, { width: 64, height: 64 }));
     if (i === marker) {
       atMarker = { rss: procStatus(pid, 'VmRSS'), fds: openFiles(pid), resources: {} };
+      linesAtMarker = worker.lines.filter((l) => l['message'] === 'metrics').length;
     }
     if (i % every === 0) series.push({ job: i, rssBytes: procStatus(pid, 'VmRSS') });
   }
   const end = { rss: procStatus(pid, 'VmRSS'), fds: openFiles(pid) };
-  const metricLines = worker.lines.filter((l) => l['message'] === 'metrics');
+  // The periodic metrics lines logged after the marker job: the first and the last give the handles.
+  const metricLines = worker.lines.filter((l) => l['message'] === 'metrics').slice(linesAtMarker);
   const resources = (line: Record<string, unknown> | undefined) =>
     (line?.['process'] as { activeResources?: Record<string, number> } | undefined)?.activeResources ?? {};
   await close();
@@ -318,13 +322,17 @@ async function soakScenario() {
     openFilesAfterMarker: atMarker.fds,
     openFilesAtEnd: end.fds,
     rssSeries: series,
-    activeResourcesEarly: resources(metricLines[1]),
+    activeResourcesEarly: resources(metricLines[0]),
     activeResourcesLate: resources(metricLines.at(-1)),
     markerJob: marker,
   };
 }
 
 // ---- report -------------------------------------------------------------------------------------------
+
+function handles(resources: Record<string, number>): number {
+  return Object.values(resources).reduce((sum, count) => sum + count, 0);
+}
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -402,6 +410,14 @@ async function main(): Promise<void> {
       target: 0,
       ok: soak.openFilesAtEnd <= soak.openFilesAfterMarker,
     },
+    // Sockets, pipes, timers and message ports the worker's event loop holds (process.getActiveResourcesInfo).
+    soakActiveHandlesGrowth: {
+      value: handles(soak.activeResourcesLate) - handles(soak.activeResourcesEarly),
+      target: 0,
+      ok:
+        Object.keys(soak.activeResourcesEarly).length > 0 &&
+        handles(soak.activeResourcesLate) <= handles(soak.activeResourcesEarly),
+    },
   };
   const results = {
     recordedAt: new Date().toISOString(),
@@ -469,6 +485,12 @@ async function main(): Promise<void> {
       `${soak.openFilesAfterMarker} → ${soak.openFilesAtEnd}`,
       'no growth',
       targets.soakOpenFilesGrowth.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'soak: active handles (sockets, pipes, timers, ports)',
+      `${handles(soak.activeResourcesEarly)} → ${handles(soak.activeResourcesLate)}`,
+      'no growth',
+      targets.soakActiveHandlesGrowth.ok ? 'ok' : 'MISSED',
     ],
   ];
   const table = [

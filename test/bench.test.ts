@@ -36,7 +36,7 @@ describe('npm run bench', () => {
       'small05',
       'soak',
     ]);
-    expect(Object.keys(results.targets).length).toBe(9);
+    expect(Object.keys(results.targets).length).toBe(10);
     for (const [name, figure] of Object.entries(results.targets)) {
       expect(Number.isFinite(figure.value), name).toBe(true);
       expect(typeof figure.ok, name).toBe('boolean');
