@@ -191,8 +191,8 @@ export class LocalApi {
     const body = resultBody(outcome, false);
     if (outcome.ok) {
       job.status = 'COMPLETED';
+      // The stream holds the progress readings only, as on RunPod, where the result goes to job-done alone.
       job.output = body['output'];
-      job.stream.push({ output: job.output });
     } else {
       job.status = outcome.failure.code === 'CANCELLED' ? 'CANCELLED' : 'FAILED';
       delete job.output;

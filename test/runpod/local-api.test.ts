@@ -85,7 +85,7 @@ describe('the local API with runpod-sdk', () => {
     await worker.exited;
   });
 
-  it('stream: progress readings while it generates, then the output', async () => {
+  it('stream: progress readings while it generates, as on RunPod; the output comes from status', async () => {
     const { endpoint, worker } = await localApi(20, { PROGRESS_POLL_INTERVAL_MS: '50' });
 
     const { id } = await endpoint.run({ input: { ...input, steps: 30 } });
@@ -95,7 +95,9 @@ describe('the local API with runpod-sdk', () => {
     const progress = items.filter((item) => 'step' in item.output);
     expect(progress.length).toBeGreaterThan(0);
     expect(progress[0]!.output['steps']).toBe(30);
-    expect(items.at(-1)!.output['images']).toHaveLength(1);
+    expect(items.every((item) => !('images' in item.output))).toBe(true);
+    const status = (await endpoint.status(id)) as StatusView;
+    expect((status.output as { images: string[] }).images).toHaveLength(1);
     worker.child.kill('SIGTERM');
     await worker.exited;
   });
