@@ -240,8 +240,10 @@ export class WebUiEngine {
     const batchSize = request['batch_size'] as number;
     const nIter = request['n_iter'] as number;
     const steps = request['steps'] as number;
-    const seed = (request['seed'] as number) === -1 ? randomSeed() : (request['seed'] as number);
-    const subseed = (request['subseed'] as number) === -1 ? randomSeed() : (request['subseed'] as number);
+    // processing.py `get_fixed_seed`: None, '' and -1 all mean a random seed.
+    const fixed = (value: unknown) => (value === null || value === '' || value === -1 ? randomSeed() : (value as number));
+    const seed = fixed(request['seed']);
+    const subseed = fixed(request['subseed']);
     const subseedStrength = request['subseed_strength'] as number;
     const count = batchSize * nIter;
     const allSeeds = Array.from({ length: count }, (_, i) => seed + (subseedStrength === 0 ? i : 0));

@@ -130,6 +130,16 @@ describe('POST /sdapi/v1/txt2img', () => {
     expect(JSON.parse(body['info'] as string).sd_model_name).toBe('model');
   });
 
+  it('takes a null seed as a random one, as -1', async () => {
+    const sim = await simulator();
+    const { status, body } = await post(`${sim.url}/sdapi/v1/txt2img`, { steps: 1, seed: null, subseed: null });
+    expect(status).toBe(200);
+    const info = JSON.parse(body['info'] as string);
+    expect(Number.isInteger(info.seed) && info.seed >= 0).toBe(true);
+    expect(info.all_seeds).toEqual([info.seed]);
+    expect(Number.isInteger(info.subseed)).toBe(true);
+  });
+
   it('goes back to the options checkpoint after an override, and for an unknown one', async () => {
     const modelsDir = await mkdtemp(path.join(tmpdir(), 'sim-models-'));
     await writeFile(path.join(modelsDir, 'beta.safetensors'), 'x');
