@@ -295,6 +295,17 @@ export class WebUiEngine {
     const infotexts = allSeeds.slice(0, produced).map((s) => this.infotext(context, s));
     const images =
       request['send_images'] === false ? [] : infotexts.map((text, i) => this.image(allSeeds[i]!, width, height, text));
+    // save_images:true lets A1111 make a grid of two or more images, returned first (processing.py
+    // `process_images_inner`, return_grid and grid_only_if_multiple on by default).
+    const grid = request['save_images'] === true && produced > 1 && this.options['return_grid'] !== false;
+    if (grid) {
+      let rows = Math.floor(Math.sqrt(produced));
+      while (produced % rows !== 0) rows--;
+      const cols = Math.ceil(produced / rows);
+      const text = this.infotext(context, seed);
+      infotexts.unshift(text);
+      if (request['send_images'] !== false) images.unshift(this.image(seed, cols * width, rows * height, text));
+    }
     const info = {
       prompt: request['prompt'],
       all_prompts: Array(count).fill(request['prompt']),
@@ -321,7 +332,7 @@ export class WebUiEngine {
       seed_resize_from_h: request['seed_resize_from_h'],
       denoising_strength: request['denoising_strength'],
       extra_generation_params: this.extraParams(context),
-      index_of_first_image: 0,
+      index_of_first_image: grid ? 1 : 0,
       infotexts,
       styles: request['styles'] ?? [],
       job_timestamp: this.state.job_timestamp,

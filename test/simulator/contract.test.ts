@@ -130,6 +130,22 @@ describe('POST /sdapi/v1/txt2img', () => {
     expect(JSON.parse(body['info'] as string).sd_model_name).toBe('model');
   });
 
+  it('puts a grid first when asked to save two or more images, and none otherwise', async () => {
+    const sim = await simulator();
+    const request = { steps: 1, seed: 5, batch_size: 2, width: 64, height: 64 };
+    const saved = await post(`${sim.url}/sdapi/v1/txt2img`, { ...request, save_images: true });
+    const plain = await post(`${sim.url}/sdapi/v1/txt2img`, request);
+
+    const images = saved.body['images'] as string[];
+    expect(images).toHaveLength(3);
+    expect(JSON.parse(saved.body['info'] as string)).toMatchObject({ index_of_first_image: 1, all_seeds: [5, 6] });
+    const grid = decodePng(images[0]!);
+    expect([grid.width, grid.height]).toEqual([128, 64]);
+    expect(decodePng(images[1]!).text['parameters']).toContain('Seed: 5');
+    expect(plain.body['images']).toHaveLength(2);
+    expect(JSON.parse(plain.body['info'] as string).index_of_first_image).toBe(0);
+  });
+
   it('takes a null seed as a random one, as -1', async () => {
     const sim = await simulator();
     const { status, body } = await post(`${sim.url}/sdapi/v1/txt2img`, { steps: 1, seed: null, subseed: null });
