@@ -38,7 +38,7 @@ describe('a slow-booting A1111', () => {
     expect(posted).toEqual(outcome.failure);
   });
 
-  it('treats an A1111 that answers /sd-models with something other than a JSON array as not ready', async () => {
+  it('keeps probing while /sd-models answers 503, one probe per answer, and runs the job once it lists models', async () => {
     const sim = await simulator();
     sim.failNext(3, 503, '/sd-models');
     const { runner } = testWorker(sim.url);
