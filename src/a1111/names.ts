@@ -66,11 +66,27 @@ function stem(fileName: string): string {
   return fileName.replace(/\.(safetensors|ckpt)$/i, '');
 }
 
-/** The names a checkpoint can be asked for by: title, model_name, file path, file name and stem. */
+/**
+ * The names a checkpoint can be asked for by: title, model_name, file path, file name and stem, and
+ * once A1111 has hashed it, its shorthash, sha256 and "name [shorthash]" / "stem [shorthash]".
+ */
 export function checkpointNames(model: SdModel): string[] {
   const base = path.basename(model.filename.replaceAll('\\', '/'));
   const titleWithoutHash = model.title.replace(/ \[[0-9a-f]{8,10}\]$/, '');
-  return [model.title, titleWithoutHash, stem(titleWithoutHash), model.model_name, model.filename, base, stem(base)];
+  const names = [
+    model.title,
+    titleWithoutHash,
+    stem(titleWithoutHash),
+    model.model_name,
+    model.filename,
+    base,
+    stem(base),
+  ];
+  const short = typeof model.hash === 'string' && model.hash !== '' ? model.hash : null;
+  const sha256 = typeof model.sha256 === 'string' && model.sha256 !== '' ? model.sha256 : null;
+  if (short) names.push(short, `${titleWithoutHash} [${short}]`, `${stem(base)} [${short}]`);
+  if (sha256) names.push(sha256);
+  return names;
 }
 
 /**

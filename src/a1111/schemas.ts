@@ -34,7 +34,10 @@ const dimension = rule(
   'a whole number from 64 to 2048 that is a multiple of 8 (Stable Diffusion works on 8×8 latent cells)',
 );
 // A1111 takes null (and -1) for a random seed (processing.py `get_fixed_seed`).
-const seed = rule(wholeNumber(-1, MAX_SEED).nullable(), 'a whole number ≥ -1, or null (-1 and null pick a random seed)');
+const seed = rule(
+  wholeNumber(-1, MAX_SEED).nullable(),
+  'a whole number ≥ -1, or null (-1 and null pick a random seed)',
+);
 const fraction = rule(z.number().min(0).max(1), 'a number from 0 to 1');
 const jsonObject = z.record(z.string(), z.unknown());
 

@@ -241,7 +241,8 @@ export class WebUiEngine {
     const nIter = request['n_iter'] as number;
     const steps = request['steps'] as number;
     // processing.py `get_fixed_seed`: None, '' and -1 all mean a random seed.
-    const fixed = (value: unknown) => (value === null || value === '' || value === -1 ? randomSeed() : (value as number));
+    const fixed = (value: unknown) =>
+      value === null || value === '' || value === -1 ? randomSeed() : (value as number);
     const seed = fixed(request['seed']);
     const subseed = fixed(request['subseed']);
     const subseedStrength = request['subseed_strength'] as number;

@@ -92,6 +92,18 @@ describe('checkpoint names', () => {
     }
   });
 
+  it('finds a hashed checkpoint by its shorthash, sha256 and "stem [shorthash]", as A1111 does', () => {
+    const sha256 = `1a2b3c4d5e${'f'.repeat(54)}`;
+    const hashed = models.map((m) => (m.model_name === 'sdxl_juggernaut_v9' ? { ...m, sha256 } : m));
+    for (const name of ['1a2b3c4d5e', sha256, 'juggernaut_v9 [1a2b3c4d5e]']) {
+      expect(findCheckpoint(name, hashed)?.model_name, name).toBe('sdxl_juggernaut_v9');
+    }
+    // Without hashing (--no-hashing) there is no hash to ask by.
+    expect(
+      findCheckpoint('1a2b3c4d5e', [{ ...models[0]!, hash: null, title: 'sdxl/juggernaut_v9.safetensors' }]),
+    ).toBeUndefined();
+  });
+
   it('finds nothing for an unlisted name', () => {
     expect(findCheckpoint('dreamshaper_8', models)).toBeUndefined();
   });
