@@ -408,10 +408,20 @@ export class A1111Simulator {
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch (error) {
-        const msg = error instanceof Error ? error.message : String(error);
+        const doc = body.toString('utf8');
+        const pos = jsonErrorPosition(doc, error instanceof Error ? error.message : String(error));
+        const lineno = doc.slice(0, pos).split('\n').length;
+        const colno = pos - doc.lastIndexOf('\n', pos - 1);
+        // Python's json module names the spot as `line L column C (char P)`.
+        const msg = 'Expecting value';
         throw new HttpFailure(422, {
           detail: [
-            { loc: ['body', 0], msg: `Expecting value: ${msg}`, type: 'value_error.jsondecode', ctx: { msg, pos: 0 } },
+            {
+              loc: ['body', pos],
+              msg: `${msg}: line ${lineno} column ${colno} (char ${pos})`,
+              type: 'value_error.jsondecode',
+              ctx: { msg, doc, pos, lineno, colno },
+            },
           ],
         });
       }
@@ -451,4 +461,14 @@ export async function startA1111Simulator(options: SimulatorOptions = {}): Promi
   const simulator = new A1111Simulator(options);
   await simulator.start();
   return simulator;
+}
+
+/** Where JSON.parse gave up, from its message: a stated position, the end, or the unexpected token. */
+function jsonErrorPosition(doc: string, message: string): number {
+  const stated = /at position (\d+)/.exec(message);
+  if (stated) return Number(stated[1]);
+  if (/end of JSON input/.test(message)) return doc.length;
+  const token = /Unexpected token '(.)'/.exec(message)?.[1];
+  const index = token === undefined ? -1 : doc.indexOf(token);
+  return index >= 0 ? index : 0;
 }
