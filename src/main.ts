@@ -41,8 +41,10 @@ async function startSimulator(log: Logger): Promise<{ url: string; child: ChildP
   const child = spawn(
     process.execPath,
     [SIMULATOR_SCRIPT, '--port', '0', '--boot-delay-ms', '1500', '--step-delay-ms', '25'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    // The IPC channel is only a lifeline: the simulator exits when it closes, however the worker ended.
+    { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
   );
+  child.channel?.unref();
   const lines = createInterface({ input: child.stdout! });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the A1111 simulator exited with code ${code} before it started`)));

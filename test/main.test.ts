@@ -2,11 +2,12 @@
  * The README's main command: the built worker, run as its own process, processes a job against the
  * embedded simulator and writes the images to disk. Needs `npm run build` first (npm test does it).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { decodePng } from './support/png.js';
@@ -115,6 +116,33 @@ describe('the worker command line', () => {
         .map((line) => (JSON.parse(line) as { level: string }).level),
     );
     expect([...levels]).toEqual(['warn']);
+  });
+
+  it('takes the embedded simulator down with it, even when it is killed', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+    const input = JSON.stringify({ input: { prompt: 'x', steps: 1000, width: 64, height: 64 } });
+    const worker = spawn(process.execPath, [ENTRY, '--simulator', '--test_input', input], {
+      cwd,
+      env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: worker.stdout }).on('line', (line) => {
+        const found = /SIMULATOR at (http:\/\/[\d.]+:\d+)/.exec(line);
+        if (found) resolve(found[1]!);
+      });
+      worker.once('exit', () => reject(new Error('the worker exited before starting the simulator')));
+    });
+    const answers = async () =>
+      fetch(`${url}/sdapi/v1/progress`).then(
+        () => true,
+        () => false,
+      );
+    await expect.poll(answers, { timeout: 10_000 }).toBe(true);
+
+    worker.kill('SIGKILL');
+
+    await expect.poll(answers, { timeout: 10_000 }).toBe(false);
   });
 
   it('exits 1 when there is no job to run', async () => {

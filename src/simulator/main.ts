@@ -66,3 +66,9 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     void simulator.close().then(() => process.exit(0));
   });
 }
+
+// Started by the worker (`--simulator`) with an IPC channel: when the worker is gone, so is the simulator.
+if (process.send) {
+  process.channel?.unref();
+  process.once('disconnect', () => void simulator.close().then(() => process.exit(0)));
+}
