@@ -114,6 +114,19 @@ async function replayCommand(
 
 /** Processes to kill outright if the worker exits on a second signal. */
 const killOnForcedExit: { kill(): void }[] = [];
+/** The jobs running now, for the last log line of a worker that exits without finishing them. */
+let runningJobs: () => string[] = () => [];
+
+/** A defect that escaped every handler: say which jobs it takes down, then exit so RunPod replaces the worker. */
+function exitOnCrash(log: Logger): void {
+  const crash = (error: unknown) => {
+    log.error('the worker crashed; its running jobs are lost', { ...errorFields(error), runningJobs: runningJobs() });
+    for (const child of killOnForcedExit) child.kill();
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+}
 
 /** Calls `onFirst` on the first SIGTERM/SIGINT and exits at once on the second. */
 function onSignals(log: Logger, onFirst: (signal: string) => void): void {
@@ -122,7 +135,7 @@ function onSignals(log: Logger, onFirst: (signal: string) => void): void {
     process.on(signal, () => {
       received++;
       if (received > 1) {
-        log.warn(`${signal} received again; exiting now`);
+        log.warn(`${signal} received again; exiting now`, { abandonedJobs: runningJobs() });
         for (const child of killOnForcedExit) child.kill();
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
@@ -147,6 +160,7 @@ async function main(): Promise<number> {
     throw error;
   }
   const log = createLoggerFromConfig(config);
+  exitOnCrash(log);
   if (flags.logLevel) log.info(`Log level set to ${config.logLevel}`);
   const inspector = await startStatelyInspector(config, log);
   if (flags.command === 'replay') {
@@ -211,6 +225,7 @@ async function main(): Promise<number> {
         });
       }
       const loop = new WorkerLoop({ config, log, client, runner, ...(webui ? { webui } : {}) });
+      runningJobs = () => loop.runningJobIds;
       onSignals(log, (signal) => loop.shutdown(`${signal} received`));
       return await loop.run();
     } finally {

@@ -131,6 +131,11 @@ export class WorkerLoop {
     return code;
   }
 
+  /** The ids of the jobs running now. */
+  get runningJobIds(): string[] {
+    return [...this.running.keys()];
+  }
+
   /** Stops taking jobs; running jobs finish and post their results. Idempotent. */
   shutdown(reason: string): void {
     if (this.stopping.signal.aborted) return;

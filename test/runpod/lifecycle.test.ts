@@ -139,6 +139,11 @@ describe('signals', () => {
     worker.child.kill('SIGTERM');
 
     expect(await worker.exited).toEqual({ code: 143, signal: null });
+    // The last word names the job it leaves unanswered.
+    expect(worker.records().find((r) => String(r['message']).includes('received again'))).toMatchObject({
+      level: 'warn',
+      abandonedJobs: ['job-abandoned'],
+    });
   });
 });
 
