@@ -37,27 +37,36 @@ const MAX_ID_BYTES = 65_536;
  */
 export class SharedJobIds {
   readonly buffer: SharedArrayBuffer;
-  private readonly length: Int32Array;
+  /** [sequence, length]: the sequence is odd while a write is under way (a seqlock). */
+  private readonly header: Int32Array;
   private readonly bytes: Uint8Array;
 
   constructor(buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(4 + MAX_ID_BYTES);
-    this.length = new Int32Array(this.buffer, 0, 1);
-    this.bytes = new Uint8Array(this.buffer, 4);
+    this.buffer = buffer ?? new SharedArrayBuffer(8 + MAX_ID_BYTES);
+    this.header = new Int32Array(this.buffer, 0, 2);
+    this.bytes = new Uint8Array(this.buffer, 8);
   }
 
+  /** Only one thread writes (the main thread). */
   write(ids: readonly string[]): void {
     let encoded = Buffer.from(ids.join(','));
     if (encoded.length > MAX_ID_BYTES) encoded = encoded.subarray(0, encoded.lastIndexOf(0x2c, MAX_ID_BYTES));
-    Atomics.store(this.length, 0, 0);
+    Atomics.add(this.header, 0, 1);
     this.bytes.set(encoded);
-    Atomics.store(this.length, 0, encoded.length);
+    Atomics.store(this.header, 1, encoded.length);
+    Atomics.add(this.header, 0, 1);
   }
 
+  /** A whole list as one write left it, never a mix of two (retried while a write is under way). */
   read(): string[] {
-    const length = Atomics.load(this.length, 0);
-    if (length === 0) return [];
-    return Buffer.from(this.bytes.subarray(0, length)).toString().split(',');
+    for (;;) {
+      const before = Atomics.load(this.header, 0);
+      if (before % 2 === 0) {
+        const length = Atomics.load(this.header, 1);
+        const text = Buffer.from(this.bytes.subarray(0, length)).toString();
+        if (Atomics.load(this.header, 0) === before) return length === 0 ? [] : text.split(',');
+      }
+    }
   }
 }
 
