@@ -470,5 +470,5 @@ function jsonErrorPosition(doc: string, message: string): number {
   if (/end of JSON input/.test(message)) return doc.length;
   const token = /Unexpected token '(.)'/.exec(message)?.[1];
   const index = token === undefined ? -1 : doc.indexOf(token);
-  return index >= 0 ? index : 0;
+  return Math.max(index, 0);
 }
