@@ -18,6 +18,8 @@ import type { ControlPlane, PostOutcome } from './control-plane.js';
  * apply it whenever it got to it, possibly after the final result.
  */
 const PROGRESS_POST_TIMEOUT_MS = 10_000;
+/** Refusals of the request rather than of its body: bad credentials, a job RunPod no longer has. */
+const NOT_ABOUT_THE_RESULT = [401, 403, 404, 409, 410];
 
 export interface ReporterOptions {
   /** Least time between two progress posts; 0 disables them. */
@@ -142,11 +144,23 @@ export class JobReporter {
         error: outcome.error,
       });
       if (outcome.status === undefined || outcome.status >= 500 || !('output' in result)) return outcome;
-      // RunPod refused the output itself (a 4xx, most often over its size limit): post a small error so
-      // the job ends FAILED instead of COMPLETED without an output.
+      if (NOT_ABOUT_THE_RESULT.includes(outcome.status)) {
+        // The credentials or the job itself were refused: a second post would be refused the same way.
+        this.log.error('RunPod refused the post itself, not the result; not posting again', {
+          status: outcome.status,
+          hint: outcome.status === 401 || outcome.status === 403 ? 'check RUNPOD_AI_API_KEY' : 'RunPod no longer has this job',
+        });
+        return outcome;
+      }
+      // RunPod refused the output itself (most often over its size limit): post a small error so the job
+      // ends FAILED instead of COMPLETED without an output.
+      const sizeAdvice =
+        outcome.status === 400 || outcome.status === 413
+          ? "; results over RunPod's size limit are refused: lower batch_size, n_iter or the image size"
+          : '';
       const failure = {
         code: 'RESULT_REJECTED',
-        message: `RunPod refused the job's result (${outcome.status}) at ${bytes} bytes; results over RunPod's size limit are refused: lower batch_size, n_iter or the image size`,
+        message: `RunPod refused the job's result (${outcome.status}) at ${bytes} bytes${sizeAdvice}`,
         phase: null,
         retryable: false,
         details: { status: outcome.status, bytes },

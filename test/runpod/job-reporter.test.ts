@@ -62,6 +62,35 @@ describe('the final post of a job', () => {
     expect(runpod.of('job-done', 'job-slow-progress')).toHaveLength(2);
   });
 
+  it('does not post again when RunPod refuses the post itself (401), and says what to check', async () => {
+    const { runpod, reporter, records } = await reporterFor('job-unauthorized');
+    runpod.scriptDone('job-unauthorized', 401);
+
+    const outcome = await reporter.finish({ output: { images: ['aGk='] } });
+
+    expect(outcome).toMatchObject({ ok: false, status: 401 });
+    expect(runpod.of('job-done', 'job-unauthorized')).toHaveLength(1);
+    expect(
+      records().find((r) => r['message'] === 'RunPod refused the post itself, not the result; not posting again'),
+    ).toMatchObject({
+      level: 'error',
+      jobId: 'job-unauthorized',
+      hint: 'check RUNPOD_AI_API_KEY',
+    });
+  });
+
+  it('answers RESULT_REJECTED, without size advice, for a refusal that is not about size (422)', async () => {
+    const { runpod, reporter } = await reporterFor('job-unprocessable');
+    runpod.scriptDone('job-unprocessable', 422);
+
+    await reporter.finish({ output: { images: ['aGk='] } });
+
+    const [, fallback] = runpod.of('job-done', 'job-unprocessable');
+    const failure = JSON.parse(JSON.parse(fallback!.body).error);
+    expect(failure).toMatchObject({ code: 'RESULT_REJECTED', details: { status: 422 } });
+    expect(failure.message).not.toMatch(/size limit/);
+  });
+
   it('posts an INTERNAL error, logged with the job id, for a result that cannot be written as JSON', async () => {
     const { runpod, reporter, records } = await reporterFor('job-unencodable');
 
