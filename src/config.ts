@@ -423,7 +423,7 @@ export const ConfigSchema = z.object({
   LOG_LEVEL: oneOf(['error', 'warn', 'info', 'debug'] as const, {
     default: 'info',
     description:
-      "Least severe level written; when unset, RUNPOD_LOG_LEVEL or RUNPOD_DEBUG_LEVEL is read. RunPod names are accepted: WARNING means warn, TRACE means debug, NOTSET means error, and 0-5 are RunPod's level numbers.",
+      "Least severe level written; when unset, RUNPOD_LOG_LEVEL or RUNPOD_DEBUG_LEVEL is read. RunPod names are accepted: WARNING means warn, TRACE means debug, NOTSET means error (RunPod's NOTSET prints nothing, but a lost job must always leave an error line), and 0-5 are RunPod's level numbers.",
     aliases: {
       warning: 'warn',
       trace: 'debug',
