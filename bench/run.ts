@@ -242,7 +242,7 @@ async function latencyScenario(
 async function readinessScenario() {
   const afterApi: number[] = [];
   const fromStart: number[] = [];
-  for (let i = 0; i < n(10, 1); i++) {
+  for (let i = 0; i < n(30, 1); i++) {
     // (a) the API starts answering while the worker already probes
     const sim = new A1111Simulator();
     const url = await sim.reservePort();
@@ -273,7 +273,7 @@ async function readinessScenario() {
 
 async function idleGapScenario(concurrency: number) {
   const { sim, plane, close } = await setup({ stepDelayMs: 10, concurrency });
-  const jobs = n(40, 4);
+  const jobs = n(200, 4);
   const ids = Array.from({ length: jobs }, (_, i) => `gap-${concurrency}-${i}`);
   const done = Promise.all(
     ids.map((id) =>
@@ -351,37 +351,33 @@ async function main(): Promise<void> {
   process.stdout.write(
     `machine: ${machine.cpus} cores (${machine.cpuModel}), ${mb(machine.memoryBytes)}, Node ${machine.node}\n`,
   );
+  const scenarios = {
+    small0: () => latencyScenario('small result, generation 0 s', 0, 1, n(300, 5)),
+    small05: () => latencyScenario('small result, generation 0.5 s', 25, 20, n(200, 3)),
+    large: () =>
+      latencyScenario('large result (8 × 1024² PNG)', 0, 1, n(100, 2), { width: 1024, height: 1024, batch_size: 8 }),
+    readiness: readinessScenario,
+    gap: async () => [await idleGapScenario(1), await idleGapScenario(2)] as const,
+    soak: soakScenario,
+  };
   if (ONLY) {
-    const run: Record<string, () => Promise<unknown>> = {
-      small0: () => latencyScenario('small result, generation 0 s', 0, 1, n(300, 5)),
-      small05: () => latencyScenario('small result, generation 0.5 s', 25, 20, n(100, 3)),
-      large: () => latencyScenario('large result', 0, 1, n(30, 2), { width: 1024, height: 1024, batch_size: 8 }),
-      readiness: readinessScenario,
-      gap: async () => [await idleGapScenario(1), await idleGapScenario(2)],
-      soak: soakScenario,
-    };
-    const scenario = run[ONLY];
-    if (!scenario) throw new Error(`--only takes one of ${Object.keys(run).join(', ')}`);
+    const scenario = (scenarios as Record<string, () => Promise<unknown>>)[ONLY];
+    if (!scenario) throw new Error(`--only takes one of ${Object.keys(scenarios).join(', ')}`);
     process.stdout.write(`${JSON.stringify(await scenario(), null, 2)}\n`);
     return;
   }
 
-  const small0 = await latencyScenario('small result, generation 0 s', 0, 1, n(300, 5));
+  const small0 = await scenarios.small0();
   process.stdout.write(`small/0s done\n`);
-  const small05 = await latencyScenario('small result, generation 0.5 s', 25, 20, n(100, 3));
+  const small05 = await scenarios.small05();
   process.stdout.write(`small/0.5s done\n`);
-  const large = await latencyScenario('large result (8 × 1024² PNG)', 0, 1, n(30, 2), {
-    width: 1024,
-    height: 1024,
-    batch_size: 8,
-  });
+  const large = await scenarios.large();
   process.stdout.write(`large done\n`);
-  const readiness = await readinessScenario();
+  const readiness = await scenarios.readiness();
   process.stdout.write(`readiness done\n`);
-  const gap1 = await idleGapScenario(1);
-  const gap2 = await idleGapScenario(2);
+  const [gap1, gap2] = await scenarios.gap();
   process.stdout.write(`idle gaps done\n`);
-  const soak = await soakScenario();
+  const soak = await scenarios.soak();
   process.stdout.write(`soak done\n`);
 
   const targets = {
