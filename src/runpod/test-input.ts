@@ -45,8 +45,10 @@ function progressReporter(log: Logger): (update: ProgressUpdate) => void {
     return (update) => {
       const width = 30;
       const filled = Math.round(update.progress * width);
+      // Drawn from the line's start with the cursor left there, so a log line written meanwhile replaces
+      // the bar instead of being glued to its end.
       process.stderr.write(
-        `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(update.progress * 100)}%  step ${update.step}/${update.steps}  eta ${update.etaSeconds}s `,
+        `\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(update.progress * 100)}%  step ${update.step}/${update.steps}  eta ${update.etaSeconds}s\r`,
       );
     };
   }
