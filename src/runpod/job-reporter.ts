@@ -148,7 +148,10 @@ export class JobReporter {
         // The credentials or the job itself were refused: a second post would be refused the same way.
         this.log.error('RunPod refused the post itself, not the result; not posting again', {
           status: outcome.status,
-          hint: outcome.status === 401 || outcome.status === 403 ? 'check RUNPOD_AI_API_KEY' : 'RunPod no longer has this job',
+          hint:
+            outcome.status === 401 || outcome.status === 403
+              ? 'check RUNPOD_AI_API_KEY'
+              : 'RunPod no longer has this job',
         });
         return outcome;
       }
