@@ -172,7 +172,7 @@ export const ConfigSchema = z.object({
   }),
   A1111_LAUNCH_COMMAND: optionalText({
     description:
-      'When set, the worker starts the WebUI itself with this shell command, forwards its output to the log and knows when it dies (a dead WebUI fails readiness at once and a crash fails the job BACKEND_CRASHED). Unset: the WebUI is run by someone else.',
+      "When set, the worker starts the WebUI itself with this shell command, forwards its output to the log and knows when it dies (a dead WebUI fails readiness at once and a crash fails the job BACKEND_CRASHED). The WebUI gets the worker's environment without its secrets (RUNPOD_AI_API_KEY, RUNPOD_WEBHOOK_*, A1111_API_AUTH, *_TOKEN, *_API_KEY, *_SECRET, *_SECRET_KEY, *_SECRET_ACCESS_KEY, *_PASSWORD). Unset: the WebUI is run by someone else.",
     rule: 'a shell command line',
   }),
   A1111_REQUEST_TIMEOUT_MS: integer({

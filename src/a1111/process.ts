@@ -18,6 +18,7 @@
  *   after the command itself has exited.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,11 +41,40 @@ export interface ProcessExit {
  * variable the WebUI does need can be set in A1111_LAUNCH_COMMAND itself (`FOO=bar exec python …`).
  */
 export function webuiEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const secret = (name: string) =>
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !isWorkerSecret(name)));
+}
+
+/** Variables the WebUI does not get: RunPod's key and URLs, tokens, keys, secrets, passwords. */
+export function isWorkerSecret(name: string): boolean {
+  return (
     /^RUNPOD_(AI_API_KEY|WEBHOOK_\w+)$/.test(name) ||
-    /(_TOKEN|_API_KEY|_SECRET|_PASSWORD)$/.test(name) ||
-    name === 'A1111_API_AUTH';
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !secret(name)));
+    /(_TOKEN|_API_KEY|_SECRET|_SECRET_KEY|_SECRET_ACCESS_KEY|_PASSWORD)$/.test(name) ||
+    name === 'A1111_API_AUTH'
+  );
+}
+
+/** How many processes of the group still run (not zombies), from /proc; null where there is no /proc. */
+export function runningGroupMembers(pgid: number): number | null {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  let running = 0;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so read after the last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') running++;
+  }
+  return running;
 }
 
 const TAIL_LINES = 20;
@@ -96,6 +126,15 @@ export class A1111Process implements BackendLiveness {
   start(): void {
     if (this.child) return;
     this.log.info('starting A1111', { command: this.command });
+    // `$NAME` in the command is expanded by the WebUI's shell, which does not have the worker's secrets.
+    const hidden = [...this.command.matchAll(/\$\{?([A-Za-z_]\w*)/g)]
+      .map((match) => match[1]!)
+      .filter((name) => isWorkerSecret(name) && process.env[name] !== undefined);
+    if (hidden.length > 0) {
+      this.log.warn(
+        `A1111_LAUNCH_COMMAND uses ${[...new Set(hidden)].join(', ')}, which the WebUI's environment leaves out (the worker's secrets stay with the worker); write the value into the command, or give it another name`,
+      );
+    }
     const child = spawn('/bin/sh', ['-c', this.command], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -201,10 +240,13 @@ export class A1111Process implements BackendLiveness {
     if (pid === undefined) return false;
     try {
       process.kill(-pid, 0);
-      return true;
     } catch (error) {
       return (error as NodeJS.ErrnoException).code === 'EPERM';
     }
+    // A group of zombies answers kill(0) too. As PID 1 of a container the worker inherits the WebUI's
+    // orphans and nothing reaps them, so on Linux only a member that still runs counts.
+    const running = runningGroupMembers(pid);
+    return running === null || running > 0;
   }
 
   private signalGroup(signal: NodeJS.Signals): void {

@@ -20,7 +20,9 @@
  *
  * A request stays in the line until A1111 is done with it, even when the job that sent it has ended:
  * until A1111 answers it, or, when the HTTP call timed out (A1111 goes on regardless), until /progress
- * shows it ended.
+ * shows it ended (only readings asked for after an interrupt count as proof of one), or one settle
+ * timeout after it reached the front if it was never seen running (it may have ended before the timeout:
+ * a large answer is encoded after the queue lock is released).
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +41,8 @@ interface Entry {
   settled: boolean;
   done: Promise<void>;
   settle: () => void;
+  /** Aborted once settled: ends the waits of the watchers. */
+  settledSignal: AbortSignal;
   unwanted: boolean;
   stopping: Promise<void> | null;
   /** What became of stopping it, once decided. */
@@ -47,6 +51,8 @@ interface Entry {
   detached: boolean;
   /** `job_timestamp` of the reading that showed this request running. */
   seenRunningAt: string | null;
+  /** When the /interrupt for it was answered: readings asked for before then predate it. */
+  interruptedAt: number | null;
 }
 
 const POLL_MS = 20;
@@ -92,21 +98,25 @@ export class GenerationLine {
   submit(jobId: string, request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse> {
     const call = this.client.txt2img(request);
     let settle!: () => void;
+    const settled = new AbortController();
     const entry: Entry = {
       jobId,
       ...signatureOf(request),
       settled: false,
       done: new Promise<void>((resolve) => (settle = resolve)),
       settle: () => settle(),
+      settledSignal: settled.signal,
       unwanted: false,
       stopping: null,
       stop: null,
       detached: false,
       seenRunningAt: null,
+      interruptedAt: null,
     };
     this.line.push(entry);
     void entry.done.then(() => {
       entry.settled = true;
+      settled.abort();
       this.leave(entry);
     });
     call.then(
@@ -177,32 +187,42 @@ export class GenerationLine {
     let pause = POLL_MS;
     while (!entry.settled) {
       if (this.line[0] === entry) {
-        const progress = await this.client.getProgress();
-        if (entry.settled) break;
-        if (this.isRunning(entry, progress)) {
-          entry.stop = await this.stopRunning(entry, progress);
-          return;
+        try {
+          const progress = await this.client.getProgress();
+          if (entry.settled) break;
+          if (this.isRunning(entry, progress)) {
+            entry.stop = await this.stopRunning(entry, progress);
+            return;
+          }
+        } catch (error) {
+          // A failed reading is one missed look: the interrupt still waits for the generation to start.
+          this.log.debug('progress poll failed while waiting to interrupt', {
+            jobId: entry.jobId,
+            ...errorFields(error),
+          });
         }
       }
-      await Promise.race([entry.done, sleep(pause)]);
+      await sleep(pause, undefined, { signal: entry.settledSignal }).catch(() => undefined);
       pause = Math.min(pause * 2, MAX_POLL_MS);
     }
     entry.stop ??= 'answered';
   }
 
-  /** Interrupts the running request, unless the interrupt could land on the request behind it. */
+  /** Interrupts the running request, unless the interrupt could land on a request behind it. */
   private async stopRunning(entry: Entry, progress: Progress): Promise<InterruptStatus> {
-    const next = this.line[1];
-    if (next && next.steps === entry.steps && next.batches === entry.batches) {
-      this.log.info('leaving an unwanted generation to finish: the request behind it looks the same in /progress', {
+    // Requests A1111 has finished but not yet answered may still sit between this one and the next.
+    const lookalike = this.line.slice(1).find((e) => e.steps === entry.steps && e.batches === entry.batches);
+    if (lookalike) {
+      this.log.info('leaving an unwanted generation to finish: a request behind it looks the same in /progress', {
         jobId: entry.jobId,
-        next: next.jobId,
+        next: lookalike.jobId,
       });
       return 'left-to-finish';
     }
     // About to finish: an interrupt could arrive once the request behind has begun.
-    if (next && this.stepsLeft(progress) < 2) return 'left-to-finish';
+    if (this.line.length > 1 && this.stepsLeft(progress) < 2) return 'left-to-finish';
     await this.client.interrupt();
+    entry.interruptedAt = Date.now();
     this.log.info('sent POST /sdapi/v1/interrupt to A1111', {
       jobId: entry.jobId,
       step: progress.state.sampling_step,
@@ -211,9 +231,11 @@ export class GenerationLine {
   }
 
   /**
-   * Watches a request whose HTTP call gave up until /progress shows A1111 done with it: idle after it
+   * Watches a request whose HTTP call timed out until /progress shows A1111 done with it: idle after it
    * ran, a new generation begun (A1111 clears `interrupted` and stamps a new `job_timestamp` when one
-   * begins), or, at the latest, `detachedWatchMs` after it reached the front of the line.
+   * begins), or, at the latest, `settleTimeoutMs` after it reached the front of the line without ever
+   * being seen running (it may have ended before the timeout, or never reached A1111), or
+   * `detachedWatchMs` after that if it was.
    */
   private async watchDetached(entry: Entry): Promise<void> {
     let frontSince: number | null = null;
@@ -221,21 +243,28 @@ export class GenerationLine {
       if (this.line[0] === entry) {
         frontSince ??= Date.now();
         try {
+          const askedAt = Date.now();
           const progress = await this.client.getProgress();
           const { state } = progress;
           if (this.isRunning(entry, progress)) entry.seenRunningAt ??= state.job_timestamp ?? '';
-          const ran = entry.seenRunningAt !== null || entry.stop === 'sent';
+          // A reading asked for before the interrupt was answered cannot tell whether it took.
+          const afterInterrupt = entry.interruptedAt !== null && askedAt > entry.interruptedAt;
+          const ran = entry.seenRunningAt !== null || afterInterrupt;
           const ended =
             ran &&
             (state.job_count === 0 ||
-              (entry.stop === 'sent' && !state.interrupted) ||
+              (afterInterrupt && !state.interrupted) ||
               (entry.seenRunningAt !== null && (state.job_timestamp ?? '') !== entry.seenRunningAt));
           if (ended) break;
         } catch (error) {
           this.log.debug('progress poll failed', errorFields(error));
         }
-        if (Date.now() - frontSince > this.detachedWatchMs) {
-          this.log.warn('stopped watching a generation A1111 did not answer in time', { jobId: entry.jobId });
+        const limit = entry.seenRunningAt === null ? this.settleTimeoutMs : this.detachedWatchMs;
+        if (Date.now() - frontSince > limit) {
+          this.log.warn('stopped watching a generation A1111 did not answer in time', {
+            jobId: entry.jobId,
+            seenRunning: entry.seenRunningAt !== null,
+          });
           break;
         }
       }

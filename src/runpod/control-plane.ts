@@ -74,9 +74,12 @@ function describe(error: unknown): string {
   return code && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
 }
 
-/** A long-poll that outlasted its timeout: an empty answer, as RunPod's own runtime treats it. */
+/**
+ * A long-poll that outlasted axios's own timeout: an empty answer, as RunPod's own runtime treats it.
+ * (ETIMEDOUT is a connection that could not be made: an error like any other.)
+ */
 function isLongPollTimeout(error: unknown, signal: AbortSignal | undefined): boolean {
-  return isAxiosError(error) && (error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT') && !signal?.aborted;
+  return isAxiosError(error) && error.code === 'ECONNABORTED' && !signal?.aborted;
 }
 
 function classifyItem(item: unknown): {

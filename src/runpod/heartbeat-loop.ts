@@ -50,11 +50,17 @@ export class SharedJobIds {
   /** Only one thread writes (the main thread). */
   write(ids: readonly string[]): void {
     let encoded = Buffer.from(ids.join(','));
-    if (encoded.length > MAX_ID_BYTES) encoded = encoded.subarray(0, encoded.lastIndexOf(0x2c, MAX_ID_BYTES));
+    // Too many ids for the buffer: as many whole ones as fit (none, if even the first is too long).
+    if (encoded.length > MAX_ID_BYTES)
+      encoded = encoded.subarray(0, Math.max(0, encoded.lastIndexOf(0x2c, MAX_ID_BYTES)));
     Atomics.add(this.header, 0, 1);
-    this.bytes.set(encoded);
-    Atomics.store(this.header, 1, encoded.length);
-    Atomics.add(this.header, 0, 1);
+    try {
+      this.bytes.set(encoded);
+      Atomics.store(this.header, 1, encoded.length);
+    } finally {
+      // Never left odd: the reader would wait for this write forever.
+      Atomics.add(this.header, 0, 1);
+    }
   }
 
   /** A whole list as one write left it, never a mix of two (retried while a write is under way). */

@@ -223,6 +223,11 @@ export class A1111Simulator {
     this.modelLoad = ms;
   }
 
+  /** Time between a generation's end and its answer, from the next answer on. */
+  setResponseDelay(ms: number): void {
+    this.options.responseDelayMs = ms;
+  }
+
   /** Recorded calls to one API route, e.g. `callsTo('POST', '/txt2img')`. */
   callsTo(method: string, route: string): RecordedCall[] {
     return this.calls.filter((c) => c.method === method && c.path === `${API}${route}`);

@@ -1,12 +1,13 @@
 /**
  * The supervised WebUI process, with real shell commands standing in for it.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { A1111Process } from '../../src/a1111/process.js';
+import { A1111Process, runningGroupMembers } from '../../src/a1111/process.js';
 import { captureLog } from '../support/logs.js';
 
 function alive(pid: number): boolean {
@@ -125,11 +126,12 @@ describe('a supervised WebUI process', () => {
       HF_TOKEN: 'hf_secret',
       CIVITAI_TOKEN: 'civitai_secret',
       A1111_API_AUTH: 'user:secret',
+      AWS_SECRET_ACCESS_KEY: 'aws_secret',
       CUDA_VISIBLE_DEVICES: '0',
       RUNPOD_POD_ID: 'pod-7',
     });
     try {
-      const webui = new A1111Process('env', log);
+      const webui = new A1111Process('env; echo "auth=$A1111_API_AUTH"', log);
       webui.start();
       await webui.exited;
     } finally {
@@ -142,7 +144,28 @@ describe('a supervised WebUI process', () => {
       .join('\n');
     expect(output).toContain('[A1111] CUDA_VISIBLE_DEVICES=0');
     expect(output).toContain('[A1111] RUNPOD_POD_ID=pod-7');
-    expect(output).not.toMatch(/secret|RUNPOD_AI_API_KEY|RUNPOD_WEBHOOK_GET_JOB|HF_TOKEN|CIVITAI_TOKEN|A1111_API_AUTH/);
+    expect(output).not.toMatch(
+      /secret|RUNPOD_AI_API_KEY|RUNPOD_WEBHOOK_GET_JOB|HF_TOKEN|CIVITAI_TOKEN|A1111_API_AUTH=/,
+    );
+    expect(output).toContain('[A1111] auth=');
+    // A command that expands a left-out variable is told so, by name and without the value.
+    const warning = records().find((r) => r['level'] === 'warn');
+    expect(String(warning?.['message'])).toMatch(
+      /^A1111_LAUNCH_COMMAND uses A1111_API_AUTH, which the WebUI's environment leaves out/,
+    );
+    expect(JSON.stringify(records())).not.toContain('user:secret');
+  });
+
+  it('counts a group’s zombies as gone, so a stop does not wait out its grace for them', async () => {
+    // The exec'd `sleep 30` never waits for its child, which turns into a zombie of the group.
+    const group = spawn('/bin/sh', ['-c', 'sleep 0.1 & exec sleep 30'], { detached: true, stdio: 'ignore' });
+    const pgid = group.pid!;
+    try {
+      await expect.poll(() => runningGroupMembers(pgid), { timeout: 5_000 }).toBe(1);
+      expect(alive(-pgid)).toBe(true); // kill(0) still answers for the zombie and its parent
+    } finally {
+      process.kill(-pgid, 'SIGKILL');
+    }
   });
 
   it('kills the whole group at once when the worker must exit now', async () => {

@@ -93,6 +93,34 @@ describe('a request A1111 does not answer in time', () => {
     expect(sim.engine.generations).toEqual([expect.objectContaining({ interrupted: true })]);
     expect(sim.engine.busy).toBe(false);
   });
+
+  it('lets the next job be interrupted when the timed-out request was never seen running', async () => {
+    // A's generation takes 20 ms, but its answer comes 4 s later (A1111 encoding a large result), after
+    // the worker's 3 s request timeout: the worker never sees A running. It stops counting A as A1111's
+    // current request one settle timeout (300 ms) after A's job ended, not a whole request timeout later.
+    const sim = await simulator({ stepDelayMs: 10, responseDelayMs: 4_000 });
+    const { runner } = testWorker(sim.url, {
+      A1111_REQUEST_TIMEOUT_MS: '3000',
+      A1111_INTERRUPT_SETTLE_TIMEOUT_MS: '300',
+    });
+    const a = await runner.run({ id: 'job-a-timed-out', input: { prompt: 'a', steps: 2 } });
+    if (a.ok) throw new Error('expected a failure');
+    expect(a.failure).toMatchObject({ code: 'BACKEND_TIMEOUT', details: { a1111Idle: false } });
+
+    sim.setResponseDelay(0);
+    sim.setStepDelay(30);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort('cancelled by its client'), 1_000);
+    const b = await runner.run(
+      { id: 'job-b-cancelled', input: { prompt: 'b', steps: 100 } },
+      { signal: controller.signal },
+    );
+
+    // B's own generation was interrupted when B was cancelled, not left queued behind a ghost of A.
+    if (b.ok) throw new Error('expected a failure');
+    expect(b.failure).toMatchObject({ code: 'CANCELLED', details: { interrupt: 'sent' } });
+    expect(sim.engine.generations.map((g) => g.interrupted)).toEqual([false, true]);
+  });
 });
 
 describe('a cancelled job', () => {

@@ -48,4 +48,18 @@ describe('shared job ids', () => {
     expect(results.filter((list) => !whole.has(list))).toEqual([]);
     expect(ids.read()).toEqual(lists[(writes - 1) % lists.length]);
   });
+
+  it('keeps only whole ids when they do not all fit, and stays readable whatever it is given', () => {
+    const ids = new SharedJobIds();
+    const many = Array.from({ length: 10_000 }, (_, i) => `job-${String(i).padStart(8, '0')}`);
+    ids.write(many);
+    const kept = ids.read();
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept).toEqual(many.slice(0, kept.length));
+
+    ids.write(['x'.repeat(100_000)]);
+    expect(ids.read()).toEqual([]);
+    ids.write(['job-after']);
+    expect(ids.read()).toEqual(['job-after']);
+  });
 });

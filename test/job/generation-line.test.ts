@@ -1,0 +1,95 @@
+/**
+ * The worker's view of A1111's queue, where the order of /progress readings and interrupts decides which
+ * request an interrupt hits. These cases need readings held back and released in a chosen order, which
+ * the simulator (answering at once) cannot give, so a scripted client stands in for A1111 here; the
+ * same behaviour against the simulator is in test/handler/interrupt.test.ts and concurrency.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import type { A1111Client } from '../../src/a1111/client.js';
+import type { Progress, Txt2ImgResponse } from '../../src/a1111/schemas.js';
+import { WorkerError } from '../../src/errors.js';
+import { GenerationLine } from '../../src/job/generation-line.js';
+import { captureLog } from '../support/logs.js';
+
+function running(steps: number, extra: Partial<Progress['state']> = {}): Progress {
+  return {
+    progress: 0.3,
+    eta_relative: 1,
+    state: {
+      job_count: 1,
+      job_no: 0,
+      sampling_step: 3,
+      sampling_steps: steps,
+      interrupted: false,
+      job_timestamp: '20260101000000',
+      ...extra,
+    },
+  };
+}
+const idle: Progress = {
+  progress: 0,
+  eta_relative: 0,
+  state: { job_count: 0, job_no: 0, sampling_step: 0, sampling_steps: 0, interrupted: false },
+};
+
+/** A client whose answers the test hands out one by one. */
+function scriptedClient() {
+  const readings: { resolve: (p: Progress) => void }[] = [];
+  const answers = new Map<string, { resolve: (r: Txt2ImgResponse) => void; reject: (e: unknown) => void }>();
+  const interrupts: number[] = [];
+  const client = {
+    txt2img: (request: { prompt: string }) =>
+      new Promise<Txt2ImgResponse>((resolve, reject) => answers.set(request.prompt, { resolve, reject })),
+    getProgress: () => new Promise<Progress>((resolve) => readings.push({ resolve })),
+    interrupt: async () => {
+      interrupts.push(Date.now());
+    },
+  } as unknown as A1111Client;
+  return { client, readings, answers, interrupts };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+describe('the generation line', () => {
+  it('does not take a reading asked for before the interrupt as proof the timed-out request ended', async () => {
+    const { client, readings, answers, interrupts } = scriptedClient();
+    const line = new GenerationLine(client, captureLog().log, 5_000, 60_000);
+    void line.submit('job-a', { prompt: 'a', steps: 10 });
+    answers.get('a')!.reject(new WorkerError('BACKEND_TIMEOUT', 'no answer in time'));
+    await settle();
+    expect(readings).toHaveLength(1); // the watcher of the timed-out request asks first…
+    const stopping = line.interrupt('job-a');
+    await settle();
+    expect(readings).toHaveLength(2); // …then the interrupt's watcher
+
+    readings[1]!.resolve(running(10));
+    await settle();
+    expect(interrupts).toHaveLength(1);
+    // The first reading was taken before the interrupt: A1111 had not seen it yet.
+    readings[0]!.resolve(running(10));
+    await settle();
+    expect(line.jobIds).toEqual(['job-a']);
+
+    // A reading taken after the interrupt that shows A1111 idle ends it.
+    await expect.poll(() => readings.length, { timeout: 2_000 }).toBe(3);
+    readings[2]!.resolve(idle);
+    await expect.poll(() => line.jobIds, { timeout: 2_000 }).toEqual([]);
+    await expect(stopping).resolves.toEqual({ interrupt: 'sent', settled: true });
+  });
+
+  it('leaves an unwanted request to finish when any request behind it, not just the next, looks the same', async () => {
+    const { client, readings, interrupts } = scriptedClient();
+    const line = new GenerationLine(client, captureLog().log, 200, 60_000);
+    void line.submit('job-unwanted', { prompt: 'unwanted', steps: 30 });
+    void line.submit('job-answering', { prompt: 'answering', steps: 20 }); // finished, its answer still on the way
+    void line.submit('job-wanted', { prompt: 'wanted', steps: 30 });
+
+    const stopping = line.interrupt('job-unwanted');
+    await settle();
+    // The reading shows a 30-step generation: the unwanted one, or the wanted one already running.
+    readings[0]!.resolve(running(30));
+
+    await expect(stopping).resolves.toEqual({ interrupt: 'left-to-finish', settled: false });
+    expect(interrupts).toEqual([]);
+  });
+});
