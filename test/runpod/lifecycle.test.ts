@@ -2,6 +2,9 @@
  * The production worker's life around its jobs: heartbeat, stop channel, signals, concurrency and
  * crash-class failures. Built entry point, real processes, real HTTP on 127.0.0.1.
  */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRunPod } from '../support/fake-runpod.js';
 import { simulator } from '../support/simulator.js';
@@ -143,6 +146,29 @@ describe('signals', () => {
     expect(worker.records().find((r) => String(r['message']).includes('received again'))).toMatchObject({
       level: 'warn',
       abandonedJobs: ['job-abandoned'],
+    });
+  });
+});
+
+describe('a defect that escapes every handler', () => {
+  it('is logged with the jobs it takes down, and the worker exits 1 so RunPod replaces it', async () => {
+    // Preloaded into the worker: on SIGUSR2, an exception nothing catches (the worker has no such hook).
+    const dir = await mkdtemp(path.join(tmpdir(), 'worker-defect-'));
+    const preload = path.join(dir, 'defect.cjs');
+    await writeFile(preload, "process.on('SIGUSR2', () => setImmediate(() => { throw new Error('a defect'); }));\n");
+    const sim = await simulator({ stepDelayMs: 30 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-taken-down', { steps: 300 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url }, [], ['--require', preload]);
+
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-taken-down');
+    worker.child.kill('SIGUSR2');
+
+    expect(await worker.exited).toEqual({ code: 1, signal: null });
+    expect(worker.records().find((r) => String(r['message']).startsWith('the worker crashed'))).toMatchObject({
+      level: 'error',
+      errorMessage: 'a defect',
+      runningJobs: ['job-taken-down'],
     });
   });
 });
