@@ -456,14 +456,18 @@ export class ModelDownloader {
     });
     const out = createWriteStream(temp, { flags: 'wx' });
     let writeError: NodeJS.ErrnoException | null = null;
-    out.once('error', (error) => (writeError ??= error));
+    // Only the file system's own failures (they name a syscall): a deadline or a cancel also ends the
+    // write stream with an error, and that is not the disk's doing.
+    out.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.syscall !== undefined) writeError ??= error;
+    });
     try {
       await pipeline(response, meter, out, { signal });
     } catch (error) {
       log.debug('download stream ended early', { file, bytes, ...errorFields(error) });
       if (isWorkerError(error)) throw error;
       const diskError = writeError as NodeJS.ErrnoException | null;
-      if (diskError && diskError.code !== 'ENOSPC') {
+      if (diskError && diskError.code !== 'ENOSPC' && !signal.aborted) {
         throw failed(
           'disk',
           `cannot write ${file} to MODELS_DIR: ${diskError.code ?? ''} ${diskError.message}`.replace(/\s+/g, ' '),
