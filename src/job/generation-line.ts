@@ -37,18 +37,16 @@ interface Entry {
   /** What /progress shows while this request runs. */
   steps: number;
   batches: number;
-  /** A1111 is done with it: it answered, or (after the HTTP call gave up) /progress shows it ended. */
-  settled: boolean;
+  /**
+   * Aborted once A1111 is done with it: it answered, or (after the HTTP call timed out) /progress shows
+   * it ended. Ends the watchers' waits and takes the entry out of the line.
+   */
+  settled: AbortController;
+  /** Resolves when `settled` is aborted. */
   done: Promise<void>;
-  settle: () => void;
-  /** Aborted once settled: ends the waits of the watchers. */
-  settledSignal: AbortSignal;
-  unwanted: boolean;
   stopping: Promise<void> | null;
   /** What became of stopping it, once decided. */
   stop: InterruptStatus | null;
-  /** The HTTP call gave up (request timeout) while A1111 still works on the request. */
-  detached: boolean;
   /** `job_timestamp` of the reading that showed this request running. */
   seenRunningAt: string | null;
   /** When the /interrupt for it was answered: readings asked for before then predate it. */
@@ -97,36 +95,25 @@ export class GenerationLine {
    */
   submit(jobId: string, request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse> {
     const call = this.client.txt2img(request);
-    let settle!: () => void;
     const settled = new AbortController();
     const entry: Entry = {
       jobId,
       ...signatureOf(request),
-      settled: false,
-      done: new Promise<void>((resolve) => (settle = resolve)),
-      settle: () => settle(),
-      settledSignal: settled.signal,
-      unwanted: false,
+      settled,
+      done: new Promise<void>((resolve) => settled.signal.addEventListener('abort', () => resolve(), { once: true })),
       stopping: null,
       stop: null,
-      detached: false,
       seenRunningAt: null,
       interruptedAt: null,
     };
     this.line.push(entry);
-    void entry.done.then(() => {
-      entry.settled = true;
-      settled.abort();
-      this.leave(entry);
-    });
+    settled.signal.addEventListener('abort', () => this.leave(entry), { once: true });
     call.then(
-      () => entry.settle(),
+      () => settled.abort(),
       (error: unknown) => {
         // A request timeout ends the HTTP call, not the generation: A1111 goes on until it is done.
-        if (error instanceof WorkerError && error.code === 'BACKEND_TIMEOUT') {
-          entry.detached = true;
-          void this.watchDetached(entry);
-        } else entry.settle();
+        if (error instanceof WorkerError && error.code === 'BACKEND_TIMEOUT') void this.watchDetached(entry);
+        else settled.abort();
       },
     );
     if (!signal) return call;
@@ -139,14 +126,13 @@ export class GenerationLine {
   }
 
   /**
-   * Stops the generation of a job: marks it unwanted and interrupts it once A1111 runs it, however
+   * Stops the generation of a job: interrupts it once A1111 runs it, however
    * long that takes (a checkpoint load, a queue ahead of it). Waits at most the settle timeout for
    * A1111 to be done with it; a request that still waits behind another is not waited for.
    */
   async interrupt(jobId: string): Promise<InterruptResult> {
     const entry = this.line.find((e) => e.jobId === jobId);
     if (!entry) return { interrupt: 'answered', settled: true };
-    entry.unwanted = true;
     const stopping = this.stopWhenRunning(entry);
     if (this.line[0] !== entry) {
       this.log.info(
@@ -184,12 +170,13 @@ export class GenerationLine {
 
   /** Polls /progress until this request runs, then interrupts it; ends when A1111 is done with it. */
   private async watchAndStop(entry: Entry): Promise<void> {
+    const { signal } = entry.settled;
     let pause = POLL_MS;
-    while (!entry.settled) {
+    while (!signal.aborted) {
       if (this.line[0] === entry) {
         try {
           const progress = await this.client.getProgress();
-          if (entry.settled) break;
+          if (signal.aborted) break;
           if (this.isRunning(entry, progress)) {
             entry.stop = await this.stopRunning(entry, progress);
             return;
@@ -202,7 +189,7 @@ export class GenerationLine {
           });
         }
       }
-      await sleep(pause, undefined, { signal: entry.settledSignal }).catch(() => undefined);
+      await sleep(pause, undefined, { signal }).catch(() => undefined);
       pause = Math.min(pause * 2, MAX_POLL_MS);
     }
     entry.stop ??= 'answered';
@@ -238,8 +225,9 @@ export class GenerationLine {
    * `detachedWatchMs` after that if it was.
    */
   private async watchDetached(entry: Entry): Promise<void> {
+    const { signal } = entry.settled;
     let frontSince: number | null = null;
-    while (!entry.settled) {
+    while (!signal.aborted) {
       if (this.line[0] === entry) {
         frontSince ??= Date.now();
         try {
@@ -268,9 +256,9 @@ export class GenerationLine {
           break;
         }
       }
-      await sleep(MAX_POLL_MS);
+      await sleep(MAX_POLL_MS, undefined, { signal }).catch(() => undefined);
     }
-    entry.settle();
+    entry.settled.abort();
   }
 
   private isRunning(entry: Entry, progress: Progress): boolean {

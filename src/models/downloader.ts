@@ -2,7 +2,7 @@
  * Downloads checkpoints into A1111's models directory, safely.
  *
  * Contract:
- * - the file is streamed to a hidden temporary file beside its final place (`.name.<uuid>.download`,
+ * - the file is streamed to a hidden temporary file beside its final place (`.name.<host>~<uuid>.download`,
  *   which A1111's scanner ignores), its size cap and sha256 checked while it streams, and renamed into
  *   place only when complete and correct: no partial file ever carries the final name, and a failed
  *   download leaves nothing behind. Temporary files carry the name of the host that wrote them: at
@@ -15,10 +15,11 @@
  *   environment and are sent only to their own hosts, and only over https;
  * - a job that gives a sha256 gets a file with that sha256, whether it was downloaded or already on
  *   disk (a wrong file on disk is left alone and named in the error);
- * - two jobs asking for the same file with the same sha256 (or both none) share one download; jobs
- *   that disagree download separately, so one job's wrong sha256 fails only that job. A download is
- *   abandoned only when every job that waits for it has gone, and a job arriving after that starts a
- *   fresh one;
+ * - two jobs asking for the same file share one download when they expect the same contents (the
+ *   same sha256, or without one the same URL); different sha256s from one URL download separately, so
+ *   one job's wrong sha256 fails only that job, and a job that wants the file from another URL while
+ *   it downloads fails `conflict` instead of overwriting it. A download is abandoned only when every job
+ *   that waits for it has gone, and a job arriving after that starts a fresh one;
  * - progress goes to the log at most every 5 s and to each waiting job's progress callback.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -224,16 +225,7 @@ export class ModelDownloader {
         options.signal?.removeEventListener('abort', onAbort);
         if (options.onProgress) download.listeners.delete(options.onProgress);
       };
-      download.promise.then(
-        (result) => {
-          done();
-          resolve(result);
-        },
-        (error: unknown) => {
-          done();
-          reject(error);
-        },
-      );
+      download.promise.finally(done).then(resolve, reject);
     });
   }
 

@@ -74,14 +74,6 @@ function describe(error: unknown): string {
   return code && !error.message.includes(code) ? `${code} ${error.message}` : error.message;
 }
 
-/**
- * A long-poll that outlasted axios's own timeout: an empty answer, as RunPod's own runtime treats it.
- * (ETIMEDOUT is a connection that could not be made: an error like any other.)
- */
-function isLongPollTimeout(error: unknown, signal: AbortSignal | undefined): boolean {
-  return isAxiosError(error) && error.code === 'ECONNABORTED' && !signal?.aborted;
-}
-
 function classifyItem(item: unknown): {
   job?: RunPodJob;
   problem?: { id: string | undefined; raw: unknown; reason: string };
@@ -130,17 +122,8 @@ export class ControlPlane {
   async takeJobs(count: number, jobInProgress: boolean, signal?: AbortSignal): Promise<TakenJobs> {
     const url = this.options.urls.jobTake(count, jobInProgress);
     const none: TakenJobs = { jobs: [], malformed: [] };
-    let response: AxiosResponse<string>;
-    try {
-      response = await this.http.get<string>(url, {
-        timeout: this.options.longPollTimeoutMs,
-        headers: { 'Content-Type': 'application/json' },
-        ...(signal ? { signal } : {}),
-      });
-    } catch (error) {
-      if (isLongPollTimeout(error, signal)) return { ...none, timedOut: true };
-      throw error;
-    }
+    const response = await this.longPoll(url, signal, { 'Content-Type': 'application/json' });
+    if (!response) return { ...none, timedOut: true };
     if (response.status === 204 || response.status === 400) return none;
     if (response.status === 429) throw new ThrottledError('RunPod answered 429 Too Many Requests to job-take');
     if (response.status < 200 || response.status >= 300) {
@@ -253,20 +236,33 @@ export class ControlPlane {
     });
   }
 
+  /**
+   * One long-poll GET; null when it outlasted its timeout without an answer, which is an empty answer,
+   * as RunPod's own runtime treats it. (ETIMEDOUT, a connection that could not be made, is an error.)
+   */
+  private async longPoll(
+    url: string,
+    signal: AbortSignal | undefined,
+    headers: Record<string, string> = {},
+  ): Promise<AxiosResponse<string> | null> {
+    try {
+      return await this.http.get<string>(url, {
+        timeout: this.options.longPollTimeoutMs,
+        headers,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      if (isAxiosError(error) && error.code === 'ECONNABORTED' && !signal?.aborted) return null;
+      throw error;
+    }
+  }
+
   /** One stop-channel long-poll: the ids of jobs RunPod wants stopped. */
   async pollStop(signal?: AbortSignal): Promise<string[]> {
     const url = this.options.urls.jobStop();
     if (!url) return [];
-    let response: AxiosResponse<string>;
-    try {
-      response = await this.http.get<string>(url, {
-        timeout: this.options.longPollTimeoutMs,
-        ...(signal ? { signal } : {}),
-      });
-    } catch (error) {
-      if (isLongPollTimeout(error, signal)) return [];
-      throw error;
-    }
+    const response = await this.longPoll(url, signal);
+    if (!response) return [];
     if (response.status === 204) return [];
     if (response.status === 429) throw new ThrottledError('RunPod answered 429 Too Many Requests to job-stop');
     if (response.status < 200 || response.status >= 300) {

@@ -216,8 +216,9 @@ export class WorkerLoop {
     }
   }
 
-  private async pause(ms: number): Promise<void> {
-    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+  /** Waits `ms`, or less when `signal` (the shutdown, by default) ends the wait. */
+  private async pause(ms: number, signal = this.stopping.signal): Promise<void> {
+    await sleep(ms, undefined, { signal }).catch(() => undefined);
   }
 
   private answerMalformed(bad: { id: string | undefined; raw: unknown; reason: string }): void {
@@ -309,7 +310,7 @@ export class WorkerLoop {
     }
     // Watched until the jobs running at shutdown have finished: RunPod may still cancel one of them.
     const { signal } = this.drained;
-    const pause = (ms: number) => sleep(ms, undefined, { signal }).catch(() => undefined);
+    const pause = (ms: number) => this.pause(ms, signal);
     while (!signal.aborted) {
       try {
         const ids = await this.plane.pollStop(signal);

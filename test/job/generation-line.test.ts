@@ -48,7 +48,8 @@ function scriptedClient() {
   return { client, readings, answers, interrupts };
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+/** Lets every reaction to what the test just released run. */
+const reactions = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('the generation line', () => {
   it('does not take a reading asked for before the interrupt as proof the timed-out request ended', async () => {
@@ -56,18 +57,15 @@ describe('the generation line', () => {
     const line = new GenerationLine(client, captureLog().log, 5_000, 60_000);
     void line.submit('job-a', { prompt: 'a', steps: 10 });
     answers.get('a')!.reject(new WorkerError('BACKEND_TIMEOUT', 'no answer in time'));
-    await settle();
-    expect(readings).toHaveLength(1); // the watcher of the timed-out request asks first…
+    await expect.poll(() => readings.length).toBe(1); // the watcher of the timed-out request asks first…
     const stopping = line.interrupt('job-a');
-    await settle();
-    expect(readings).toHaveLength(2); // …then the interrupt's watcher
+    await expect.poll(() => readings.length).toBe(2); // …then the interrupt's watcher
 
     readings[1]!.resolve(running(10));
-    await settle();
-    expect(interrupts).toHaveLength(1);
+    await expect.poll(() => interrupts.length).toBe(1);
     // The first reading was taken before the interrupt: A1111 had not seen it yet.
     readings[0]!.resolve(running(10));
-    await settle();
+    await reactions();
     expect(line.jobIds).toEqual(['job-a']);
 
     // A reading taken after the interrupt that shows A1111 idle ends it.
@@ -85,7 +83,7 @@ describe('the generation line', () => {
     void line.submit('job-wanted', { prompt: 'wanted', steps: 30 });
 
     const stopping = line.interrupt('job-unwanted');
-    await settle();
+    await expect.poll(() => readings.length).toBe(1);
     // The reading shows a 30-step generation: the unwanted one, or the wanted one already running.
     readings[0]!.resolve(running(30));
 
