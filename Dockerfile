@@ -77,9 +77,14 @@ COPY --from=worker-build /worker/node_modules /worker/node_modules
 COPY --from=worker-build /worker/dist /worker/dist
 COPY test_input.json /worker/test_input.json
 # glibc's dynamic mmap threshold would keep the worker's freed multi-megabyte result buffers in its
-# heap; a fixed threshold returns them to the system (see docs/performance.md). A1111 runs on tcmalloc.
+# heap; a fixed threshold returns them to the system. Trimming keeps 2 MB at the top of the heap, so
+# one answer's socket reads reuse pages the last answer's reads freed instead of faulting fresh ones
+# in, and two arenas keep that from being multiplied by every thread (see docs/performance.md).
+# A1111 runs on tcmalloc.
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TOP_PAD_=2097152 \
+    MALLOC_ARENA_MAX=2 \
     A1111_BASE_URL=http://127.0.0.1:3000 \
     A1111_READY_TIMEOUT_MS=900000 \
     MODELS_DIR=/stable-diffusion-webui/models/Stable-diffusion

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 
 export interface ImageRuntime {
-  /** Environment variables of the image that change how the worker uses memory. */
+  /** Environment variables of the image that change how the worker uses memory (glibc's `MALLOC_*`). */
   env: Record<string, string>;
   /** The node flags before the worker's script in the image's ENTRYPOINT. */
   nodeFlags: string[];
@@ -13,7 +13,9 @@ export interface ImageRuntime {
 
 export function imageRuntime(dockerfilePath: string): ImageRuntime {
   const dockerfile = readFileSync(dockerfilePath, 'utf8');
-  const threshold = /MALLOC_MMAP_THRESHOLD_=(\d+)/.exec(dockerfile)?.[1];
+  const malloc = Object.fromEntries(
+    [...dockerfile.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+_?)=(\d+)/gm)].map((match) => [match[1]!, match[2]!]),
+  );
   const entrypoints = [...dockerfile.matchAll(/^ENTRYPOINT (\[.*\])$/gm)].map(
     (match) => JSON.parse(match[1]!) as string[],
   );
@@ -22,7 +24,7 @@ export function imageRuntime(dockerfilePath: string): ImageRuntime {
   const args = entrypoint[0] === 'node' ? entrypoint.slice(1) : [];
   const script = args.findIndex((arg) => !arg.startsWith('-'));
   return {
-    env: threshold ? { MALLOC_MMAP_THRESHOLD_: threshold } : {},
+    env: malloc,
     nodeFlags: script === -1 ? args : args.slice(0, script),
   };
 }

@@ -147,9 +147,10 @@ describe('the Dockerfile', () => {
   }
 
   it('runs the worker with its memory settings, and the benchmark runs it the same way', () => {
-    expect(stageEnv('baked')['MALLOC_MMAP_THRESHOLD_']).toBe('131072');
+    const malloc = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TOP_PAD_: '2097152', MALLOC_ARENA_MAX: '2' };
+    expect(stageEnv('baked')).toMatchObject(malloc);
     expect(imageRuntime(path.join(ROOT, 'Dockerfile'))).toEqual({
-      env: { MALLOC_MMAP_THRESHOLD_: '131072' },
+      env: malloc,
       nodeFlags: ['--heap-growing-percent=150'],
     });
   });

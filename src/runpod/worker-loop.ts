@@ -21,7 +21,7 @@ import { ERROR_CODES, errorFields, type JobFailure } from '../errors.js';
 import { type JobOutcome, type JobRunner, type RunPodJob, toRunPodResult } from '../handler.js';
 import { waitForA1111 } from '../job/readiness.js';
 import type { Logger } from '../log.js';
-import { afterLargeResult } from '../memory.js';
+import { afterResult } from '../memory.js';
 import { USER_AGENT, WORKER_VERSION } from '../version.js';
 import { ControlPlane, ThrottledError } from './control-plane.js';
 import { type Heartbeat, startHeartbeat } from './heartbeat.js';
@@ -289,7 +289,7 @@ export class WorkerLoop {
     this.heartbeat?.setJobIds([...this.running.keys()].filter((id) => id !== job.id));
     // Nothing keeps this job's output any more: its A1111 answer's memory serves the next job.
     if (outcome.ok) releaseRawBody(outcome.output);
-    afterLargeResult(reporter.resultBytes);
+    afterResult(reporter.resultBytes);
     // What RunPod was told is what the metrics count: a result that could not be encoded went out as INTERNAL.
     const failure = reporter.encodingFailure;
     this.metrics.jobFinished(
