@@ -27,9 +27,18 @@ export function takeBuffer(length: number): Buffer {
       return Buffer.from(backing!, 0, length);
     }
   }
-  const fresh = Buffer.allocUnsafeSlow(length);
+  const fresh = Buffer.allocUnsafeSlow(length >= POOL_MIN_BYTES ? withSlack(length) : length).subarray(0, length);
   generations.set(fresh.buffer as ArrayBuffer, 0);
   return fresh;
+}
+
+/**
+ * Room for the next answers of about the same size: they differ by a few bytes (the seed's digits in
+ * `info`), and one a byte longer than the buffer given back would need a second buffer of its size. The
+ * pages of the slack are not touched unless an answer needs them.
+ */
+function withSlack(length: number): number {
+  return Math.ceil((length * 1.0625) / 65_536) * 65_536;
 }
 
 function generationOf(bytes: Buffer): number {

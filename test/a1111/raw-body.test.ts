@@ -122,6 +122,17 @@ describe('answer buffers given back for reuse', () => {
     expect(takeBuffer(880_000).buffer).toBe(first.buffer);
   });
 
+  it('serve the next answer a few bytes longer (another seed’s digits) without a second buffer', () => {
+    const first = takeBuffer(2_000_000);
+    expect(first.length).toBe(2_000_000);
+    const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
+    rememberRawBody(value, first);
+    releaseRawBody(value);
+    const longer = takeBuffer(2_000_003);
+    expect(longer.buffer).toBe(first.buffer);
+    expect(longer.length).toBe(2_000_003);
+  });
+
   it('keep answers under 64 KB out of the pool', () => {
     const small = takeBuffer(60_000);
     const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
