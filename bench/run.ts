@@ -297,7 +297,7 @@ async function idleGapScenario(concurrency: number) {
 
 async function soakScenario() {
   // At info level, as RunPod runs workers by default: the periodic metrics line (with the active handles) is info.
-  const { plane, worker, close } = await setup({ env: { METRICS_LOG_INTERVAL_MS: '1000', LOG_LEVEL: 'info' } });
+  const { plane, worker, close } = await setup({ env: { METRICS_LOG_INTERVAL_MS: '100', LOG_LEVEL: 'info' } });
   const jobs = n(10_000, 60);
   const marker = Math.min(1_000, Math.floor(jobs / 3));
   const pid = worker.child.pid!;
@@ -334,8 +334,8 @@ async function soakScenario() {
     rssSeries: series,
     activeResourcesEarly: resources(metricLines[0]),
     activeResourcesLate: resources(metricLines.at(-1)),
-    // Sockets and timers come and go with each job: a leak shows as the late counts rising above the most
-    // the early ones reached, not as two single readings differing by one or two.
+    // Sockets and timers come and go with each job: a leak shows as the mean of the late readings rising a
+    // handle or more above that of the early ones, not as two single readings differing by one or two.
     activeHandlesSeries: metricLines.map((line) => handles(resources(line))),
     markerJob: marker,
   };
@@ -343,11 +343,17 @@ async function soakScenario() {
 
 // ---- report -------------------------------------------------------------------------------------------
 
-/** The most handles in the first third of the soak's readings, and the median of the last third. */
-function handleWindows(series: number[]): { earlyMax: number; lateMedian: number } {
+/**
+ * The mean number of handles over the first third of the soak's readings and over the last third.
+ * A reading falls at a random moment of a job, whose sockets and timers come and go (3 to 7 handles,
+ * a standard deviation of about 1.4); over some fifty readings a window's mean is good to about 0.2.
+ * A leak repeats, job after job, and adds whole handles to every later reading.
+ */
+function handleMeans(series: number[]): { early: number; late: number; perWindow: number } {
   const third = Math.max(1, Math.floor(series.length / 3));
-  const late = series.slice(-third).sort((a, b) => a - b);
-  return { earlyMax: Math.max(0, ...series.slice(0, third)), lateMedian: late[Math.floor(late.length / 2)] ?? 0 };
+  const mean = (values: number[]) =>
+    values.length === 0 ? 0 : Math.round((values.reduce((a, b) => a + b, 0) / values.length) * 100) / 100;
+  return { early: mean(series.slice(0, third)), late: mean(series.slice(-third)), perWindow: third };
 }
 
 function handles(resources: Record<string, number>): number {
@@ -427,13 +433,15 @@ async function main(): Promise<void> {
       ok: soak.openFilesAtEnd <= soak.openFilesAfterMarker,
     },
     // Sockets, pipes, timers and message ports the worker's event loop holds (process.getActiveResourcesInfo):
-    // the median of the last third of the soak's readings against the most of the first third.
+    // the mean of the last third of the soak's readings, less than one handle above that of the first third.
     soakActiveHandlesGrowth: {
-      value: handleWindows(soak.activeHandlesSeries).lateMedian - handleWindows(soak.activeHandlesSeries).earlyMax,
-      target: 0,
+      value:
+        Math.round((handleMeans(soak.activeHandlesSeries).late - handleMeans(soak.activeHandlesSeries).early) * 100) /
+        100,
+      target: 1,
       ok:
-        soak.activeHandlesSeries.length >= 3 &&
-        handleWindows(soak.activeHandlesSeries).lateMedian <= handleWindows(soak.activeHandlesSeries).earlyMax,
+        soak.activeHandlesSeries.length >= 30 &&
+        handleMeans(soak.activeHandlesSeries).late - handleMeans(soak.activeHandlesSeries).early < 1,
     },
   };
   const results = {
@@ -504,9 +512,9 @@ async function main(): Promise<void> {
       targets.soakOpenFilesGrowth.ok ? 'ok' : 'MISSED',
     ],
     [
-      'soak: active handles (sockets, pipes, timers, ports), most of the first third → median of the last',
-      `${handleWindows(soak.activeHandlesSeries).earlyMax} → ${handleWindows(soak.activeHandlesSeries).lateMedian} (${soak.activeHandlesSeries.length} readings)`,
-      'no growth',
+      'soak: active handles (sockets, pipes, timers, ports), mean of the first third → of the last third of the readings',
+      `${handleMeans(soak.activeHandlesSeries).early} → ${handleMeans(soak.activeHandlesSeries).late} (${handleMeans(soak.activeHandlesSeries).perWindow} readings each)`,
+      'no growth (< 1 handle)',
       targets.soakActiveHandlesGrowth.ok ? 'ok' : 'MISSED',
     ],
   ];

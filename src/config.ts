@@ -312,7 +312,7 @@ export const ConfigSchema = z.object({
   }),
   METRICS_LOG_INTERVAL_MS: integer({
     default: 60_000,
-    min: 1_000,
+    min: 100,
     max: 86_400_000,
     description: 'While jobs run, a metrics summary line is logged this often (and once at shutdown).',
   }),
