@@ -134,8 +134,17 @@ const jobSetup = setup({
     modelWasDownloaded: ({ event }) => (event as { output?: VerifiedJob }).output?.downloaded === true,
   },
   actions: {
-    /** Records the top-level state just entered as the job's phase. */
-    enterPhase: assign({ phase: (_, params: { phase: JobPhase }) => params.phase }),
+    /** Records the top-level state just entered as the job's phase, and tells the handler (see `entered`). */
+    enterPhase: enqueueActions(({ enqueue, event }, params: { phase: JobPhase }) => {
+      enqueue.assign({ phase: params.phase });
+      enqueue.emit({ type: 'job.entered', state: params.phase, event: event.type });
+    }),
+    /** Tells the handler a top-level state was entered, and by which event: it logs and times the phases. */
+    entered: emit(({ event }, params: { state: 'succeeded' | 'failed' }) => ({
+      type: 'job.entered' as const,
+      state: params.state,
+      event: event.type,
+    })),
     /** Tells the handler about a step after a checkpoint download, for the log. */
     stabilizing: emit((_, params: { message: string; level?: 'info' | 'warn' }) => ({
       type: 'job.stabilizing' as const,
@@ -452,8 +461,16 @@ export const jobMachine = jobSetup.createMachine({
         },
       },
     },
-    succeeded: { type: 'final', description: "Final: A1111's response is the job's output." },
-    failed: { type: 'final', description: "Final: the job's output is its classified failure." },
+    succeeded: {
+      type: 'final',
+      description: "Final: A1111's response is the job's output.",
+      entry: { type: 'entered', params: { state: 'succeeded' } },
+    },
+    failed: {
+      type: 'final',
+      description: "Final: the job's output is its classified failure.",
+      entry: { type: 'entered', params: { state: 'failed' } },
+    },
   },
   output: ({ context }): JobOutput =>
     context.failure || !context.response

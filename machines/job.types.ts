@@ -2,7 +2,7 @@
  * Types shared by the job machine and the actors that implement its I/O. Type-only: nothing here runs.
  */
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
-import type { JobFailure } from '../src/errors.js';
+import type { JobFailure, JobPhase } from '../src/errors.js';
 
 /** The limits a job runs under; delays and guards read them, so a journal holds everything replay needs. */
 export interface JobSettings {
@@ -88,6 +88,11 @@ export type ReadinessOutput =
 export type JobEvent = { type: 'job.cancel'; reason?: string } | { type: 'a1111.progress'; update: ProgressUpdate };
 
 export type JobEmitted =
+  /**
+   * A top-level state was entered (`event` is the type of the event that led there): the handler logs
+   * the transition and times the phases from these, so it needs no inspection of the actor system.
+   */
+  | { type: 'job.entered'; state: JobPhase | 'succeeded' | 'failed'; event: string }
   | { type: 'api.waiting'; failures: number; lastError: JobFailure | null }
   | { type: 'job.progress'; update: ProgressUpdate }
   | { type: 'job.recovering'; attempt: number; of: number; reason: JobFailure | null }

@@ -163,40 +163,43 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         )
       : undefined;
 
-    const onTransition = (event: InspectionEvent) => {
-      if (deps.inspect) deps.inspect(event);
-      recorder?.observe(event);
-      if (event.actorRef.sessionId !== event.rootId) return;
-      options.inspect?.(event);
-      if (event.type !== '@xstate.microstep') return;
-      const value = (event.snapshot as JobSnapshot).value;
-      const path = statePathOf(value);
-      if (path === currentPath) return;
+    // Top-level transitions are logged and timed from the machine's own `job.entered` events. The actor
+    // system is inspected only when something wants its detail (a journal, the Stately inspector, debug
+    // lines for sub-states): inspection makes XState describe every event, snapshot and action.
+    const onEntered = ({ state, event }: { state: string; event: string }) => {
+      if (state === current) return;
       const at = now();
-      const top = topState(value);
-      if (top === current) {
-        log.debug('transition', { from: currentPath, to: path, event: event.event.type });
-        currentPath = path;
-        return;
-      }
       const phase = current as keyof PhaseTimings;
       timings[phase] = (timings[phase] ?? 0) + (at - enteredAt);
-      log.info('transition', {
-        from: current,
-        to: top,
-        event: event.event.type,
-        elapsedMs: Math.round(at - startedAt),
-      });
-      current = top;
-      currentPath = path;
+      log.info('transition', { from: current, to: state, event, elapsedMs: Math.round(at - startedAt) });
+      current = state;
       enteredAt = at;
     };
+    const debugLines = log.isLevelEnabled('debug');
+    const inspect =
+      deps.inspect || options.inspect || recorder || debugLines
+        ? (event: InspectionEvent) => {
+            if (deps.inspect) deps.inspect(event);
+            recorder?.observe(event);
+            if (event.actorRef.sessionId !== event.rootId) return;
+            options.inspect?.(event);
+            if (!debugLines || event.type !== '@xstate.microstep') return;
+            const path = statePathOf((event.snapshot as JobSnapshot).value);
+            if (path === currentPath) return;
+            // Within one top-level state; a move between two is the `job.entered` line.
+            if (path.split('.')[0] === currentPath.split('.')[0]) {
+              log.debug('transition', { from: currentPath, to: path, event: event.event.type });
+            }
+            currentPath = path;
+          }
+        : undefined;
 
     const actor = createActor(machine, {
       input: { jobId: job.id, input: job.input, settings: jobSettings(deps.config, options.onProgress !== undefined) },
-      inspect: onTransition,
+      ...(inspect ? { inspect } : {}),
       ...(deps.clock ? { clock: deps.clock } : {}),
     });
+    actor.on('job.entered', onEntered);
     actor.on('api.waiting', (event) =>
       log.info('A1111 API is not ready yet', { failedProbes: event.failures, lastError: event.lastError?.message }),
     );

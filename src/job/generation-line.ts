@@ -54,6 +54,8 @@ interface Entry {
 }
 
 const POLL_MS = 20;
+/** The reason every settled request's signal carries (`abort()` without one builds a DOMException each time). */
+const SETTLED = new Error('A1111 is done with the request');
 const MAX_POLL_MS = 250;
 
 /** The step and batch counts A1111's /progress shows for a request (v1.9.3 defaults filled in). */
@@ -109,11 +111,11 @@ export class GenerationLine {
     this.line.push(entry);
     settled.signal.addEventListener('abort', () => this.leave(entry), { once: true });
     call.then(
-      () => settled.abort(),
+      () => settled.abort(SETTLED),
       (error: unknown) => {
         // A request timeout ends the HTTP call, not the generation: A1111 goes on until it is done.
         if (error instanceof WorkerError && error.code === 'BACKEND_TIMEOUT') void this.watchDetached(entry);
-        else settled.abort();
+        else settled.abort(SETTLED);
       },
     );
     if (!signal) return call;
@@ -258,7 +260,7 @@ export class GenerationLine {
       }
       await sleep(MAX_POLL_MS, undefined, { signal }).catch(() => undefined);
     }
-    entry.settled.abort();
+    entry.settled.abort(SETTLED);
   }
 
   private isRunning(entry: Entry, progress: Progress): boolean {

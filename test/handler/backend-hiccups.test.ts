@@ -20,6 +20,19 @@ describe('a slow-booting A1111', () => {
     expect(waiting[0]?.['failedProbes']).toBe(3);
     expect(String(waiting[0]?.['lastError'])).toContain('ECONNREFUSED');
     expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
+    // At debug level, the moves inside waitingForApi are lines too.
+    const inner = logs.records().filter((r) => r['message'] === 'transition' && r['level'] === 'debug');
+    expect(inner).toContainEqual(
+      expect.objectContaining({
+        from: 'waitingForApi.probing',
+        to: 'waitingForApi.pausing',
+        event: 'xstate.error.actor.probeApi',
+        jobId: 'job-slow-boot',
+      }),
+    );
+    expect(inner).toContainEqual(
+      expect.objectContaining({ from: 'waitingForApi.pausing', to: 'waitingForApi.probing' }),
+    );
   });
 
   it('fails BACKEND_UNAVAILABLE at the readiness deadline when nothing ever answers', async () => {

@@ -104,6 +104,29 @@ describe('a job that goes well', () => {
     expect(logs.lines.join('\n')).not.toContain('iVBOR');
   });
 
+  it('logs the same transitions at info level, where nothing inspects the actor system', async () => {
+    const sim = await simulator();
+    const transitionsAt = async (level: string) => {
+      const { runner, logs } = testWorker(sim.url, { LOG_LEVEL: level });
+      await runner.run({ id: `job-${level}`, input: { prompt: 'x', steps: 2, seed: 1 } });
+      return logs.records().filter((r) => r['message'] === 'transition');
+    };
+
+    const atDebug = (await transitionsAt('debug')).filter((r) => r['level'] === 'info');
+    const atInfo = await transitionsAt('info');
+
+    expect(atInfo.map((r) => [r['from'], r['to'], r['event']])).toEqual(
+      atDebug.map((r) => [r['from'], r['to'], r['event']]),
+    );
+    expect(atInfo.map((r) => r['event'])).toEqual([
+      'xstate.done.actor.validateInput',
+      'xstate.done.actor.probeApi',
+      'xstate.done.actor.verifyModels',
+      'xstate.done.actor.verifyModels',
+      'xstate.done.actor.txt2img',
+    ]);
+  });
+
   it('splits a 1.8-era sampler name into sampler and scheduler and says so', async () => {
     const sim = await simulator();
     const { runner } = testWorker(sim.url);

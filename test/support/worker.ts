@@ -40,7 +40,8 @@ export function testWorker(
   options: { clock?: Clock } = {},
 ): TestWorker {
   const config = loadConfig({ ...FAST_ENV, A1111_BASE_URL: baseUrl, ...env });
-  const logs = captureLog();
+  // Everything is captured (debug) unless the test sets LOG_LEVEL.
+  const logs = captureLog(env['LOG_LEVEL'] ? { level: config.logLevel } : {});
   const client = createA1111Client(config, logs.log);
   const runner = createJobRunner({ config, log: logs.log, client, ...(options.clock ? { clock: options.clock } : {}) });
   const worker = { runner, client, config, logs, close: () => client.close() };
