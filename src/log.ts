@@ -9,7 +9,7 @@
  * Whatever the shape, a sanitizer runs first: base64 payloads are replaced by their length, secrets by
  * `***`, and messages longer than 4096 characters lose their middle, so no image or token reaches a log.
  */
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Config } from './config.js';
 
@@ -117,10 +117,61 @@ export function resolveLogFormat(format: Config['logFormat'], runpodEndpointId: 
   return process.stdout.isTTY ? 'text' : 'json';
 }
 
+/** Where batched lines end up: standard output, or anything with its `write`. */
+export interface LineSink {
+  write(text: string): unknown;
+}
+
+/**
+ * Standard output for log lines, written once per turn of the event loop: the lines a job logs between
+ * two of its steps (a transition, its result) go out together once the turn's work is done, so no
+ * write call stands between a job's steps; their order is kept. Whatever is pending when the process
+ * exits (`process.exit`, the end of the event loop, an uncaught error) is written then.
+ */
+export class TurnBatchedOutput extends Writable {
+  private pending: string[] = [];
+  private scheduled = false;
+
+  constructor(private readonly sink: LineSink = process.stdout) {
+    super({ decodeStrings: false });
+    process.once('exit', () => this.flush());
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.pending.push(typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    callback();
+  }
+
+  /** Writes what is pending now. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending = [];
+    this.sink.write(text);
+  }
+}
+
+let standardOutput: TurnBatchedOutput | undefined;
+
+function sharedStandardOutput(): TurnBatchedOutput {
+  standardOutput ??= new TurnBatchedOutput();
+  return standardOutput;
+}
+
+/** Writes the log lines still pending, before something else writes to standard output itself. */
+export function flushLogOutput(): void {
+  standardOutput?.flush();
+}
+
 export interface LoggerOptions {
   level: LogLevel;
   format: LogFormat;
-  /** Where lines go; standard output when omitted (RunPod collects a worker's stdout). */
+  /** Where lines go; standard output (in batches, see TurnBatchedOutput) when omitted (RunPod collects a worker's stdout). */
   stream?: Writable;
 }
 
@@ -134,9 +185,9 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions): Logger {
   const line = options.format === 'runpod' ? runpodLine : options.format === 'text' ? textLine : jsonLine;
-  const transport = options.stream
-    ? new winston.transports.Stream({ stream: options.stream })
-    : new winston.transports.Stream({ stream: process.stdout });
+  // One batching stream for every logger of the process, so lines from all of them keep their order.
+  const stream = options.stream ?? sharedStandardOutput();
+  const transport = new winston.transports.Stream({ stream });
   return winston.createLogger({
     levels: LEVELS,
     level: options.level,

@@ -29,7 +29,7 @@ import { createJobRunner } from './handler.js';
 import { startStatelyInspector } from './inspect.js';
 import { parseJournal } from './journal/journal.js';
 import { formatReplay, replayJournal } from './journal/replay.js';
-import { createLoggerFromConfig, type Logger } from './log.js';
+import { createLoggerFromConfig, flushLogOutput, type Logger } from './log.js';
 import { LocalApi } from './runpod/local-api.js';
 import { runTestInput, UsageError } from './runpod/test-input.js';
 import { WorkerLoop } from './runpod/worker-loop.js';
@@ -103,6 +103,7 @@ async function replayCommand(
   let code = 0;
   for (const file of files) {
     const report = replayJournal(parseJournal(await readFile(file, 'utf8')), inspect ? { inspect } : {});
+    flushLogOutput();
     process.stdout.write(`${file}\n${formatReplay(report)}\n`);
     if (report.divergence) {
       log.error('replay diverged from the recording', { file, line: report.divergence.line });

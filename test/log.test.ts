@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { sanitizeForLog } from '../src/log.js';
+import { sanitizeForLog, TurnBatchedOutput } from '../src/log.js';
 import { captureLog } from './support/logs.js';
 
 const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 37) % 256)).toString('base64');
@@ -53,5 +56,39 @@ describe('log lines', () => {
       prompt: 'a lighthouse at dawn',
       steps: 20,
     });
+  });
+});
+
+describe('standard output for log lines', () => {
+  it('writes the lines of one turn of the event loop together once the turn is done, in order', async () => {
+    const writes: string[] = [];
+    const output = new TurnBatchedOutput({ write: (text: string) => writes.push(text) });
+
+    output.write('one\n');
+    output.write('two\n');
+    expect(writes).toEqual([]); // nothing stands between a job's steps
+    await nextTurn();
+    output.write('three\n');
+    await nextTurn();
+
+    expect(writes).toEqual(['one\ntwo\n', 'three\n']);
+  });
+
+  it('loses no line when the process ends in the same turn, however it ends', () => {
+    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    const endings = {
+      'process.exit(3)': 3,
+      "throw new Error('boom')": 1,
+      "Promise.reject(new Error('boom'))": 1,
+      '': 0,
+    };
+    for (const [ending, status] of Object.entries(endings)) {
+      const script = `import { createLogger } from ${JSON.stringify(log)};
+        createLogger({ level: 'info', format: 'json' }).info('the last line');
+        ${ending}`;
+      const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+      expect(result.status, ending).toBe(status);
+      expect(result.stdout, ending).toContain('"message":"the last line"');
+    }
   });
 });
