@@ -159,6 +159,9 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
     headers: { Accept: 'application/json', 'Accept-Encoding': 'identity' },
     // A1111 does not redirect; following redirects would also make axios keep a copy of each body.
     maxRedirects: 0,
+    // Straight to the WebUI: an HTTP(S)_PROXY in the environment (for the WebUI's downloads, say)
+    // would otherwise carry every call to 127.0.0.1 through the proxy, unless NO_PROXY names it.
+    proxy: false,
     ...(config.a1111Auth ? { auth: config.a1111Auth } : {}),
   });
   // Nothing is worth retrying once the supervised WebUI has exited.

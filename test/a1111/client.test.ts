@@ -240,3 +240,26 @@ describe('the A1111 client against odd answers', () => {
     expect(error.details).toMatchObject({ code: 'ECONNREFUSED', attempts: 3 });
   });
 });
+
+describe('the way to A1111', () => {
+  it('is direct even when HTTP_PROXY is set (for downloads, say): the WebUI is on this machine', async () => {
+    const sim = await simulator();
+    const proxy = await rawServer((_count, _req, res) => {
+      res.writeHead(502);
+      res.end('proxied');
+    });
+    const saved = { HTTP_PROXY: process.env['HTTP_PROXY'], http_proxy: process.env['http_proxy'] };
+    process.env['HTTP_PROXY'] = proxy.url;
+    process.env['http_proxy'] = proxy.url;
+    try {
+      const models = await clientFor(sim.url).listModels();
+      expect(models.length).toBeGreaterThan(0);
+      expect(proxy.count()).toBe(0);
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
+});
