@@ -93,11 +93,6 @@ export interface JobRunner {
 
 type JobSnapshot = SnapshotFrom<LiveJobMachine>;
 
-/** The machine's top-level state: `{ waitingForApi: 'probing' }` → `waitingForApi`. */
-export function topState(value: JobSnapshot['value']): string {
-  return typeof value === 'string' ? value : (Object.keys(value)[0] ?? '');
-}
-
 export function jobSettings(config: Config, withProgress: boolean): JobSettings {
   return {
     jobTimeoutMs: config.jobTimeoutMs,
