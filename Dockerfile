@@ -80,7 +80,7 @@ COPY test_input.json /worker/test_input.json
 # heap; a fixed threshold returns them to the system. Trimming keeps 2 MB at the top of the heap, so
 # one answer's socket reads reuse pages the last answer's reads freed instead of faulting fresh ones
 # in, and two arenas keep that from being multiplied by every thread (see docs/performance.md).
-# A1111 runs on tcmalloc.
+# These are the worker's: the WebUI's environment leaves them out, and it runs on tcmalloc.
 ENV NODE_ENV=production \
     MALLOC_MMAP_THRESHOLD_=131072 \
     MALLOC_TOP_PAD_=2097152 \

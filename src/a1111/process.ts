@@ -5,7 +5,7 @@
  * Contract:
  * - the command runs under `/bin/sh -c` in a process group of its own, and signals go to the whole
  *   group, so a command line like `cd /webui && exec python webui.py …` is stopped as a whole;
- * - it gets the worker's environment without the worker's secrets (webuiEnvironment);
+ * - it gets the worker's environment without the worker's secrets and allocator settings (webuiEnvironment);
  * - its stdout and stderr reach the worker's log line by line, tagged `[A1111]` (a tqdm progress bar
  *   keeps only its last state), in whatever shape the worker's log has (RunPod's JSON lines on RunPod);
  * - its exit is known at once: `alive` turns false and `describeExit()` tells how it ended with the
@@ -37,11 +37,15 @@ export interface ProcessExit {
 
 /**
  * The worker's environment without its secrets, for the WebUI: a WebUI runs checkpoints and extensions
- * that need not be trusted with the RunPod API key, the control-plane URLs or the download tokens. A
- * variable the WebUI does need can be set in A1111_LAUNCH_COMMAND itself (`FOO=bar exec python …`).
+ * that need not be trusted with the RunPod API key, the control-plane URLs or the download tokens. Nor
+ * does it get the glibc allocator settings the image makes for the worker (`MALLOC_*`): they are tuned
+ * for a single-threaded process passing answers on, not for PyTorch's threads. A variable the WebUI
+ * does need can be set in A1111_LAUNCH_COMMAND itself (`FOO=bar exec python …`).
  */
 export function webuiEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !isWorkerSecret(name)));
+  return Object.fromEntries(
+    Object.entries(env).filter(([name]) => !isWorkerSecret(name) && !/^MALLOC_[A-Z_]+$/.test(name)),
+  );
 }
 
 /** Variables the WebUI does not get: RunPod's key and URLs, tokens, keys, secrets, passwords. */

@@ -156,6 +156,26 @@ describe('a supervised WebUI process', () => {
     expect(JSON.stringify(records())).not.toContain('user:secret');
   });
 
+  it('leaves the worker’s glibc allocator settings out of the WebUI’s environment', async () => {
+    const { log, records } = captureLog({ format: 'json' });
+    const saved = { ...process.env };
+    Object.assign(process.env, { MALLOC_ARENA_MAX: '2', MALLOC_TOP_PAD_: '2097152', CUDA_VISIBLE_DEVICES: '0' });
+    try {
+      const webui = new A1111Process('env', log);
+      webui.start();
+      await webui.exited;
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    }
+
+    const output = records()
+      .map((r) => String(r['message']))
+      .filter((m) => m.startsWith('[A1111] '))
+      .join('\n');
+    expect(output).toContain('[A1111] CUDA_VISIBLE_DEVICES=0');
+    expect(output).not.toContain('MALLOC_');
+  });
+
   it('counts a group’s zombies as gone, so a stop does not wait out its grace for them', async () => {
     // The exec'd `sleep 30` never waits for its child, which turns into a zombie of the group.
     const group = spawn('/bin/sh', ['-c', 'sleep 0.1 & exec sleep 30'], { detached: true, stdio: 'ignore' });
