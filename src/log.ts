@@ -125,8 +125,10 @@ export interface LineSink {
 /**
  * Standard output for log lines, written once per turn of the event loop: the lines a job logs between
  * two of its steps (a transition, its result) go out together once the turn's work is done, so no
- * write call stands between a job's steps; their order is kept. Whatever is pending when the process
- * exits (`process.exit`, the end of the event loop, an uncaught error) is written then.
+ * write call stands between a job's steps; their order is kept. Warnings and errors go out at once
+ * (`writeNow`, with the lines pending before them), so a process killed outright has written its last
+ * words; whatever else is pending when the process exits (`process.exit`, the end of the event loop,
+ * an uncaught error) is written then.
  */
 export class TurnBatchedOutput extends Writable {
   private pending: string[] = [];
@@ -146,6 +148,12 @@ export class TurnBatchedOutput extends Writable {
     callback();
   }
 
+  /** Writes `text` now, after what is pending. */
+  writeNow(text: string): void {
+    this.pending.push(text);
+    this.flush();
+  }
+
   /** Writes what is pending now. */
   flush(): void {
     this.scheduled = false;
@@ -153,6 +161,23 @@ export class TurnBatchedOutput extends Writable {
     const text = this.pending.join('');
     this.pending = [];
     this.sink.write(text);
+  }
+}
+
+/** The formatted line winston hands its transports (triple-beam's MESSAGE). */
+const MESSAGE = Symbol.for('message');
+
+/** The transport to standard output: info and debug lines batched, warnings and errors written at once. */
+class StandardOutputTransport extends winston.transports.Stream {
+  constructor(private readonly output: TurnBatchedOutput) {
+    super({ stream: output });
+  }
+
+  override log(info: winston.Logform.TransformableInfo, callback: () => void): void {
+    const line = `${String(info[MESSAGE])}\n`;
+    if (info.level === 'warn' || info.level === 'error') this.output.writeNow(line);
+    else this.output.write(line);
+    callback();
   }
 }
 
@@ -186,8 +211,9 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions): Logger {
   const line = options.format === 'runpod' ? runpodLine : options.format === 'text' ? textLine : jsonLine;
   // One batching stream for every logger of the process, so lines from all of them keep their order.
-  const stream = options.stream ?? sharedStandardOutput();
-  const transport = new winston.transports.Stream({ stream });
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new StandardOutputTransport(sharedStandardOutput());
   return winston.createLogger({
     levels: LEVELS,
     level: options.level,

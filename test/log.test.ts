@@ -91,4 +91,22 @@ describe('standard output for log lines', () => {
       expect(result.stdout, ending).toContain('"message":"the last line"');
     }
   });
+
+  it('writes a warning or an error at once, with the lines before it, so a SIGKILL loses neither', () => {
+    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    for (const level of ['warn', 'error']) {
+      const script = `import { createLogger } from ${JSON.stringify(log)};
+        const log = createLogger({ level: 'info', format: 'json' });
+        log.info('before it');
+        log.${level}('the last words');
+        process.kill(process.pid, 'SIGKILL');`;
+      const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+      expect(result.signal, level).toBe('SIGKILL');
+      const messages = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { message: string }).message);
+      expect(messages, level).toEqual(['before it', 'the last words']);
+    }
+  });
 });
