@@ -171,6 +171,8 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       enteredAt = at;
     };
     const debugLines = log.isLevelEnabled('debug');
+    // Moves within a top-level state, seen during a step; logged once the step's `job.entered` lines are.
+    const innerMoves: { from: string; to: string; event: string }[] = [];
     const inspect =
       deps.inspect || options.inspect || recorder || debugLines
         ? (event: InspectionEvent) => {
@@ -183,7 +185,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
             if (path === currentPath) return;
             // Within one top-level state; a move between two is the `job.entered` line.
             if (path.split('.')[0] === currentPath.split('.')[0]) {
-              log.debug('transition', { from: currentPath, to: path, event: event.event.type });
+              innerMoves.push({ from: currentPath, to: path, event: event.event.type });
             }
             currentPath = path;
           }
@@ -195,6 +197,14 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       ...(deps.clock ? { clock: deps.clock } : {}),
     });
     actor.on('job.entered', onEntered);
+    if (debugLines) {
+      // XState hands a step's snapshot to subscribers after its emitted events, so a state's entry line
+      // comes before the moves inside it.
+      const logInnerMoves = () => {
+        for (const move of innerMoves.splice(0)) log.debug('transition', move);
+      };
+      actor.subscribe({ next: logInnerMoves, error: logInnerMoves, complete: logInnerMoves });
+    }
     actor.on('api.waiting', (event) =>
       log.info('A1111 API is not ready yet', { failedProbes: event.failures, lastError: event.lastError?.message }),
     );

@@ -165,6 +165,19 @@ describe('a WebUI reload (route 404 {"detail":"Not Found"})', () => {
     expect(
       logs.records().some((r) => r['message'] === 'A1111 routes are missing; recovering' && r['attempt'] === 1),
     ).toBe(true);
+    // Every line in the order it happened: entering `ready` before the moves inside it.
+    const lines = logs
+      .records()
+      .filter((r) => r['message'] === 'transition')
+      .map((r) => `${r['from']}→${r['to']}`);
+    const entered = lines.lastIndexOf('verifyingModels→ready');
+    expect(entered).toBeGreaterThan(0);
+    expect(lines.slice(entered, entered + 4)).toEqual([
+      'verifyingModels→ready',
+      'ready.routing→ready.checkingRoute',
+      'ready→inferring',
+      'inferring→succeeded',
+    ]);
   });
 
   it('fails BACKEND_ROUTE_MISSING after the configured attempts when the route never comes back', async () => {
