@@ -248,9 +248,13 @@ describe('the way to A1111', () => {
       res.writeHead(502);
       res.end('proxied');
     });
-    const saved = { HTTP_PROXY: process.env['HTTP_PROXY'], http_proxy: process.env['http_proxy'] };
+    const names = ['HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
+    const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
     process.env['HTTP_PROXY'] = proxy.url;
     process.env['http_proxy'] = proxy.url;
+    // Without NO_PROXY naming the WebUI's address, as in most deployments.
+    delete process.env['NO_PROXY'];
+    delete process.env['no_proxy'];
     try {
       const models = await clientFor(sim.url).listModels();
       expect(models.length).toBeGreaterThan(0);
