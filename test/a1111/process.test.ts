@@ -117,10 +117,27 @@ describe('a supervised WebUI process', () => {
     await webui.exited;
   });
 
-  it('keeps the worker’s secrets out of the WebUI’s environment, and passes everything else', async () => {
+  /** Runs `command` as the WebUI with `env` added to the worker's; its output lines and the log records. */
+  async function runWithEnv(command: string, env: Record<string, string>) {
     const { log, records } = captureLog({ format: 'json' });
     const saved = { ...process.env };
-    Object.assign(process.env, {
+    Object.assign(process.env, env);
+    try {
+      const webui = new A1111Process(command, log);
+      webui.start();
+      await webui.exited;
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    }
+    const output = records()
+      .map((r) => String(r['message']))
+      .filter((m) => m.startsWith('[A1111] '))
+      .join('\n');
+    return { output, records };
+  }
+
+  it('keeps the worker’s secrets out of the WebUI’s environment, and passes everything else', async () => {
+    const { output, records } = await runWithEnv('env; echo "auth=$A1111_API_AUTH"', {
       RUNPOD_AI_API_KEY: 'rp_secret',
       RUNPOD_WEBHOOK_GET_JOB: 'https://api.runpod.ai/v2/ep/job-take/$RUNPOD_POD_ID',
       HF_TOKEN: 'hf_secret',
@@ -130,18 +147,7 @@ describe('a supervised WebUI process', () => {
       CUDA_VISIBLE_DEVICES: '0',
       RUNPOD_POD_ID: 'pod-7',
     });
-    try {
-      const webui = new A1111Process('env; echo "auth=$A1111_API_AUTH"', log);
-      webui.start();
-      await webui.exited;
-    } finally {
-      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
-    }
 
-    const output = records()
-      .map((r) => String(r['message']))
-      .filter((m) => m.startsWith('[A1111] '))
-      .join('\n');
     expect(output).toContain('[A1111] CUDA_VISIBLE_DEVICES=0');
     expect(output).toContain('[A1111] RUNPOD_POD_ID=pod-7');
     expect(output).not.toMatch(
@@ -157,21 +163,12 @@ describe('a supervised WebUI process', () => {
   });
 
   it('leaves the worker’s glibc allocator settings out of the WebUI’s environment', async () => {
-    const { log, records } = captureLog({ format: 'json' });
-    const saved = { ...process.env };
-    Object.assign(process.env, { MALLOC_ARENA_MAX: '2', MALLOC_TOP_PAD_: '2097152', CUDA_VISIBLE_DEVICES: '0' });
-    try {
-      const webui = new A1111Process('env', log);
-      webui.start();
-      await webui.exited;
-    } finally {
-      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
-    }
+    const { output } = await runWithEnv('env', {
+      MALLOC_ARENA_MAX: '2',
+      MALLOC_TOP_PAD_: '2097152',
+      CUDA_VISIBLE_DEVICES: '0',
+    });
 
-    const output = records()
-      .map((r) => String(r['message']))
-      .filter((m) => m.startsWith('[A1111] '))
-      .join('\n');
     expect(output).toContain('[A1111] CUDA_VISIBLE_DEVICES=0');
     expect(output).not.toContain('MALLOC_');
   });
