@@ -176,7 +176,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     const inspect =
       deps.inspect || options.inspect || recorder || debugLines
         ? (event: InspectionEvent) => {
-            if (deps.inspect) deps.inspect(event);
+            deps.inspect?.(event);
             recorder?.observe(event);
             if (event.actorRef.sessionId !== event.rootId) return;
             options.inspect?.(event);

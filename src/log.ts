@@ -9,7 +9,7 @@
  * Whatever the shape, a sanitizer runs first: base64 payloads are replaced by their length, secrets by
  * `***`, and messages longer than 4096 characters lose their middle, so no image or token reaches a log.
  */
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Config } from './config.js';
 
@@ -130,22 +130,21 @@ export interface LineSink {
  * words; whatever else is pending when the process exits (`process.exit`, the end of the event loop,
  * an uncaught error) is written then.
  */
-export class TurnBatchedOutput extends Writable {
+export class TurnBatchedOutput {
   private pending: string[] = [];
   private scheduled = false;
 
   constructor(private readonly sink: LineSink = process.stdout) {
-    super({ decodeStrings: false });
     process.once('exit', () => this.flush());
   }
 
-  override _write(chunk: string | Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.pending.push(typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+  /** Queues `text` for the end of this turn. */
+  write(text: string): void {
+    this.pending.push(text);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
     }
-    callback();
   }
 
   /** Writes `text` now, after what is pending. */
@@ -170,7 +169,8 @@ const MESSAGE = Symbol.for('message');
 /** The transport to standard output: info and debug lines batched, warnings and errors written at once. */
 class StandardOutputTransport extends winston.transports.Stream {
   constructor(private readonly output: TurnBatchedOutput) {
-    super({ stream: output });
+    // Standard output is where `output` writes; the transport itself writes nothing to it.
+    super({ stream: process.stdout });
   }
 
   override log(info: winston.Logform.TransformableInfo, callback: () => void): void {
