@@ -85,7 +85,7 @@ function renderPairs(fields: Record<string, unknown>): string {
 
 const jsonLine = winston.format.printf((info) =>
   JSON.stringify({
-    timestamp: new Date().toISOString(),
+    timestamp: loggedAt(info).toISOString(),
     level: info.level,
     message: limited(info.message),
     ...(info['jobId'] !== undefined ? { jobId: info['jobId'] } : {}),
@@ -107,7 +107,7 @@ const textLine = winston.format.printf((info) => {
   const pairs = renderPairs(fieldsOf(info));
   const job = info['jobId'] === undefined ? '' : ` ${String(info['jobId'])} |`;
   const level = (RUNPOD_LEVEL[info.level] ?? info.level).padEnd(5);
-  return `${new Date().toISOString()} ${level}|${job} ${limited(info.message)}${pairs ? `  ${pairs}` : ''}`;
+  return `${loggedAt(info).toISOString()} ${level}|${job} ${limited(info.message)}${pairs ? `  ${pairs}` : ''}`;
 });
 
 /** Picks the concrete shape for `auto`: RunPod's on RunPod, text in a terminal, JSON otherwise. */
@@ -122,16 +122,22 @@ export interface LineSink {
   write(text: string): unknown;
 }
 
+/** A line queued before it is formatted: the call's fields, and the format that turns them into text. */
+interface UnformattedLine {
+  info: winston.Logform.TransformableInfo;
+  format: winston.Logform.Format;
+}
+
 /**
  * Standard output for log lines, written once per turn of the event loop: the lines a job logs between
- * two of its steps (a transition, its result) go out together once the turn's work is done, so no
- * write call stands between a job's steps; their order is kept. Warnings and errors go out at once
- * (`writeNow`, with the lines pending before them), so a process killed outright has written its last
- * words; whatever else is pending when the process exits (`process.exit`, the end of the event loop,
- * an uncaught error) is written then.
+ * two of its steps (a transition, its result) are formatted and go out together once the turn's work is
+ * done, so neither formatting nor a write call stands between a job's steps; their order is kept.
+ * Warnings and errors go out at once (`writeNow`, with the lines pending before them), so a process
+ * killed outright has written its last words; whatever else is pending when the process exits
+ * (`process.exit`, the end of the event loop, an uncaught error) is written then.
  */
 export class TurnBatchedOutput {
-  private pending: string[] = [];
+  private pending: (string | UnformattedLine)[] = [];
   private scheduled = false;
 
   constructor(private readonly sink: LineSink = process.stdout) {
@@ -140,11 +146,13 @@ export class TurnBatchedOutput {
 
   /** Queues `text` for the end of this turn. */
   write(text: string): void {
-    this.pending.push(text);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.queue(text);
+  }
+
+  /** Queues a line to be formatted at the end of this turn; its time is the time of this call. */
+  defer(info: winston.Logform.TransformableInfo, format: winston.Logform.Format): void {
+    info[LOGGED_AT] = Date.now();
+    this.queue({ info, format });
   }
 
   /** Writes `text` now, after what is pending. */
@@ -157,27 +165,48 @@ export class TurnBatchedOutput {
   flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const text = this.pending.join('');
+    const lines = this.pending;
     this.pending = [];
+    let text = '';
+    for (const line of lines) text += typeof line === 'string' ? line : formatLine(line.info, line.format);
     this.sink.write(text);
+  }
+
+  private queue(line: string | UnformattedLine): void {
+    this.pending.push(line);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 }
 
 /** The formatted line winston hands its transports (triple-beam's MESSAGE). */
 const MESSAGE = Symbol.for('message');
+/** When a deferred line was logged (ms since the epoch); its timestamp says this, not when it was formatted. */
+const LOGGED_AT = Symbol('loggedAt');
 
-/** The transport to standard output: info and debug lines batched, warnings and errors written at once. */
-class StandardOutputTransport extends winston.transports.Stream {
-  constructor(private readonly output: TurnBatchedOutput) {
-    // Standard output is where `output` writes; the transport itself writes nothing to it.
-    super({ stream: process.stdout });
-  }
+function loggedAt(info: winston.Logform.TransformableInfo): Date {
+  const at = info[LOGGED_AT];
+  return new Date(typeof at === 'number' ? at : Date.now());
+}
 
-  override log(info: winston.Logform.TransformableInfo, callback: () => void): void {
-    const line = `${String(info[MESSAGE])}\n`;
-    if (info.level === 'warn' || info.level === 'error') this.output.writeNow(line);
-    else this.output.write(line);
-    callback();
+/**
+ * One line of text for `info`, newline included. A line the format cannot render (a field JSON cannot
+ * encode, say) becomes an error line saying so: formatting happens away from the call, where throwing
+ * would take the process down.
+ */
+function formatLine(info: winston.Logform.TransformableInfo, format: winston.Logform.Format): string {
+  try {
+    const out = format.transform(info, format.options);
+    return out ? `${String((out as winston.Logform.TransformableInfo)[MESSAGE])}\n` : '';
+  } catch (error) {
+    return `${JSON.stringify({
+      timestamp: loggedAt(info).toISOString(),
+      level: 'error',
+      message: `a log line could not be written: ${error instanceof Error ? error.message : String(error)}`,
+      lostMessage: limited(info.message),
+    })}\n`;
   }
 }
 
@@ -210,17 +239,34 @@ export interface LoggerOptions {
  */
 export function createLogger(options: LoggerOptions): Logger {
   const line = options.format === 'runpod' ? runpodLine : options.format === 'text' ? textLine : jsonLine;
-  // One batching stream for every logger of the process, so lines from all of them keep their order.
-  const transport = options.stream
-    ? new winston.transports.Stream({ stream: options.stream })
-    : new StandardOutputTransport(sharedStandardOutput());
-  return winston.createLogger({
+  const format = winston.format.combine(sanitize(), line);
+  const logger = winston.createLogger({
     levels: LEVELS,
     level: options.level,
-    format: winston.format.combine(sanitize(), line),
-    transports: [transport],
+    format,
+    transports: options.stream ? [new winston.transports.Stream({ stream: options.stream })] : [],
     exitOnError: false,
   });
+  // winston formats every line before its transport looks at the level, so a debug line costs as much as
+  // any other at level info: lines of a level not logged stop here. Child loggers write through this.
+  const enabled = (info: winston.Logform.TransformableInfo) =>
+    (LEVELS[info.level as LogLevel] ?? 0) <= LEVELS[logger.level as LogLevel];
+  if (options.stream) {
+    const write = logger.write.bind(logger);
+    logger.write = (info: winston.Logform.TransformableInfo) => (enabled(info) ? write(info) : true);
+    return logger;
+  }
+  // Standard output: the line is formatted with the turn's batch (one batch for every logger of the
+  // process, so lines from all of them keep their order), not through winston's streams on the caller's
+  // way; warnings and errors are formatted and written at once.
+  const output = sharedStandardOutput();
+  logger.write = (info: winston.Logform.TransformableInfo) => {
+    if (!enabled(info)) return true;
+    if (info.level === 'warn' || info.level === 'error') output.writeNow(formatLine(info, format));
+    else output.defer(info, format);
+    return true;
+  };
+  return logger;
 }
 
 /** Creates the logger the settings ask for. */

@@ -92,6 +92,58 @@ describe('standard output for log lines', () => {
     }
   });
 
+  it('formats a line with its turn’s batch, stamped with the time it was logged, and never one of a level not logged', () => {
+    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    // The proxy reports every time a formatter lists its keys.
+    const script = `import { createLogger } from ${JSON.stringify(log)};
+      const log = createLogger({ level: 'info', format: 'json' });
+      const watched = new Proxy({}, { ownKeys(target) { process.stderr.write('formatted;'); return Reflect.ownKeys(target); } });
+      log.debug('not logged', { watched });
+      const before = Date.now();
+      log.info('logged', { watched });
+      const after = Date.now();
+      process.stderr.write('called;');
+      while (Date.now() < after + 50) {}
+      process.stderr.write(JSON.stringify({ before, after }));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+
+    // Formatted once, after the turn's code had run; the debug line never.
+    const order = /^called;(\{.*\})formatted;$/.exec(result.stderr);
+    expect(order, result.stderr).not.toBeNull();
+    const { before, after } = JSON.parse(order![1]!) as { before: number; after: number };
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line['message'])).toEqual(['logged']);
+    const at = Date.parse(String(lines[0]!['timestamp']));
+    expect(at).toBeGreaterThanOrEqual(before);
+    expect(at).toBeLessThanOrEqual(after);
+  });
+
+  it('writes an error line for a line it cannot format, and goes on', () => {
+    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    const script = `import { createLogger } from ${JSON.stringify(log)};
+      const log = createLogger({ level: 'info', format: 'json' });
+      const loop = {};
+      let deep = loop;
+      for (let i = 0; i < 10; i++) deep = deep.next = {};
+      deep.next = loop;
+      log.info('a loop', { loop });
+      log.info('the next line');`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+
+    expect(result.status).toBe(0);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ level: 'error', lostMessage: 'a loop' });
+    expect(String(lines[0]!['message'])).toMatch(/^a log line could not be written: .*circular/i);
+    expect(lines[1]).toMatchObject({ level: 'info', message: 'the next line' });
+  });
+
   it('writes a warning or an error at once, with the lines before it, so a SIGKILL loses neither', () => {
     const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
     for (const level of ['warn', 'error']) {

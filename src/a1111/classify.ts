@@ -144,7 +144,7 @@ function classifyResponse(status: number, raw: unknown, call: A1111Call, attempt
  * try { await http.post('/txt2img', body); }
  * catch (err) { throw classifyA1111Error(err, { method: 'POST', route: '/txt2img' }); }
  */
-export function classifyA1111Error(error: unknown, call: A1111Call): WorkerError {
+export function classifyA1111Error(error: unknown, call: A1111Call, attempts = attemptsOf(error)): WorkerError {
   if (isWorkerError(error)) return error as WorkerError;
   const where = `${call.method} /sdapi/v1${call.route}`;
 
@@ -159,7 +159,6 @@ export function classifyA1111Error(error: unknown, call: A1111Call): WorkerError
     return new WorkerError('INTERNAL', `calling ${where} failed: ${message}`, { cause: error });
   }
 
-  const attempts = attemptsOf(error);
   if (error.response) return classifyResponse(error.response.status, error.response.data, call, attempts);
 
   const code = error.code;

@@ -9,8 +9,16 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
-import axios, { type AxiosError, type AxiosInstance, type AxiosRequestConfig, isAxiosError } from 'axios';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import axios, {
+  AxiosError,
+  AxiosHeaders,
+  type AxiosInstance,
+  type AxiosRequestConfig,
+  CanceledError,
+  isAxiosError,
+} from 'axios';
 import axiosRetry, { type IAxiosRetryConfig } from 'axios-retry';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
@@ -18,6 +26,7 @@ import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { collectWhileReading } from '../memory.js';
 import { type A1111Call, classifyA1111Error, isConnectFailure, isConnectionReset } from './classify.js';
+import { postForStream, type StreamAnswer } from './post-stream.js';
 import type { BackendLiveness } from './process.js';
 import { parseTxt2ImgBytes, rememberRawBody, takeBuffer } from './raw-body.js';
 import {
@@ -90,40 +99,47 @@ function retryNotStarted(error: AxiosError): boolean {
   return !error.response && isConnectFailure(error.code);
 }
 
-function isStream(value: unknown): value is Readable {
-  return value instanceof Readable;
-}
-
 /**
- * Reads a response body into a single buffer: allocated once at its announced length (a large answer
+ * Reads an answer's body into a single buffer: allocated once at its announced length (a large answer
  * is tens of megabytes, and collecting pieces then joining them would hold it twice), with the socket
  * reads already copied freed as it goes (memory.ts).
  */
-async function readBody(stream: Readable, contentLength: unknown): Promise<Buffer> {
-  const length = Number(contentLength);
-  if (Number.isSafeInteger(length) && length > 0) {
+async function readBody(stream: Readable, length: number | undefined): Promise<Buffer> {
+  if (length !== undefined && length > 0) {
     const out = takeBuffer(length);
     const collect = collectWhileReading(length);
     let offset = 0;
-    // More than Content-Length arrives when something compressed the answer anyway (axios then
-    // inflates it but keeps the header): read the rest as pieces.
-    let overflow: Buffer[] | null = null;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (overflow) {
-        overflow.push(chunk);
-        continue;
-      }
-      const copied = chunk.copy(out, offset);
-      offset += copied;
-      if (copied < chunk.length) overflow = [out.subarray(0, offset), chunk.subarray(copied)];
-      else collect(offset);
+      // The HTTP parser stops a body at its Content-Length; this only guards the buffer.
+      if (offset + chunk.length > length) throw new Error('the answer is longer than its Content-Length');
+      offset += chunk.copy(out, offset);
+      collect(offset);
     }
-    if (overflow) return Buffer.concat(overflow);
     return offset === length ? out : out.subarray(0, offset);
   }
   const chunks: Buffer[] = [];
   for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks);
+}
+
+/** The last txt2img attempt's error, and how many attempts were made. */
+class Txt2ImgFailure {
+  constructor(
+    readonly failure: unknown,
+    readonly attempts: number,
+  ) {}
+}
+
+/** An answer of another status than 2xx, read, as the AxiosError axios would have rejected it with. */
+function statusError(answer: StreamAnswer, body: Buffer, url: string): AxiosError {
+  const config = { method: 'post', url, headers: new AxiosHeaders() };
+  return new AxiosError(
+    `Request failed with status code ${answer.status}`,
+    answer.status >= 500 ? AxiosError.ERR_BAD_RESPONSE : AxiosError.ERR_BAD_REQUEST,
+    config,
+    undefined,
+    { status: answer.status, statusText: '', headers: answer.headers as Record<string, string>, data: body, config },
+  );
 }
 
 /** Exponential backoff from the base delay, capped, with up to 20 % jitter. */
@@ -198,28 +214,75 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
   ): Promise<z.infer<S>> {
     try {
       const response = await instance.request({ method: target.method, url: target.route, ...options });
-      const raw = isStream(response.data) ? await readBody(response.data, response.headers['content-length']) : null;
-      let parsed: z.infer<S>;
-      if (raw) {
-        const { value, lazyImages } = parseTxt2ImgBytes(raw);
-        // With lazily decoded images, the images were checked while locating them; the rest is checked
-        // here without reading them, and the object itself is kept (zod would copy it, decoding them).
-        if (lazyImages) {
-          Txt2ImgRestSchema.parse({ parameters: value['parameters'], info: value['info'] });
-          parsed = value as z.infer<S>;
-        } else parsed = schema.parse(value);
-        rememberRawBody(parsed as object, raw);
-      } else parsed = schema.parse(response.data);
+      const parsed = schema.parse(response.data);
       lastOkAt = Date.now();
       return parsed;
     } catch (error) {
       lastOkAt = 0;
       lastModels = null;
-      // An error answer to a streamed request is read here, so it can be classified like any other.
-      if (isAxiosError(error) && error.response && isStream(error.response.data)) {
-        error.response.data = await readBody(error.response.data, undefined).catch(() => Buffer.alloc(0));
-      }
       throw afterExit(classifyA1111Error(error, target), target);
+    }
+  }
+
+  const txt2imgUrl = `${apiUrl}/txt2img`;
+  const txt2imgHeaders: Record<string, string> = {
+    'Content-Type': 'application/json',
+    Accept: 'application/json',
+    'Accept-Encoding': 'identity',
+    ...(config.a1111Auth
+      ? {
+          Authorization: `Basic ${Buffer.from(`${config.a1111Auth.username}:${config.a1111Auth.password}`).toString('base64')}`,
+        }
+      : {}),
+  };
+
+  /**
+   * POST /txt2img (post-stream.ts) with the policy axios-retry applies to it: 502/503/504 and refused
+   * connections are tried again with the same backoff, never a reset (A1111 may have been generating).
+   * Resolves with the bytes of a 2xx answer; rejects with the last attempt's error and the attempts made.
+   */
+  async function postTxt2Img(request: Txt2ImgRequest, signal?: AbortSignal): Promise<Buffer> {
+    const body = JSON.stringify(request);
+    const agent = txt2imgUrl.startsWith('https:') ? httpsAgent : httpAgent;
+    for (let attempt = 1; ; attempt++) {
+      let failure: unknown;
+      try {
+        const answer = await postForStream({
+          url: txt2imgUrl,
+          body,
+          headers: txt2imgHeaders,
+          agent,
+          timeoutMs: config.requestTimeoutMs,
+          ...(signal ? { signal } : {}),
+        });
+        const ok = answer.status >= 200 && answer.status < 300;
+        const bytes = await readBody(answer.body, ok ? answer.length : undefined);
+        if (ok) return bytes;
+        failure = statusError(answer, bytes, txt2imgUrl);
+      } catch (error) {
+        // A body cut short fails with Node's own error (ECONNRESET, "aborted"): classified like any reset.
+        const code = (error as NodeJS.ErrnoException | undefined)?.code;
+        failure = !isAxiosError(error) && error instanceof Error && code ? AxiosError.from(error, code) : error;
+      }
+      const retrying =
+        isAxiosError(failure) && attempt <= config.httpRetries && retryNotStarted(failure) && (backend?.alive ?? true)
+          ? failure
+          : null;
+      if (!retrying) throw new Txt2ImgFailure(failure, attempt);
+      log.debug('retrying A1111 request', {
+        method: 'POST',
+        route: '/txt2img',
+        retry: attempt,
+        status: retrying.response?.status,
+        code: retrying.code,
+      });
+      await sleep(
+        backoffDelay(attempt, config.retryBaseDelayMs, config.retryMaxDelayMs),
+        undefined,
+        signal ? { signal } : {},
+      ).catch(() => {
+        throw new Txt2ImgFailure(new CanceledError(), attempt);
+      });
     }
   }
 
@@ -278,19 +341,31 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
       const { target, options } = get('/progress', signal);
       return call(ProgressSchema, target, { ...options, params: { skip_current_image: true } });
     },
-    txt2img(request, signal) {
-      return call(
-        Txt2ImgResponseSchema,
-        { method: 'POST', route: '/txt2img' },
-        {
-          data: request,
-          // The answer's bytes are read into one buffer, parsed once, and posted to RunPod as they are
-          // (raw-body.ts).
-          responseType: 'stream',
-          ...(signal ? { signal } : {}),
-          'axios-retry': { retryCondition: living(retryNotStarted) },
-        },
-      );
+    async txt2img(request, signal) {
+      const target = { method: 'POST', route: '/txt2img' };
+      try {
+        const raw = await postTxt2Img(request, signal);
+        const { value, lazyImages } = parseTxt2ImgBytes(raw);
+        // With lazily decoded images, the images were checked while locating them; the rest is checked
+        // here without reading them, and the object itself is kept (zod would copy it, decoding them).
+        let parsed: Txt2ImgResponse;
+        if (lazyImages) {
+          Txt2ImgRestSchema.parse({ parameters: value['parameters'], info: value['info'] });
+          parsed = value as Txt2ImgResponse;
+        } else parsed = Txt2ImgResponseSchema.parse(value);
+        // The answer's bytes are posted to RunPod as they are (raw-body.ts).
+        rememberRawBody(parsed, raw);
+        lastOkAt = Date.now();
+        return parsed;
+      } catch (error) {
+        lastOkAt = 0;
+        lastModels = null;
+        const classified =
+          error instanceof Txt2ImgFailure
+            ? classifyA1111Error(error.failure, target, error.attempts)
+            : classifyA1111Error(error, target);
+        throw afterExit(classified, target);
+      }
     },
     async interrupt(signal) {
       await instance

@@ -42,6 +42,15 @@ async function rawServer(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, count: () => count };
 }
 
+/** Resolves once `condition` holds (checked every 5 ms); fails the test after 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('the condition never held');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 async function failure(promise: Promise<unknown>): Promise<WorkerError> {
   try {
     await promise;
@@ -238,6 +247,82 @@ describe('the A1111 client against odd answers', () => {
 
     expect(error.code).toBe('BACKEND_UNAVAILABLE');
     expect(error.details).toMatchObject({ code: 'ECONNREFUSED', attempts: 3 });
+  });
+});
+
+describe('the txt2img call', () => {
+  it('reaches A1111 as JSON with the credentials, uncompressed, and reads its answer', async () => {
+    const sim = await simulator({ apiAuth: 'alice:s3cret' });
+    const client = clientFor(sim.url, { A1111_API_AUTH: 'alice:s3cret' });
+
+    const answer = await client.txt2img({ prompt: 'a lighthouse', steps: 2, width: 64, height: 64, seed: 5 });
+
+    const [call] = sim.callsTo('POST', '/txt2img');
+    expect(call?.headers).toMatchObject({
+      'content-type': 'application/json',
+      'accept-encoding': 'identity',
+      authorization: `Basic ${Buffer.from('alice:s3cret').toString('base64')}`,
+    });
+    expect(call?.body).toMatchObject({ prompt: 'a lighthouse', steps: 2, width: 64, height: 64, seed: 5 });
+    expect(answer.images).toHaveLength(1);
+    expect(Buffer.from(answer.images[0]!, 'base64').subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('stops waiting to try again when it is aborted between two attempts, and sends nothing more', async () => {
+    const server = await rawServer((_count, _req, res) => {
+      res.statusCode = 503;
+      res.end('{"detail":"busy"}');
+    });
+    const client = clientFor(server.url, { A1111_RETRY_BASE_DELAY_MS: '10000', A1111_RETRY_MAX_DELAY_MS: '10000' });
+    const controller = new AbortController();
+
+    const pending = failure(client.txt2img({ prompt: 'x' }, controller.signal));
+    await until(() => server.count() === 1);
+    controller.abort();
+    const error = await pending;
+
+    expect(error.code).toBe('CANCELLED');
+    expect(server.count()).toBe(1);
+  });
+
+  it('closes the connection when it is aborted while A1111 generates', async () => {
+    let closed = false;
+    const server = await rawServer((_count, req) => req.socket.on('close', () => (closed = true)));
+    const client = clientFor(server.url);
+    const controller = new AbortController();
+
+    const pending = failure(client.txt2img({ prompt: 'x' }, controller.signal));
+    await until(() => server.count() === 1);
+    controller.abort();
+
+    expect((await pending).code).toBe('CANCELLED');
+    await until(() => closed);
+  });
+
+  it('reports an answer whose body stops coming as BACKEND_TIMEOUT', async () => {
+    const server = await rawServer((_count, _req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 1000 });
+      res.write('{"images":["iVBOR');
+    });
+    const client = clientFor(server.url, { A1111_REQUEST_TIMEOUT_MS: '1000' });
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_TIMEOUT');
+    expect(server.count()).toBe(1);
+  });
+
+  it('reports an answer cut short by a dying WebUI as BACKEND_CRASHED', async () => {
+    const server = await rawServer((_count, _req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 1000 });
+      res.write('{"images":["iVBOR', () => res.socket?.destroy());
+    });
+    const client = clientFor(server.url);
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_CRASHED');
+    expect(server.count()).toBe(1);
   });
 });
 

@@ -1,0 +1,122 @@
+/**
+ * One POST whose answer is read as a stream, on node:http: the txt2img call's transport.
+ *
+ * axios serves every other A1111 call. txt2img is the one on every job's path, and axios's request
+ * pipeline (merging configs, interceptors, header objects, a chain of promises) cost about 0.15 ms of
+ * it on a warm worker, most of what the worker added to a small job besides the job machine
+ * (docs/performance.md). The failures come out as axios's own error types with the codes axios gives
+ * them, so `classifyA1111Error` and the retry policy treat them exactly like any other call's.
+ */
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { pipeline, type Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { AxiosError, AxiosHeaders, CanceledError, type InternalAxiosRequestConfig } from 'axios';
+
+export interface StreamPostOptions {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  agent: http.Agent | https.Agent;
+  /** Like axios's `timeout`: the socket may stay silent this long (0 = no limit). */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface StreamAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** The answer's body, decompressed if the server compressed it although it was asked not to. */
+  body: Readable;
+  /** Its length in bytes when it is known before reading (an uncompressed body with Content-Length). */
+  length: number | undefined;
+}
+
+/** What axios's errors carry as their config: enough for messages and `isAxiosError`. */
+function errorConfig(options: StreamPostOptions): InternalAxiosRequestConfig {
+  return { method: 'post', url: options.url, headers: new AxiosHeaders(), timeout: options.timeoutMs };
+}
+
+/**
+ * Sends the POST and resolves with the answer once its headers are in, whatever its status.
+ * Rejects with a `CanceledError` (code ERR_CANCELED) when `signal` aborts before then, an `AxiosError`
+ * with code ECONNABORTED when the socket stays silent past the timeout, and an `AxiosError` carrying
+ * the system error's code (ECONNREFUSED, ECONNRESET…) when the connection fails.
+ */
+export function postForStream(options: StreamPostOptions): Promise<StreamAnswer> {
+  return new Promise<StreamAnswer>((resolve, reject) => {
+    const { signal } = options;
+    if (signal?.aborted) {
+      reject(new CanceledError(undefined, errorConfig(options)));
+      return;
+    }
+    const send = options.url.startsWith('https:') ? https.request : http.request;
+    const request = send(options.url, {
+      method: 'POST',
+      agent: options.agent,
+      headers: { ...options.headers, 'Content-Length': Buffer.byteLength(options.body) },
+    });
+    let settled = false;
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      reject(error);
+    };
+    const onAbort = () => {
+      fail(new CanceledError(undefined, errorConfig(options), request));
+      request.destroy();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error: NodeJS.ErrnoException) =>
+      fail(AxiosError.from(error, error.code, errorConfig(options), request)),
+    );
+    // Once the answer has come, the same silence stops its body's read.
+    let answer: IncomingMessage | undefined;
+    if (options.timeoutMs > 0) {
+      request.setTimeout(options.timeoutMs, () => {
+        const error = new AxiosError(
+          `timeout of ${options.timeoutMs}ms exceeded`,
+          AxiosError.ECONNABORTED,
+          errorConfig(options),
+          request,
+        );
+        if (answer) answer.destroy(error);
+        else fail(error);
+        request.destroy();
+      });
+    }
+    request.on('response', (response: IncomingMessage) => {
+      if (settled) {
+        response.destroy();
+        return;
+      }
+      settled = true;
+      answer = response;
+      // Whoever reads the body sees its errors; this keeps one nobody reads from taking the process down.
+      response.on('error', () => undefined);
+      // From here on the caller reads the body, and an abort or a silent socket stops that read.
+      signal?.removeEventListener('abort', onAbort);
+      const stopReading = () => response.destroy(new CanceledError(undefined, errorConfig(options), request));
+      signal?.addEventListener('abort', stopReading, { once: true });
+      response.once('close', () => signal?.removeEventListener('abort', stopReading));
+      const encoding = String(response.headers['content-encoding'] ?? 'identity').toLowerCase();
+      const inflate =
+        encoding === 'gzip' || encoding === 'x-gzip'
+          ? zlib.createGunzip()
+          : encoding === 'deflate'
+            ? zlib.createInflate()
+            : encoding === 'br'
+              ? zlib.createBrotliDecompress()
+              : null;
+      const declared = Number(response.headers['content-length']);
+      resolve({
+        status: response.statusCode ?? 0,
+        headers: response.headers,
+        body: inflate ? pipeline(response, inflate, () => undefined) : response,
+        length: !inflate && Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined,
+      });
+    });
+    request.end(options.body);
+  });
+}
