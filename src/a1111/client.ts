@@ -1,5 +1,7 @@
 /**
- * The A1111 API client: one axios instance per worker with keep-alive sockets and axios-retry.
+ * The A1111 API client: one axios instance per worker with keep-alive sockets and axios-retry, and
+ * txt2img, the call on every job's path, on node:http over the same sockets (post-stream.ts) with the
+ * same retry policy applied by the client itself.
  *
  * Retry policy (for every method, txt2img POSTs included): 502/503/504 and connection failures that
  * happen before A1111 could process the request (refused, unreachable) are retried with exponential
