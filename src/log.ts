@@ -131,7 +131,9 @@ interface UnformattedLine {
 /**
  * Standard output for log lines, written once per turn of the event loop: the lines a job logs between
  * two of its steps (a transition, its result) are formatted and go out together once the turn's work is
- * done, so neither formatting nor a write call stands between a job's steps; their order is kept.
+ * done, so neither formatting nor a write call stands between a job's steps; their order is kept. A
+ * line's fields are read when it is formatted: an object logged and then changed in the same turn is
+ * written as it is at the end of the turn (the worker logs values and fresh objects).
  * Warnings and errors go out at once (`writeNow`, with the lines pending before them), so a process
  * killed outright has written its last words; whatever else is pending when the process exits
  * (`process.exit`, the end of the event loop, an uncaught error) is written then.
@@ -191,22 +193,36 @@ function loggedAt(info: winston.Logform.TransformableInfo): Date {
   return new Date(typeof at === 'number' ? at : Date.now());
 }
 
+/** The level of a line as winston's formats read it (triple-beam's LEVEL). */
+const LEVEL = Symbol.for('level');
+
 /**
  * One line of text for `info`, newline included. A line the format cannot render (a field JSON cannot
- * encode, say) becomes an error line saying so: formatting happens away from the call, where throwing
- * would take the process down.
+ * encode, say) becomes an error line in the same shape saying so: formatting happens away from the
+ * call, where throwing would take the process down.
  */
 function formatLine(info: winston.Logform.TransformableInfo, format: winston.Logform.Format): string {
-  try {
-    const out = format.transform(info, format.options);
+  const render = (line: winston.Logform.TransformableInfo) => {
+    const out = format.transform(line, format.options);
     return out ? `${String((out as winston.Logform.TransformableInfo)[MESSAGE])}\n` : '';
+  };
+  try {
+    return render(info);
   } catch (error) {
-    return `${JSON.stringify({
-      timestamp: loggedAt(info).toISOString(),
-      level: 'error',
-      message: `a log line could not be written: ${error instanceof Error ? error.message : String(error)}`,
-      lostMessage: limited(info.message),
-    })}\n`;
+    const reason = `a log line could not be written: ${error instanceof Error ? error.message : String(error)}`;
+    const lost = sanitizeForLog(limited(info.message), 'message');
+    try {
+      return render({
+        level: 'error',
+        [LEVEL]: 'error',
+        [LOGGED_AT]: info[LOGGED_AT],
+        message: reason,
+        ...(typeof info['jobId'] === 'string' ? { jobId: info['jobId'] } : {}),
+        lostMessage: lost,
+      });
+    } catch {
+      return `${JSON.stringify({ timestamp: loggedAt(info).toISOString(), level: 'error', message: reason, lostMessage: lost })}\n`;
+    }
   }
 }
 

@@ -124,6 +124,24 @@ async function readBody(stream: Readable, length: number | undefined): Promise<B
   return Buffer.concat(chunks);
 }
 
+/**
+ * A failure while reading an answer, in the terms of every other failure: a body cut short fails with
+ * Node's own error (ECONNRESET, "aborted"), classified like any reset; one that could not be
+ * decompressed is A1111's (or a proxy's) broken answer.
+ */
+function transportError(error: unknown): unknown {
+  if (isAxiosError(error) || !(error instanceof Error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code?.startsWith('Z_')) {
+    return new WorkerError(
+      'BACKEND_ERROR',
+      `A1111's answer to POST /sdapi/v1/txt2img was compressed and could not be decompressed (${error.message})`,
+      { details: { method: 'POST', route: '/txt2img', code }, cause: error },
+    );
+  }
+  return code && (isConnectionReset(code) || isConnectFailure(code)) ? AxiosError.from(error, code) : error;
+}
+
 /** The last txt2img attempt's error, and how many attempts were made. */
 class Txt2ImgFailure {
   constructor(
@@ -257,14 +275,15 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
           timeoutMs: config.requestTimeoutMs,
           ...(signal ? { signal } : {}),
         });
-        const ok = answer.status >= 200 && answer.status < 300;
-        const bytes = await readBody(answer.body, ok ? answer.length : undefined);
-        if (ok) return bytes;
+        if (answer.status >= 200 && answer.status < 300) return await readBody(answer.body, answer.length);
+        // An error answer is classified by its status even when its body cannot be read in full.
+        const bytes = await readBody(answer.body, undefined).catch((error: unknown) => {
+          if (error instanceof CanceledError) throw error;
+          return Buffer.alloc(0);
+        });
         failure = statusError(answer, bytes, txt2imgUrl);
       } catch (error) {
-        // A body cut short fails with Node's own error (ECONNRESET, "aborted"): classified like any reset.
-        const code = (error as NodeJS.ErrnoException | undefined)?.code;
-        failure = !isAxiosError(error) && error instanceof Error && code ? AxiosError.from(error, code) : error;
+        failure = transportError(error);
       }
       const retrying =
         isAxiosError(failure) && attempt <= config.httpRetries && retryNotStarted(failure) && (backend?.alive ?? true)

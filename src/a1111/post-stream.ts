@@ -32,6 +32,27 @@ export interface StreamAnswer {
   length: number | undefined;
 }
 
+/**
+ * A decompressor for a body compressed although the request asked for none (a proxy may), as lenient
+ * as axios's: gzip and zlib-wrapped deflate, a truncated end flushed rather than refused. Null for a
+ * body sent as is, or one that cannot carry content (204, 304, a HEAD).
+ */
+function decompressorFor(response: IncomingMessage): zlib.Unzip | zlib.BrotliDecompress | null {
+  const encoding = String(response.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (response.statusCode === 204 || response.statusCode === 304 || response.headers['content-length'] === '0') {
+    return null;
+  }
+  const lenient = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  if (encoding === 'gzip' || encoding === 'x-gzip' || encoding === 'deflate') return zlib.createUnzip(lenient);
+  if (encoding === 'br') {
+    return zlib.createBrotliDecompress({
+      flush: zlib.constants.BROTLI_OPERATION_FLUSH,
+      finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
+    });
+  }
+  return null;
+}
+
 /** What axios's errors carry as their config: enough for messages and `isAxiosError`. */
 function errorConfig(options: StreamPostOptions): InternalAxiosRequestConfig {
   return { method: 'post', url: options.url, headers: new AxiosHeaders(), timeout: options.timeoutMs };
@@ -100,15 +121,7 @@ export function postForStream(options: StreamPostOptions): Promise<StreamAnswer>
       const stopReading = () => response.destroy(new CanceledError(undefined, errorConfig(options), request));
       signal?.addEventListener('abort', stopReading, { once: true });
       response.once('close', () => signal?.removeEventListener('abort', stopReading));
-      const encoding = String(response.headers['content-encoding'] ?? 'identity').toLowerCase();
-      const inflate =
-        encoding === 'gzip' || encoding === 'x-gzip'
-          ? zlib.createGunzip()
-          : encoding === 'deflate'
-            ? zlib.createInflate()
-            : encoding === 'br'
-              ? zlib.createBrotliDecompress()
-              : null;
+      const inflate = decompressorFor(response);
       const declared = Number(response.headers['content-length']);
       resolve({
         status: response.statusCode ?? 0,

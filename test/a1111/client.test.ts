@@ -268,16 +268,73 @@ describe('the txt2img call', () => {
     expect(Buffer.from(answer.images[0]!, 'base64').subarray(1, 4).toString()).toBe('PNG');
   });
 
+  it('tries a 502/503/504 again, with the attempts in the error once they are spent', async () => {
+    const statuses = [503, 502, 504];
+    const server = await rawServer((count, _req, res) => {
+      res.statusCode = statuses[count - 1] ?? 503;
+      res.end('<html>busy</html>');
+    });
+    const client = clientFor(server.url, { A1111_HTTP_RETRIES: '2' });
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_UNAVAILABLE');
+    expect(error.details).toMatchObject({ status: 504, attempts: 3, route: '/txt2img', body: '<html>busy</html>' });
+    expect(server.count()).toBe(3);
+  });
+
+  it('keeps the status of an error answer whose body is cut short, and tries again', async () => {
+    const server = await rawServer((count, _req, res) => {
+      if (count === 1) {
+        res.writeHead(503, { 'Content-Type': 'text/html', 'Content-Length': 500 });
+        res.write('<html>', () => res.socket?.destroy());
+        return;
+      }
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ images: [], parameters: {}, info: '{}' }));
+    });
+    const client = clientFor(server.url);
+
+    expect((await client.txt2img({ prompt: 'x' })).images).toEqual([]);
+    expect(server.count()).toBe(2);
+  });
+
+  it('does not try again once the supervised WebUI has exited, and says so', async () => {
+    const server = await rawServer(() => undefined);
+    const url = server.url;
+    await new Promise((resolve) => servers.pop()!.close(resolve));
+    const config = loadConfig({ A1111_BASE_URL: url, A1111_HTTP_RETRIES: '5' });
+    const client = createA1111Client(config, captureLog().log, {
+      alive: false,
+      describeExit: () => 'A1111 exited with code 1\nTraceback: CUDA error',
+    });
+    clients.push(client);
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_CRASHED');
+    expect(error.message).toBe('A1111 exited with code 1 (during POST /sdapi/v1/txt2img)');
+    expect(error.details).toMatchObject({ attempts: 1, backendExited: true, code: 'ECONNREFUSED' });
+  });
+
   it('stops waiting to try again when it is aborted between two attempts, and sends nothing more', async () => {
     const server = await rawServer((_count, _req, res) => {
       res.statusCode = 503;
       res.end('{"detail":"busy"}');
     });
-    const client = clientFor(server.url, { A1111_RETRY_BASE_DELAY_MS: '10000', A1111_RETRY_MAX_DELAY_MS: '10000' });
+    // The wait before the second attempt (a minute or more) outlasts the test unless the abort ends it.
+    const config = loadConfig({
+      A1111_BASE_URL: server.url,
+      A1111_RETRY_BASE_DELAY_MS: '60000',
+      A1111_RETRY_MAX_DELAY_MS: '600000',
+    });
+    const captured = captureLog();
+    const client = createA1111Client(config, captured.log);
+    clients.push(client);
     const controller = new AbortController();
 
     const pending = failure(client.txt2img({ prompt: 'x' }, controller.signal));
-    await until(() => server.count() === 1);
+    await until(() => captured.records().some((r) => r['message'] === 'retrying A1111 request'));
     controller.abort();
     const error = await pending;
 
@@ -297,6 +354,40 @@ describe('the txt2img call', () => {
 
     expect((await pending).code).toBe('CANCELLED');
     await until(() => closed);
+  });
+
+  it('stops reading an answer when it is aborted, and closes the connection', async () => {
+    let closed = false;
+    const server = await rawServer((_count, req, res) => {
+      req.socket.on('close', () => (closed = true));
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 1000 });
+      res.write('{"images":["iVBOR');
+    });
+    const client = clientFor(server.url);
+    const controller = new AbortController();
+
+    const pending = failure(client.txt2img({ prompt: 'x' }, controller.signal));
+    // The answer's first bytes have left the server; the rest never comes.
+    await until(() => server.count() === 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort();
+
+    expect((await pending).code).toBe('CANCELLED');
+    await until(() => closed);
+  });
+
+  it('reports a compressed answer that cannot be decompressed as BACKEND_ERROR', async () => {
+    const server = await rawServer((_count, _req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' });
+      res.end(Buffer.from('this is not gzip at all'));
+    });
+    const client = clientFor(server.url);
+
+    const error = await failure(client.txt2img({ prompt: 'x' }));
+
+    expect(error.code).toBe('BACKEND_ERROR');
+    expect(error.message).toContain('could not be decompressed');
+    expect(server.count()).toBe(1);
   });
 
   it('reports an answer whose body stops coming as BACKEND_TIMEOUT', async () => {
