@@ -134,52 +134,48 @@ interface UnformattedLine {
  * done, so neither formatting nor a write call stands between a job's steps; their order is kept. A
  * line's fields are read when it is formatted: an object logged and then changed in the same turn is
  * written as it is at the end of the turn (the worker logs values and fresh objects).
- * Warnings and errors go out at once (`writeNow`, with the lines pending before them), so a process
+ * Warnings and errors go out at once (`writeNow`, after the lines pending before them), so a process
  * killed outright has written its last words; whatever else is pending when the process exits
  * (`process.exit`, the end of the event loop, an uncaught error) is written then.
  */
 export class TurnBatchedOutput {
-  private pending: (string | UnformattedLine)[] = [];
+  private pending: UnformattedLine[] = [];
   private scheduled = false;
 
   constructor(private readonly sink: LineSink = process.stdout) {
     process.once('exit', () => this.flush());
   }
 
-  /** Queues `text` for the end of this turn. */
-  write(text: string): void {
-    this.queue(text);
-  }
-
-  /** Queues a line to be formatted at the end of this turn; its time is the time of this call. */
+  /** Queues a line to be formatted and written at the end of this turn. */
   defer(info: winston.Logform.TransformableInfo, format: winston.Logform.Format): void {
-    info[LOGGED_AT] = Date.now();
-    this.queue({ info, format });
+    this.add(info, format);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 
-  /** Writes `text` now, after what is pending. */
-  writeNow(text: string): void {
-    this.pending.push(text);
+  /** Writes a line now, after the lines pending. */
+  writeNow(info: winston.Logform.TransformableInfo, format: winston.Logform.Format): void {
+    this.add(info, format);
     this.flush();
   }
 
-  /** Writes what is pending now. */
+  /** Formats and writes what is pending now. */
   flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
     const lines = this.pending;
     this.pending = [];
     let text = '';
-    for (const line of lines) text += typeof line === 'string' ? line : formatLine(line.info, line.format);
+    for (const line of lines) text += formatLine(line.info, line.format);
     this.sink.write(text);
   }
 
-  private queue(line: string | UnformattedLine): void {
-    this.pending.push(line);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+  /** A line's time is the time it was logged, whenever it is formatted. */
+  private add(info: winston.Logform.TransformableInfo, format: winston.Logform.Format): void {
+    info[LOGGED_AT] = Date.now();
+    this.pending.push({ info, format });
   }
 }
 
@@ -209,20 +205,15 @@ function formatLine(info: winston.Logform.TransformableInfo, format: winston.Log
   try {
     return render(info);
   } catch (error) {
-    const reason = `a log line could not be written: ${error instanceof Error ? error.message : String(error)}`;
-    const lost = sanitizeForLog(limited(info.message), 'message');
-    try {
-      return render({
-        level: 'error',
-        [LEVEL]: 'error',
-        [LOGGED_AT]: info[LOGGED_AT],
-        message: reason,
-        ...(typeof info['jobId'] === 'string' ? { jobId: info['jobId'] } : {}),
-        lostMessage: lost,
-      });
-    } catch {
-      return `${JSON.stringify({ timestamp: loggedAt(info).toISOString(), level: 'error', message: reason, lostMessage: lost })}\n`;
-    }
+    // Only strings are left to render; they cannot fail the same way.
+    return render({
+      level: 'error',
+      [LEVEL]: 'error',
+      [LOGGED_AT]: info[LOGGED_AT],
+      message: `a log line could not be written: ${error instanceof Error ? error.message : String(error)}`,
+      ...(typeof info['jobId'] === 'string' ? { jobId: info['jobId'] } : {}),
+      lostMessage: sanitizeForLog(limited(info.message), 'message'),
+    });
   }
 }
 
@@ -278,7 +269,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const output = sharedStandardOutput();
   logger.write = (info: winston.Logform.TransformableInfo) => {
     if (!enabled(info)) return true;
-    if (info.level === 'warn' || info.level === 'error') output.writeNow(formatLine(info, format));
+    if (info.level === 'warn' || info.level === 'error') output.writeNow(info, format);
     else output.defer(info, format);
     return true;
   };

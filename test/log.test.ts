@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import winston from 'winston';
 import { sanitizeForLog, TurnBatchedOutput } from '../src/log.js';
 import { captureLog } from './support/logs.js';
 
@@ -63,15 +64,19 @@ describe('standard output for log lines', () => {
   it('writes the lines of one turn of the event loop together once the turn is done, in order', async () => {
     const writes: string[] = [];
     const output = new TurnBatchedOutput({ write: (text: string) => writes.push(text) });
+    const bare = winston.format.printf((info) => String(info.message));
+    const line = (message: string) => ({ level: 'info', message });
 
-    output.write('one\n');
-    output.write('two\n');
+    output.defer(line('one'), bare);
+    output.defer(line('two'), bare);
     expect(writes).toEqual([]); // nothing stands between a job's steps
     await nextTurn();
-    output.write('three\n');
+    output.defer(line('three'), bare);
+    output.writeNow(line('four'), bare);
+    expect(writes).toEqual(['one\ntwo\n', 'three\nfour\n']); // at once, after what was pending
     await nextTurn();
 
-    expect(writes).toEqual(['one\ntwo\n', 'three\n']);
+    expect(writes).toHaveLength(2);
   });
 
   it('loses no line when the process ends in the same turn, however it ends', () => {

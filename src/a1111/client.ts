@@ -13,14 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import axios, {
-  AxiosError,
-  AxiosHeaders,
-  type AxiosInstance,
-  type AxiosRequestConfig,
-  CanceledError,
-  isAxiosError,
-} from 'axios';
+import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig, CanceledError, isAxiosError } from 'axios';
 import axiosRetry, { type IAxiosRetryConfig } from 'axios-retry';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
@@ -28,7 +21,7 @@ import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { collectWhileReading } from '../memory.js';
 import { type A1111Call, classifyA1111Error, isConnectFailure, isConnectionReset } from './classify.js';
-import { postForStream, type StreamAnswer } from './post-stream.js';
+import { postForStream, statusError } from './post-stream.js';
 import type { BackendLiveness } from './process.js';
 import { parseTxt2ImgBytes, rememberRawBody, takeBuffer } from './raw-body.js';
 import {
@@ -150,18 +143,6 @@ class Txt2ImgFailure {
   ) {}
 }
 
-/** An answer of another status than 2xx, read, as the AxiosError axios would have rejected it with. */
-function statusError(answer: StreamAnswer, body: Buffer, url: string): AxiosError {
-  const config = { method: 'post', url, headers: new AxiosHeaders() };
-  return new AxiosError(
-    `Request failed with status code ${answer.status}`,
-    answer.status >= 500 ? AxiosError.ERR_BAD_RESPONSE : AxiosError.ERR_BAD_REQUEST,
-    config,
-    undefined,
-    { status: answer.status, statusText: '', headers: answer.headers as Record<string, string>, data: body, config },
-  );
-}
-
 /** Exponential backoff from the base delay, capped, with up to 20 % jitter. */
 export function backoffDelay(retryNumber: number, baseMs: number, maxMs: number): number {
   const delay = Math.min(maxMs, baseMs * 2 ** Math.max(0, retryNumber - 1));
@@ -281,7 +262,7 @@ export function createA1111Client(config: A1111ClientConfig, log: Logger, backen
           if (error instanceof CanceledError) throw error;
           return Buffer.alloc(0);
         });
-        failure = statusError(answer, bytes, txt2imgUrl);
+        failure = statusError(txt2imgUrl, answer, bytes);
       } catch (error) {
         failure = transportError(error);
       }

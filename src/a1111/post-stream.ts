@@ -54,8 +54,25 @@ function decompressorFor(response: IncomingMessage): zlib.Unzip | zlib.BrotliDec
 }
 
 /** What axios's errors carry as their config: enough for messages and `isAxiosError`. */
-function errorConfig(options: StreamPostOptions): InternalAxiosRequestConfig {
-  return { method: 'post', url: options.url, headers: new AxiosHeaders(), timeout: options.timeoutMs };
+function errorConfig(url: string, timeoutMs?: number): InternalAxiosRequestConfig {
+  return {
+    method: 'post',
+    url,
+    headers: new AxiosHeaders(),
+    ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
+  };
+}
+
+/** An answer of another status than 2xx, its body read, as the AxiosError axios would have rejected it with. */
+export function statusError(url: string, answer: StreamAnswer, body: Buffer): AxiosError {
+  const config = errorConfig(url);
+  return new AxiosError(
+    `Request failed with status code ${answer.status}`,
+    answer.status >= 500 ? AxiosError.ERR_BAD_RESPONSE : AxiosError.ERR_BAD_REQUEST,
+    config,
+    undefined,
+    { status: answer.status, statusText: '', headers: answer.headers as Record<string, string>, data: body, config },
+  );
 }
 
 /**
@@ -68,7 +85,7 @@ export function postForStream(options: StreamPostOptions): Promise<StreamAnswer>
   return new Promise<StreamAnswer>((resolve, reject) => {
     const { signal } = options;
     if (signal?.aborted) {
-      reject(new CanceledError(undefined, errorConfig(options)));
+      reject(new CanceledError(undefined, errorConfig(options.url, options.timeoutMs)));
       return;
     }
     const send = options.url.startsWith('https:') ? https.request : http.request;
@@ -85,12 +102,12 @@ export function postForStream(options: StreamPostOptions): Promise<StreamAnswer>
       reject(error);
     };
     const onAbort = () => {
-      fail(new CanceledError(undefined, errorConfig(options), request));
+      fail(new CanceledError(undefined, errorConfig(options.url, options.timeoutMs), request));
       request.destroy();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     request.on('error', (error: NodeJS.ErrnoException) =>
-      fail(AxiosError.from(error, error.code, errorConfig(options), request)),
+      fail(AxiosError.from(error, error.code, errorConfig(options.url, options.timeoutMs), request)),
     );
     // Once the answer has come, the same silence stops its body's read.
     let answer: IncomingMessage | undefined;
@@ -99,7 +116,7 @@ export function postForStream(options: StreamPostOptions): Promise<StreamAnswer>
         const error = new AxiosError(
           `timeout of ${options.timeoutMs}ms exceeded`,
           AxiosError.ECONNABORTED,
-          errorConfig(options),
+          errorConfig(options.url, options.timeoutMs),
           request,
         );
         if (answer) answer.destroy(error);
@@ -118,7 +135,8 @@ export function postForStream(options: StreamPostOptions): Promise<StreamAnswer>
       response.on('error', () => undefined);
       // From here on the caller reads the body, and an abort or a silent socket stops that read.
       signal?.removeEventListener('abort', onAbort);
-      const stopReading = () => response.destroy(new CanceledError(undefined, errorConfig(options), request));
+      const stopReading = () =>
+        response.destroy(new CanceledError(undefined, errorConfig(options.url, options.timeoutMs), request));
       signal?.addEventListener('abort', stopReading, { once: true });
       response.once('close', () => signal?.removeEventListener('abort', stopReading));
       const inflate = decompressorFor(response);

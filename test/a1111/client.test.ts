@@ -1,8 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
+import { postForStream } from '../../src/a1111/post-stream.js';
 import type { Txt2ImgRequest } from '../../src/a1111/schemas.js';
 import { loadConfig } from '../../src/config.js';
 import { WorkerError } from '../../src/errors.js';
@@ -363,17 +364,25 @@ describe('the txt2img call', () => {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 1000 });
       res.write('{"images":["iVBOR');
     });
-    const client = clientFor(server.url);
+    const agent = new Agent({ keepAlive: true });
     const controller = new AbortController();
 
-    const pending = failure(client.txt2img({ prompt: 'x' }, controller.signal));
-    // The answer's first bytes have left the server; the rest never comes.
-    await until(() => server.count() === 1);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    controller.abort();
+    // The answer's headers are in; its body is being read when the abort comes, and the rest never comes.
+    const answer = await postForStream({
+      url: `${server.url}/sdapi/v1/txt2img`,
+      body: '{"prompt":"x"}',
+      headers: { 'Content-Type': 'application/json' },
+      agent,
+      timeoutMs: 0,
+      signal: controller.signal,
+    });
+    const reading = (async () => {
+      for await (const _chunk of answer.body) controller.abort();
+    })();
 
-    expect((await pending).code).toBe('CANCELLED');
+    await expect(reading).rejects.toMatchObject({ code: 'ERR_CANCELED' });
     await until(() => closed);
+    agent.destroy();
   });
 
   it('reports a compressed answer that cannot be decompressed as BACKEND_ERROR', async () => {
