@@ -13,14 +13,15 @@
 import { type ActorOptions, createActor, type InspectionEvent, type SnapshotFrom, toPromise } from 'xstate';
 import type { JobOutput, JobSettings, ProgressUpdate } from '../machines/job.types.js';
 import { type A1111Client, createA1111Client } from './a1111/client.js';
-import { imageStats, withExtraKeys } from './a1111/raw-body.js';
+import { imageStats } from './a1111/images-answer.js';
 import type { Txt2ImgResponse } from './a1111/schemas.js';
-import { type Config, loadConfig } from './config.js';
+import { type Config, loadConfig } from './config/index.js';
 import { errorFields, type JobFailure, type JobPhase, toJobFailure } from './errors.js';
 import { type LiveJobMachine, provideJobActors } from './job/actors.js';
 import { GenerationLine } from './job/generation-line.js';
 import { A1111Catalog } from './job/verify.js';
 import { JournalRecorder, statePathOf, writeJournal } from './journal/journal.js';
+import { withExtraKeys } from './json/source-bytes.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
 import { ModelDownloader } from './models/downloader.js';
 import { WORKER_VERSION } from './version.js';
@@ -95,14 +96,14 @@ type JobSnapshot = SnapshotFrom<LiveJobMachine>;
 
 export function jobSettings(config: Config, withProgress: boolean): JobSettings {
   return {
-    jobTimeoutMs: config.jobTimeoutMs,
-    readyTimeoutMs: config.readyTimeoutMs,
-    readyPollIntervalMs: config.readyPollIntervalMs,
-    readyLogEvery: config.readyLogEvery,
-    routeRecoveryAttempts: config.routeRecoveryAttempts,
-    routeRecoveryDelayMs: config.routeRecoveryDelayMs,
-    modelRegistryWaitMs: config.modelRegistryWaitMs,
-    progressIntervalMs: withProgress ? config.progressPollIntervalMs : 0,
+    jobTimeoutMs: config.job.timeoutMs,
+    readyTimeoutMs: config.a1111.readyTimeoutMs,
+    readyPollIntervalMs: config.a1111.readyPollIntervalMs,
+    readyLogEvery: config.a1111.readyLogEvery,
+    routeRecoveryAttempts: config.a1111.routeRecoveryAttempts,
+    routeRecoveryDelayMs: config.a1111.routeRecoveryDelayMs,
+    modelRegistryWaitMs: config.models.registryWaitMs,
+    progressIntervalMs: withProgress ? config.job.progressPollIntervalMs : 0,
   };
 }
 
@@ -116,7 +117,7 @@ export function toRunPodResult(outcome: JobOutcome): RunPodResult {
  * Creates the runner that executes jobs against one A1111.
  *
  * @example
- * const runner = createJobRunner({ config, log, client: createA1111Client(config, log) });
+ * const runner = createJobRunner({ config, log, client: createA1111Client(config.a1111, log) });
  * const outcome = await runner.run({ id: 'job-1', input: { prompt: 'a lighthouse', steps: 20 } });
  */
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
@@ -124,8 +125,8 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const line = new GenerationLine(
     deps.client,
     deps.log,
-    deps.config.interruptSettleTimeoutMs,
-    deps.config.requestTimeoutMs,
+    deps.config.a1111.interruptSettleTimeoutMs,
+    deps.config.a1111.requestTimeoutMs,
   );
   const downloader = new ModelDownloader(deps.config.models, deps.log);
   const progressSinks = new Map<string, (update: ProgressUpdate) => void>();
@@ -146,7 +147,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     let currentPath = 'booting';
     let enteredAt = startedAt;
 
-    const recorder = deps.config.journalDir
+    const recorder = deps.config.observability.journalDir
       ? new JournalRecorder(
           {
             jobId: job.id,
@@ -246,9 +247,13 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       actor.stop();
     }
 
-    if (recorder && deps.config.journalDir && (deps.config.journalKeep === 'all' || output.status === 'failed')) {
+    if (
+      recorder &&
+      deps.config.observability.journalDir &&
+      (deps.config.observability.journalKeep === 'all' || output.status === 'failed')
+    ) {
       const lines = recorder.finish(output);
-      await writeJournal(deps.config.journalDir, job.id, lines).then(
+      await writeJournal(deps.config.observability.journalDir, job.id, lines).then(
         (file) => log.info('journal written', { file }),
         (error: unknown) => log.warn('could not write the job journal', errorFields(error)),
       );
@@ -307,7 +312,7 @@ export async function handler(job: RunPodJob, options?: RunOptions): Promise<Run
   if (!defaultRunner) {
     const config = loadConfig();
     const log = createLoggerFromConfig(config);
-    defaultRunner = createJobRunner({ config, log, client: createA1111Client(config, log) });
+    defaultRunner = createJobRunner({ config, log, client: createA1111Client(config.a1111, log) });
   }
   return toRunPodResult(await defaultRunner.run(job, options));
 }

@@ -12,7 +12,7 @@
  * the package keeps reconnecting to an unreachable bridge forever.
  */
 import type { InspectionEvent } from 'xstate';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 import { errorFields } from './errors.js';
 import { summarizePayloads } from './journal/journal.js';
 import type { Logger } from './log.js';
@@ -64,7 +64,7 @@ export function sanitizeInspection(event: InspectionEvent): InspectionEvent {
  * const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
  */
 export async function startStatelyInspector(config: Config, log: Logger): Promise<StatelyInspector | undefined> {
-  const target = config.inspect.target;
+  const target = config.observability.inspect;
   if (!target) return undefined;
   try {
     const { createWebSocketInspector } = await import('@statelyai/inspect');
@@ -72,10 +72,10 @@ export async function startStatelyInspector(config: Config, log: Logger): Promis
     let url = target;
     if (target === 'serve') {
       const { createInspectorServer } = await import('@statelyai/inspect/server');
-      server = createInspectorServer({ port: config.inspect.port, autoOpen: false });
-      url = `ws://127.0.0.1:${config.inspect.port}`;
+      server = createInspectorServer({ port: config.observability.inspectPort, autoOpen: false });
+      url = `ws://127.0.0.1:${config.observability.inspectPort}`;
       log.info(
-        `Stately inspector bridge on http://localhost:${config.inspect.port}: open it in a browser that can reach stately.ai`,
+        `Stately inspector bridge on http://localhost:${config.observability.inspectPort}: open it in a browser that can reach stately.ai`,
       );
     }
     const inspector = createWebSocketInspector({ url, maxDeferredEvents: 200 });

@@ -11,11 +11,11 @@
  */
 import type { Writable } from 'node:stream';
 import winston from 'winston';
-import type { Config } from './config.js';
+import type { Config, ObservabilitySettings } from './config/index.js';
 
 export type Logger = winston.Logger;
-export type LogLevel = Config['logLevel'];
-export type LogFormat = Exclude<Config['logFormat'], 'auto'>;
+export type LogLevel = ObservabilitySettings['logLevel'];
+export type LogFormat = Exclude<ObservabilitySettings['logFormat'], 'auto'>;
 
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 } as const;
 const RUNPOD_LEVEL: Record<string, string> = { error: 'ERROR', warn: 'WARN', info: 'INFO', debug: 'DEBUG' };
@@ -111,7 +111,10 @@ const textLine = winston.format.printf((info) => {
 });
 
 /** Picks the concrete shape for `auto`: RunPod's on RunPod, text in a terminal, JSON otherwise. */
-export function resolveLogFormat(format: Config['logFormat'], runpodEndpointId: string | undefined): LogFormat {
+export function resolveLogFormat(
+  format: ObservabilitySettings['logFormat'],
+  runpodEndpointId: string | undefined,
+): LogFormat {
   if (format !== 'auto') return format;
   if (runpodEndpointId) return 'runpod';
   return process.stdout.isTTY ? 'text' : 'json';
@@ -279,8 +282,8 @@ export function createLogger(options: LoggerOptions): Logger {
 /** Creates the logger the settings ask for. */
 export function createLoggerFromConfig(config: Config, stream?: Writable): Logger {
   return createLogger({
-    level: config.logLevel,
-    format: resolveLogFormat(config.logFormat, config.runpodEndpointId),
+    level: config.observability.logLevel,
+    format: resolveLogFormat(config.observability.logFormat, config.runpod.endpointId),
     ...(stream ? { stream } : {}),
   });
 }

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import type { InspectionEvent } from 'xstate';
 import { createA1111Client } from './a1111/client.js';
 import { A1111Process } from './a1111/process.js';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config/index.js';
 import { errorFields } from './errors.js';
 import { createJobRunner } from './handler.js';
 import { startStatelyInspector } from './inspect.js';
@@ -162,14 +162,16 @@ async function main(): Promise<number> {
   }
   const log = createLoggerFromConfig(config);
   exitOnCrash(log);
-  if (flags.logLevel) log.info(`Log level set to ${config.logLevel}`);
+  if (flags.logLevel) log.info(`Log level set to ${config.observability.logLevel}`);
   const inspector = await startStatelyInspector(config, log);
   if (flags.command === 'replay') {
     try {
       const code = await replayCommand(flags.files, log, inspector?.inspect);
-      if (config.inspect.target === 'serve') {
+      if (config.observability.inspect === 'serve') {
         // The bridge keeps the last messages for a browser that connects late; keep it up until asked.
-        log.info(`the replay is in the inspector at http://localhost:${config.inspect.port}; press Ctrl-C to end`);
+        log.info(
+          `the replay is in the inspector at http://localhost:${config.observability.inspectPort}; press Ctrl-C to end`,
+        );
         await new Promise<void>((resolve) => onSignals(log, () => resolve()));
       }
       return code;
@@ -193,14 +195,14 @@ async function main(): Promise<number> {
       simulator = started.child;
       const child = simulator;
       killOnForcedExit.push({ kill: () => child.kill('SIGKILL') });
-      config = { ...config, a1111BaseUrl: started.url };
+      config = { ...config, a1111: { ...config.a1111, baseUrl: started.url } };
     }
-    if (config.a1111LaunchCommand) {
-      webui = new A1111Process(config.a1111LaunchCommand, log);
+    if (config.a1111.launchCommand) {
+      webui = new A1111Process(config.a1111.launchCommand, log);
       killOnForcedExit.push(webui);
       webui.start();
     }
-    const client = createA1111Client(config, log, webui);
+    const client = createA1111Client(config.a1111, log, webui);
     const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
     await runner.downloader.removeStaleTemporaryFiles({ atStartUp: true });
     try {

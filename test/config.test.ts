@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ConfigSchema, loadConfig } from '../src/config.js';
+import { ConfigError, declaredSettings, loadConfig } from '../src/config/index.js';
 import { renderConfigDoc, renderConfigTable, withReadmeTable } from '../src/tools/config-doc.js';
 
 function problemsOf(env: Record<string, string>): string[] {
@@ -16,30 +16,23 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('configuration from the environment', () => {
   it('has the documented defaults when nothing is set', () => {
     expect(loadConfig({})).toEqual({
-      a1111BaseUrl: 'http://127.0.0.1:3000',
-      a1111Auth: undefined,
-      requestTimeoutMs: 600_000,
-      httpRetries: 10,
-      retryBaseDelayMs: 100,
-      retryMaxDelayMs: 10_000,
-      readyPollIntervalMs: 200,
-      readyLogEvery: 15,
-      readyTimeoutMs: 900_000,
-      readyProbeTimeoutMs: 10_000,
-      routeRecoveryAttempts: 3,
-      routeRecoveryDelayMs: 5_000,
-      interruptSettleTimeoutMs: 10_000,
-      modelRegistryWaitMs: 3_000,
-      jobTimeoutMs: 0,
-      progressPollIntervalMs: 1_000,
-      concurrency: 1,
-      refreshOnCrash: true,
-      jobTakeErrorDelayMs: 1_000,
-      jobTakeErrorDelayMaxMs: 30_000,
-      jobDoneRetries: 5,
-      jobDoneRetryDelayMs: 1_000,
-      progressPostIntervalMs: 2_000,
-      metricsLogIntervalMs: 60_000,
+      a1111: {
+        baseUrl: 'http://127.0.0.1:3000',
+        auth: undefined,
+        launchCommand: undefined,
+        requestTimeoutMs: 600_000,
+        httpRetries: 10,
+        retryBaseDelayMs: 100,
+        retryMaxDelayMs: 10_000,
+        readyPollIntervalMs: 200,
+        readyLogEvery: 15,
+        readyTimeoutMs: 900_000,
+        readyProbeTimeoutMs: 10_000,
+        routeRecoveryAttempts: 3,
+        routeRecoveryDelayMs: 5_000,
+        interruptSettleTimeoutMs: 10_000,
+      },
+      job: { timeoutMs: 0, progressPollIntervalMs: 1_000 },
       models: {
         dir: '/stable-diffusion-webui/models/Stable-diffusion',
         allowedHosts: ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co', 'civitai.com', '*.civitai.com'],
@@ -47,16 +40,20 @@ describe('configuration from the environment', () => {
         timeoutMs: 1_800_000,
         maxBytes: 17_179_869_184,
         minFreeBytes: 536_870_912,
+        registryWaitMs: 3_000,
         hfToken: undefined,
         civitaiToken: undefined,
       },
-      journalDir: undefined,
-      journalKeep: 'failed',
-      inspect: { target: undefined, port: 8080 },
-      logLevel: 'info',
-      logFormat: 'auto',
-      runpodEndpointId: undefined,
       runpod: {
+        concurrency: 1,
+        refreshOnCrash: true,
+        jobTakeErrorDelayMs: 1_000,
+        jobTakeErrorDelayMaxMs: 30_000,
+        jobDoneRetries: 5,
+        jobDoneRetryDelayMs: 1_000,
+        progressPostIntervalMs: 2_000,
+        metricsLogIntervalMs: 60_000,
+        endpointId: undefined,
         getJobUrl: undefined,
         postOutputUrl: undefined,
         postStreamUrl: undefined,
@@ -65,6 +62,14 @@ describe('configuration from the environment', () => {
         apiKey: undefined,
         podId: undefined,
         podHostname: undefined,
+      },
+      observability: {
+        logLevel: 'info',
+        logFormat: 'auto',
+        journalDir: undefined,
+        journalKeep: 'failed',
+        inspect: undefined,
+        inspectPort: 8080,
       },
     });
   });
@@ -102,22 +107,22 @@ describe('configuration from the environment', () => {
   });
 
   it('accepts RunPod’s level names, WARNING included, and falls back to RUNPOD_LOG_LEVEL', () => {
-    expect(loadConfig({ RUNPOD_LOG_LEVEL: 'WARN' }).logLevel).toBe('warn');
-    expect(loadConfig({ RUNPOD_DEBUG_LEVEL: 'DEBUG' }).logLevel).toBe('debug');
-    expect(loadConfig({ LOG_LEVEL: 'error', RUNPOD_LOG_LEVEL: 'DEBUG' }).logLevel).toBe('error');
-    expect(loadConfig({ LOG_LEVEL: 'WARNING' }).logLevel).toBe('warn');
-    expect(loadConfig({ LOG_LEVEL: 'TRACE' }).logLevel).toBe('debug');
-    expect(loadConfig({ LOG_LEVEL: 'ERROR' }).logLevel).toBe('error');
+    expect(loadConfig({ RUNPOD_LOG_LEVEL: 'WARN' }).observability.logLevel).toBe('warn');
+    expect(loadConfig({ RUNPOD_DEBUG_LEVEL: 'DEBUG' }).observability.logLevel).toBe('debug');
+    expect(loadConfig({ LOG_LEVEL: 'error', RUNPOD_LOG_LEVEL: 'DEBUG' }).observability.logLevel).toBe('error');
+    expect(loadConfig({ LOG_LEVEL: 'WARNING' }).observability.logLevel).toBe('warn');
+    expect(loadConfig({ LOG_LEVEL: 'TRACE' }).observability.logLevel).toBe('debug');
+    expect(loadConfig({ LOG_LEVEL: 'ERROR' }).observability.logLevel).toBe('error');
   });
 
   it('treats an empty variable as unset and trims a trailing slash off the base URL', () => {
     const config = loadConfig({ A1111_HTTP_RETRIES: '', A1111_BASE_URL: 'http://10.0.0.5:7861/sub/' });
-    expect(config.httpRetries).toBe(10);
-    expect(config.a1111BaseUrl).toBe('http://10.0.0.5:7861/sub');
+    expect(config.a1111.httpRetries).toBe(10);
+    expect(config.a1111.baseUrl).toBe('http://10.0.0.5:7861/sub');
   });
 
   it('splits A1111_API_AUTH at the first colon and refuses it without one', () => {
-    expect(loadConfig({ A1111_API_AUTH: 'user:pa:ss' }).a1111Auth).toEqual({ username: 'user', password: 'pa:ss' });
+    expect(loadConfig({ A1111_API_AUTH: 'user:pa:ss' }).a1111.auth).toEqual({ username: 'user', password: 'pa:ss' });
     expect(problemsOf({ A1111_API_AUTH: 'nocolon' })).toEqual([
       'A1111_API_AUTH=<7 characters, hidden>: must be `user:password`',
     ]);
@@ -136,7 +141,7 @@ describe('configuration from the environment', () => {
   it('documents every variable in docs/configuration.md, which is up to date', async () => {
     const committed = await readFile(new URL('../docs/configuration.md', import.meta.url), 'utf8');
     expect(committed, 'docs/configuration.md is stale: run npm run docs:config').toBe(renderConfigDoc());
-    for (const name of Object.keys(ConfigSchema.shape)) expect(committed).toContain(`| \`${name}\` |`);
+    for (const { setting } of declaredSettings()) expect(committed).toContain(`| \`${setting.env}\` |`);
   });
 });
 

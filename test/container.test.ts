@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { imageRuntime } from '../bench/image.js';
-import { ConfigSchema, loadConfig, settingsRegistry } from '../src/config.js';
+import { declaredSettings, loadConfig } from '../src/config/index.js';
 import { prepareJob } from '../src/job/prepare.js';
 import { A1111Simulator } from '../src/simulator/server.js';
 import { FakeRunPod } from './support/fake-runpod.js';
@@ -135,7 +135,7 @@ describe('the Dockerfile', () => {
       const port = /--port (\d+)/.exec(command)?.[1];
       expect(new URL(env['A1111_BASE_URL']!).port).toBe(port);
       const config = loadConfig(env);
-      expect(config.a1111LaunchCommand).toBe(command);
+      expect(config.a1111.launchCommand).toBe(command);
       if (stage === 'baked') {
         expect(command).toContain('--ckpt /model.safetensors');
         expect(dockerfile).toContain('COPY --from=checkpoint /model.safetensors /model.safetensors');
@@ -234,10 +234,10 @@ describe('RunPod Hub packaging', () => {
 
   it('offers settings the worker has, with the worker’s defaults', () => {
     expect(hub.type).toBe('serverless');
-    const shape = ConfigSchema.shape as Record<string, Parameters<typeof settingsRegistry.get>[0]>;
+    const settings = new Map(declaredSettings().map(({ setting }) => [setting.env, setting.meta]));
     for (const { key, input } of hub.config.env) {
-      expect(shape[key], key).toBeDefined();
-      const documented = settingsRegistry.get(shape[key]!)?.default;
+      expect(settings.get(key), key).toBeDefined();
+      const documented = settings.get(key)?.default;
       expect(String(input.default), key).toBe(documented === '(unset)' ? '' : documented);
     }
   });

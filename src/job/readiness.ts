@@ -8,7 +8,7 @@ import { readinessMachine } from '../../machines/job.machine.js';
 import type { ReadinessOutput } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
 import type { SdModel } from '../a1111/schemas.js';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Clock } from '../handler.js';
 import { jobSettings } from '../handler.js';
 import type { Logger } from '../log.js';

@@ -13,8 +13,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { InspectionEvent } from 'xstate';
 import type { JobOutput, JobSettings } from '../../machines/job.types.js';
-import { undecodedImageLengths } from '../a1111/raw-body.js';
 import { isWorkerError } from '../errors.js';
+import { lazyStringLengths } from '../json/source-bytes.js';
 
 /** Version 2 added the `invoke` lines; version 1 journals still replay, without that check. */
 export const JOURNAL_VERSION = 2;
@@ -112,8 +112,8 @@ export function summarizePayloads(value: unknown, options: { hash: boolean } = {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
     if (!options.hash && Object.getOwnPropertyDescriptor(value, key)?.get) {
-      // A getter may do real work (decoding images from bytes, raw-body.ts): describe it instead.
-      const lengths = key === 'images' ? undecodedImageLengths(value) : undefined;
+      // A getter may do real work (decoding strings from bytes, json/source-bytes.ts): describe it instead.
+      const lengths = lazyStringLengths(value, key);
       out[key] = lengths ? lengths.map((chars) => `<base64 ${chars} chars>`) : '<computed>';
       continue;
     }

@@ -32,7 +32,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ModelSettings } from '../config.js';
+import type { ModelSettings } from '../config/index.js';
 import { errorFields, isWorkerError, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hostAllowed, safeUrl, type VettedTarget, vetTarget } from './url-policy.js';

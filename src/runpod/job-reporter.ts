@@ -7,8 +7,8 @@
  * never overwrite the final state (the race of RunPod's Python runtime, runpod-python#250).
  */
 import type { ProgressUpdate } from '../../machines/job.types.js';
-import { encodeJson } from '../a1111/raw-body.js';
 import { errorFields, type JobFailure } from '../errors.js';
+import { encodeJson } from '../json/source-bytes.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 
@@ -110,7 +110,7 @@ export class JobReporter {
     this.closed = true;
     clearTimeout(this.timer);
     this.pending = null;
-    // A1111's answer goes out as the bytes it came in as (raw-body.ts): no second serialization.
+    // A1111's answer goes out as the bytes it came in as (json/source-bytes.ts): no second serialization.
     let body: Buffer[];
     try {
       body = encodeJson(result);

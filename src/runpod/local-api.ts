@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { errorFields } from '../errors.js';
 import type { JobRunner } from '../handler.js';
 import type { Logger } from '../log.js';
@@ -162,7 +162,7 @@ export class LocalApi {
   }
 
   private pump(): void {
-    while (this.running < this.deps.config.concurrency && this.queue.length > 0) {
+    while (this.running < this.deps.config.runpod.concurrency && this.queue.length > 0) {
       const job = this.queue.shift()!;
       this.running++;
       void this.execute(job).finally(() => {
@@ -261,7 +261,7 @@ export class LocalApi {
         running: this.running > 0 ? 1 : 0,
         throttled: 0,
       },
-      worker: { concurrency: this.deps.config.concurrency, ...this.metrics.snapshot(this.running) },
+      worker: { concurrency: this.deps.config.runpod.concurrency, ...this.metrics.snapshot(this.running) },
     };
   }
 

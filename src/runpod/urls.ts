@@ -3,7 +3,7 @@
  * `$ID` and `$RUNPOD_POD_ID` are substituted as RunPod's own runtime does, and query parameters are
  * appended with `?` or `&` as the template needs.
  */
-import type { RunPodSettings } from '../config.js';
+import type { RunPodSettings } from '../config/index.js';
 
 /** Appends query parameters to a URL template that may or may not already carry a query. */
 export function withQuery(url: string, params: Record<string, string | number | undefined>): string {
@@ -29,7 +29,10 @@ export interface RunPodUrls {
  * const urls = runPodUrls(config.runpod, 'pod-1');
  * urls.jobTake(1, false); // https://api.runpod.ai/v2/ep/job-take/pod-1?gpu=A5000&job_in_progress=0
  */
-export function runPodUrls(settings: RunPodSettings, workerId: string): RunPodUrls {
+export function runPodUrls(
+  settings: Pick<RunPodSettings, 'getJobUrl' | 'postOutputUrl' | 'postStreamUrl' | 'pingUrl'>,
+  workerId: string,
+): RunPodUrls {
   const worker = (template: string) => template.replaceAll('$RUNPOD_POD_ID', workerId);
   const getJob = settings.getJobUrl ? worker(settings.getJobUrl).replaceAll('$ID', workerId) : '';
   const postOutput = settings.postOutputUrl ? worker(settings.postOutputUrl) : undefined;

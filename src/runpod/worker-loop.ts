@@ -15,11 +15,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { A1111Client } from '../a1111/client.js';
 import type { A1111Process } from '../a1111/process.js';
-import { releaseRawBody } from '../a1111/raw-body.js';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { ERROR_CODES, errorFields, type JobFailure } from '../errors.js';
 import { type JobOutcome, type JobRunner, type RunPodJob, toRunPodResult } from '../handler.js';
 import { waitForA1111 } from '../job/readiness.js';
+import { releaseSourceBytes } from '../json/source-bytes.js';
 import type { Logger } from '../log.js';
 import { afterResult } from '../memory.js';
 import { USER_AGENT, WORKER_VERSION } from '../version.js';
@@ -98,8 +98,8 @@ export class WorkerLoop {
     log.info('--- Starting Serverless Worker ---', {
       version: WORKER_VERSION,
       workerId: this.workerId,
-      concurrency: config.concurrency,
-      a1111: config.a1111BaseUrl,
+      concurrency: config.runpod.concurrency,
+      a1111: config.a1111.baseUrl,
     });
     const ready = await waitForA1111({ client: this.deps.client, config, log, signal: this.stopping.signal });
     if (this.stopping.signal.aborted) return this.drain();
@@ -121,7 +121,7 @@ export class WorkerLoop {
     log.info('A1111 API is ready', { waitedMs: ready.waitedMs, probes: ready.probes, models: ready.models.length });
 
     this.heartbeat = this.startHeartbeat();
-    const metricsTimer = setInterval(() => this.logMetrics(false), config.metricsLogIntervalMs);
+    const metricsTimer = setInterval(() => this.logMetrics(false), config.runpod.metricsLogIntervalMs);
     metricsTimer.unref();
     const stopChannel = this.watchStopChannel();
     await this.takeJobs();
@@ -178,10 +178,10 @@ export class WorkerLoop {
 
   private async takeJobs(): Promise<void> {
     const { config, log } = this.deps;
-    let errorDelay = config.jobTakeErrorDelayMs;
+    let errorDelay = config.runpod.jobTakeErrorDelayMs;
     let emptyStreak = 0;
     while (!this.stopping.signal.aborted) {
-      const free = config.concurrency - this.running.size;
+      const free = config.runpod.concurrency - this.running.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
         continue;
@@ -190,7 +190,7 @@ export class WorkerLoop {
       try {
         // Not aborted on shutdown: a job RunPod hands out in this answer is run and answered, not lost.
         const taken = await this.plane.takeJobs(free, this.running.size > 0);
-        errorDelay = config.jobTakeErrorDelayMs;
+        errorDelay = config.runpod.jobTakeErrorDelayMs;
         if (taken.timedOut) log.debug('job-take long-poll timed out without a job; asking again');
         for (const bad of taken.malformed) this.answerMalformed(bad);
         for (const job of taken.jobs) this.start(job);
@@ -211,7 +211,7 @@ export class WorkerLoop {
         }
         log.error('Failed to get job.', { ...errorFields(error), retryInMs: errorDelay });
         await this.pause(errorDelay);
-        errorDelay = Math.min(errorDelay * 2, config.jobTakeErrorDelayMaxMs);
+        errorDelay = Math.min(errorDelay * 2, config.runpod.jobTakeErrorDelayMaxMs);
       }
     }
   }
@@ -261,9 +261,9 @@ export class WorkerLoop {
       job.id,
       this.plane,
       {
-        progressIntervalMs: config.progressPostIntervalMs,
-        retries: config.jobDoneRetries,
-        retryDelayMs: config.jobDoneRetryDelayMs,
+        progressIntervalMs: config.runpod.progressPostIntervalMs,
+        retries: config.runpod.jobDoneRetries,
+        retryDelayMs: config.runpod.jobDoneRetryDelayMs,
         streamProgress: config.runpod.postStreamUrl !== undefined,
       },
       jobLog,
@@ -283,12 +283,12 @@ export class WorkerLoop {
       };
       outcome = { ok: false, jobId: job.id, failure, report: { timings_ms: { total: 0 }, recoveries: 0, notes: [] } };
     }
-    const body = resultBody(outcome, config.refreshOnCrash);
+    const body = resultBody(outcome, config.runpod.refreshOnCrash);
     await reporter.finish(body);
     // Its result is with RunPod: the heartbeat stops naming it now, not after the clean-up below.
     this.heartbeat?.setJobIds([...this.running.keys()].filter((id) => id !== job.id));
     // Nothing keeps this job's output any more: its A1111 answer's memory serves the next job.
-    if (outcome.ok) releaseRawBody(outcome.output);
+    if (outcome.ok) releaseSourceBytes(outcome.output);
     afterResult(reporter.resultBytes);
     // What RunPod was told is what the metrics count: a result that could not be encoded went out as INTERNAL.
     const failure = reporter.encodingFailure;

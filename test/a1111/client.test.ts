@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import { postForStream } from '../../src/a1111/post-stream.js';
 import type { Txt2ImgRequest } from '../../src/a1111/schemas.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { WorkerError } from '../../src/errors.js';
 import { captureLog } from '../support/logs.js';
 import { simulator } from '../support/simulator.js';
@@ -24,7 +24,7 @@ function clientFor(url: string, env: Record<string, string> = {}) {
     A1111_RETRY_MAX_DELAY_MS: '5',
     ...env,
   });
-  const client = createA1111Client(config, captureLog().log);
+  const client = createA1111Client(config.a1111, captureLog().log);
   clients.push(client);
   return client;
 }
@@ -305,7 +305,7 @@ describe('the txt2img call', () => {
     const url = server.url;
     await new Promise((resolve) => servers.pop()!.close(resolve));
     const config = loadConfig({ A1111_BASE_URL: url, A1111_HTTP_RETRIES: '5' });
-    const client = createA1111Client(config, captureLog().log, {
+    const client = createA1111Client(config.a1111, captureLog().log, {
       alive: false,
       describeExit: () => 'A1111 exited with code 1\nTraceback: CUDA error',
     });
@@ -330,7 +330,7 @@ describe('the txt2img call', () => {
       A1111_RETRY_MAX_DELAY_MS: '600000',
     });
     const captured = captureLog();
-    const client = createA1111Client(config, captured.log);
+    const client = createA1111Client(config.a1111, captured.log);
     clients.push(client);
     const controller = new AbortController();
 

@@ -2,7 +2,7 @@
  * The control-plane client on its own, against the fake control plane on loopback.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { ControlPlane } from '../../src/runpod/control-plane.js';
 import { runPodUrls } from '../../src/runpod/urls.js';
 import { FakeRunPod } from '../support/fake-runpod.js';

@@ -2,7 +2,7 @@
  * The final post of one job, against the fake control plane: whatever the result, the job ends.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { ControlPlane } from '../../src/runpod/control-plane.js';
 import { JobReporter } from '../../src/runpod/job-reporter.js';
 import { runPodUrls } from '../../src/runpod/urls.js';

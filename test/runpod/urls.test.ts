@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { RunPodSettings } from '../../src/config.js';
 import { runPodUrls, withQuery } from '../../src/runpod/urls.js';
 
-const settings: RunPodSettings = {
+const settings = {
   getJobUrl: 'https://api.runpod.ai/v2/ep1/job-take/$RUNPOD_POD_ID?gpu=NVIDIA+RTX+A5000',
   postOutputUrl: 'https://api.runpod.ai/v2/ep1/job-done/$RUNPOD_POD_ID/$ID?gpu=NVIDIA+RTX+A5000',
   postStreamUrl: 'https://api.runpod.ai/v2/ep1/job-stream/$RUNPOD_POD_ID/$ID?gpu=NVIDIA+RTX+A5000',
   pingUrl: 'https://api.runpod.ai/v2/ep1/ping/$RUNPOD_POD_ID?gpu=NVIDIA+RTX+A5000',
-  pingIntervalMs: 10_000,
-  apiKey: 'key',
-  podId: 'pod-9',
-  podHostname: undefined,
 };
 
 describe('RunPod URLs', () => {

@@ -4,7 +4,7 @@
  */
 import { afterEach } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
-import { type Config, loadConfig } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config/index.js';
 import { type Clock, createJobRunner, type JobRunner } from '../../src/handler.js';
 import { type CapturedLog, captureLog } from './logs.js';
 
@@ -41,8 +41,8 @@ export function testWorker(
 ): TestWorker {
   const config = loadConfig({ ...FAST_ENV, A1111_BASE_URL: baseUrl, ...env });
   // Everything is captured (debug) unless the test sets LOG_LEVEL.
-  const logs = captureLog(env['LOG_LEVEL'] ? { level: config.logLevel } : {});
-  const client = createA1111Client(config, logs.log);
+  const logs = captureLog(env['LOG_LEVEL'] ? { level: config.observability.logLevel } : {});
+  const client = createA1111Client(config.a1111, logs.log);
   const runner = createJobRunner({ config, log: logs.log, client, ...(options.clock ? { clock: options.clock } : {}) });
   const worker = { runner, client, config, logs, close: () => client.close() };
   open.push(worker);

@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  encodeJson,
-  imageStats,
-  parseTxt2ImgBytes,
-  releaseRawBody,
-  rememberRawBody,
-  takeBuffer,
-  withExtraKeys,
-} from '../../src/a1111/raw-body.js';
+import { imageStats, parseImagesAnswer } from '../../src/a1111/images-answer.js';
 import { summarizePayloads } from '../../src/journal/journal.js';
+import { takeBuffer } from '../../src/json/buffer-pool.js';
+import { encodeJson, releaseSourceBytes, rememberSourceBytes, withExtraKeys } from '../../src/json/source-bytes.js';
 
 const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256)).toString('base64');
 const answer = {
@@ -20,11 +14,11 @@ const answer = {
 describe('txt2img answers as bytes', () => {
   it('parse to exactly what JSON.parse gives, non-ASCII text included', () => {
     const bytes = Buffer.from(JSON.stringify(answer));
-    const { value, lazyImages } = parseTxt2ImgBytes(bytes);
+    const { value, lazyImages } = parseImagesAnswer(bytes);
     expect(lazyImages).toBe(true);
     expect(imageStats(value as typeof answer)).toEqual({ count: 2, chars: image.length * 2 + 4 });
     expect(value).toEqual(JSON.parse(bytes.toString('utf8')));
-    expect(parseTxt2ImgBytes(Buffer.from(JSON.stringify({ ...answer, images: [] }))).value).toEqual({
+    expect(parseImagesAnswer(Buffer.from(JSON.stringify({ ...answer, images: [] }))).value).toEqual({
       ...answer,
       images: [],
     });
@@ -36,14 +30,14 @@ describe('txt2img answers as bytes', () => {
       JSON.stringify({ info: 'x', images: [image] }),
       '{"images":["a\\"b"],"info":""}',
     ]) {
-      expect(parseTxt2ImgBytes(Buffer.from(text))).toEqual({ value: JSON.parse(text), lazyImages: false });
+      expect(parseImagesAnswer(Buffer.from(text))).toEqual({ value: JSON.parse(text), lazyImages: false });
     }
   });
 
   it('are posted as the same bytes, with the worker’s keys appended, and decode to the same object', () => {
     const bytes = Buffer.from(JSON.stringify(answer));
-    const parsed = parseTxt2ImgBytes(bytes).value as typeof answer;
-    rememberRawBody(parsed, bytes);
+    const parsed = parseImagesAnswer(bytes).value as typeof answer;
+    rememberSourceBytes(parsed, bytes);
     const output = withExtraKeys(parsed, { worker: { timings_ms: { total: 5 } } });
     const body = { output, stopPod: true };
 
@@ -76,7 +70,7 @@ describe('answers summarized for the inspector and journals', () => {
   }
 
   it('describe undecoded images by length without decoding them, and hash them only when asked', () => {
-    const { value } = parseTxt2ImgBytes(Buffer.from(JSON.stringify(answer)));
+    const { value } = parseImagesAnswer(Buffer.from(JSON.stringify(answer)));
     const reads = countingReads(value);
 
     const cheap = summarizePayloads({ output: value }, { hash: false }) as {
@@ -101,11 +95,11 @@ describe('answer buffers given back for reuse', () => {
     });
     const first = takeBuffer(Buffer.byteLength(text));
     first.write(text);
-    const { value } = parseTxt2ImgBytes(first);
-    rememberRawBody(value, first);
+    const { value } = parseImagesAnswer(first);
+    rememberSourceBytes(value, first);
     const output = withExtraKeys(value, { worker: {} });
 
-    releaseRawBody(output);
+    releaseSourceBytes(output);
     const second = takeBuffer(Buffer.byteLength(text));
 
     expect(second.buffer).toBe(first.buffer);
@@ -116,18 +110,18 @@ describe('answer buffers given back for reuse', () => {
 
   it('serve a small image’s answer too, so small jobs do not grow external memory', () => {
     const first = takeBuffer(900_000);
-    const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
-    rememberRawBody(value, first);
-    releaseRawBody(value);
+    const { value } = parseImagesAnswer(Buffer.from('{"images":[],"parameters":{},"info":""}'));
+    rememberSourceBytes(value, first);
+    releaseSourceBytes(value);
     expect(takeBuffer(880_000).buffer).toBe(first.buffer);
   });
 
   it('serve the next answer a few bytes longer (another seed’s digits) without a second buffer', () => {
     const first = takeBuffer(2_000_000);
     expect(first.length).toBe(2_000_000);
-    const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
-    rememberRawBody(value, first);
-    releaseRawBody(value);
+    const { value } = parseImagesAnswer(Buffer.from('{"images":[],"parameters":{},"info":""}'));
+    rememberSourceBytes(value, first);
+    releaseSourceBytes(value);
     const longer = takeBuffer(2_000_003);
     expect(longer.buffer).toBe(first.buffer);
     expect(longer.length).toBe(2_000_003);
@@ -135,9 +129,9 @@ describe('answer buffers given back for reuse', () => {
 
   it('keep answers under 64 KB out of the pool', () => {
     const small = takeBuffer(60_000);
-    const { value } = parseTxt2ImgBytes(Buffer.from('{"images":[],"parameters":{},"info":""}'));
-    rememberRawBody(value, small);
-    releaseRawBody(value);
+    const { value } = parseImagesAnswer(Buffer.from('{"images":[],"parameters":{},"info":""}'));
+    rememberSourceBytes(value, small);
+    releaseSourceBytes(value);
     expect(takeBuffer(60_000).buffer).not.toBe(small.buffer);
   });
 });

@@ -1,0 +1,89 @@
+/** How the worker reaches the WebUI, how hard it tries, and how long it waits for it. */
+import { baseUrl, credentials, integer, optionalText, settingGroup } from './declare.js';
+
+export const A1111_SETTINGS = settingGroup('A1111', {
+  baseUrl: baseUrl('A1111_BASE_URL', {
+    default: 'http://127.0.0.1:3000',
+    hint: 'use A1111_API_AUTH',
+    description:
+      'Where the WebUI listens. The API lives under `/sdapi/v1` of this URL (a `--subpath` goes into the URL).',
+  }),
+  auth: credentials('A1111_API_AUTH', {
+    description: 'Credentials when A1111 runs with `--api-auth`, sent as HTTP Basic auth. Never logged.',
+  }),
+  launchCommand: optionalText('A1111_LAUNCH_COMMAND', {
+    description:
+      "When set, the worker starts the WebUI itself with this shell command, forwards its output to the log and knows when it dies (a dead WebUI fails readiness at once and a crash fails the job BACKEND_CRASHED). The WebUI gets the worker's environment without its secrets (RUNPOD_AI_API_KEY, RUNPOD_WEBHOOK_*, A1111_API_AUTH, *_TOKEN, *_API_KEY, *_SECRET, *_SECRET_KEY, *_SECRET_ACCESS_KEY, *_PASSWORD). Unset: the WebUI is run by someone else.",
+    rule: 'a shell command line',
+  }),
+  requestTimeoutMs: integer('A1111_REQUEST_TIMEOUT_MS', {
+    default: 600_000,
+    min: 1_000,
+    max: 86_400_000,
+    description: 'Timeout of one HTTP request to A1111 (a txt2img call waits this long for its images).',
+  }),
+  httpRetries: integer('A1111_HTTP_RETRIES', {
+    default: 10,
+    min: 0,
+    max: 100,
+    description:
+      'Retries of one request on 502/503/504 and on connection errors, txt2img POSTs included (against the local API they mean the request was not processed).',
+  }),
+  retryBaseDelayMs: integer('A1111_RETRY_BASE_DELAY_MS', {
+    default: 100,
+    min: 1,
+    max: 60_000,
+    description: 'First retry delay; each further retry doubles it, with up to 20 % jitter.',
+  }),
+  retryMaxDelayMs: integer('A1111_RETRY_MAX_DELAY_MS', {
+    default: 10_000,
+    min: 1,
+    max: 600_000,
+    description: 'Ceiling of one retry delay.',
+  }),
+  readyPollIntervalMs: integer('A1111_READY_POLL_INTERVAL_MS', {
+    default: 200,
+    min: 10,
+    max: 60_000,
+    description: 'Pause between readiness probes (GET /sdapi/v1/sd-models must answer 200 with a JSON array).',
+  }),
+  readyLogEvery: integer('A1111_READY_LOG_EVERY', {
+    default: 15,
+    min: 1,
+    max: 1_000_000,
+    description: 'Log a "still waiting" line every Nth failed readiness probe.',
+  }),
+  readyTimeoutMs: integer('A1111_READY_TIMEOUT_MS', {
+    default: 900_000,
+    min: 0,
+    max: 86_400_000,
+    zeroMeans: 'wait forever',
+    description: 'How long a job waits for the API to become ready before failing BACKEND_UNAVAILABLE.',
+  }),
+  readyProbeTimeoutMs: integer('A1111_READY_PROBE_TIMEOUT_MS', {
+    default: 10_000,
+    min: 100,
+    max: 600_000,
+    description: 'Timeout of one readiness probe.',
+  }),
+  routeRecoveryAttempts: integer('A1111_ROUTE_RECOVERY_ATTEMPTS', {
+    default: 3,
+    min: 0,
+    max: 100,
+    description:
+      'Recovery attempts after a route 404 ({"detail":"Not Found"}: the WebUI is reloading); then BACKEND_ROUTE_MISSING.',
+  }),
+  routeRecoveryDelayMs: integer('A1111_ROUTE_RECOVERY_DELAY_MS', {
+    default: 5_000,
+    min: 0,
+    max: 600_000,
+    description: 'Pause before each route-404 recovery attempt.',
+  }),
+  interruptSettleTimeoutMs: integer('A1111_INTERRUPT_SETTLE_TIMEOUT_MS', {
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+    description:
+      'How long a job stopped by its deadline, a request timeout or a cancel waits for A1111 to be done with its generation (the interrupt is sent whenever the generation starts, even after the job has ended).',
+  }),
+});

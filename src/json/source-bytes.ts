@@ -1,0 +1,122 @@
+/**
+ * JSON values that remember the bytes they were parsed from, so a large answer can be passed on as
+ * those bytes instead of being serialized again (tens of megabytes of base64 for a batch of images).
+ *
+ * - `rememberSourceBytes(value, bytes)` ties a parsed object to its bytes; `withExtraKeys` derives an
+ *   object with more keys that is still tied to them (the keys are serialized after the source's own);
+ * - `defineLazyStrings` gives an object a list of strings that stay undecoded bytes until something
+ *   reads them (`encodeJson` never does);
+ * - `encodeJson` writes a value as buffers, the source bytes themselves where a value has them;
+ * - `releaseSourceBytes` gives the bytes back to the buffer pool once nothing needs the value any more;
+ *   reading the value afterwards throws rather than returning another answer's bytes.
+ */
+import { generationOf, giveBack } from './buffer-pool.js';
+
+interface SourceBytes {
+  bytes: Buffer;
+  generation: number;
+  /** Keys added to the parsed object, serialized after its own keys. */
+  extra: Record<string, unknown>;
+}
+
+interface LazyStrings {
+  key: string;
+  raw: Buffer;
+  generation: number;
+  spans: [number, number][];
+}
+
+const sources = new WeakMap<object, SourceBytes>();
+const lazyLists = new WeakMap<object, LazyStrings>();
+
+function checkCurrent(bytes: Buffer, generation: number): void {
+  if (generationOf(bytes) !== generation) {
+    throw new Error('an answer was read after its buffer was given back for reuse');
+  }
+}
+
+/** Remembers the bytes `parsed` was read from. */
+export function rememberSourceBytes(parsed: object, bytes: Buffer): void {
+  sources.set(parsed, { bytes, generation: generationOf(bytes), extra: {} });
+}
+
+/**
+ * Gives a value's source bytes back for the next answer. Only for a value whose result was posted and
+ * that nothing else keeps; reading it afterwards throws.
+ */
+export function releaseSourceBytes(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  const source = sources.get(value);
+  if (source) giveBack(source.bytes, source.generation);
+}
+
+/**
+ * `{ ...parsed, ...extra }`, still known to come from the same bytes (when `parsed` does).
+ *
+ * @example
+ * const output = withExtraKeys(response, { worker: report });
+ */
+export function withExtraKeys<T extends object, E extends Record<string, unknown>>(parsed: T, extra: E): T & E {
+  // Copies property descriptors, so lazily decoded strings stay undecoded.
+  const combined = Object.defineProperties({}, Object.getOwnPropertyDescriptors(parsed)) as T & E;
+  Object.assign(combined, extra);
+  const lazy = lazyLists.get(parsed);
+  if (lazy) lazyLists.set(combined, lazy);
+  const source = sources.get(parsed);
+  if (source) sources.set(combined, { ...source, extra: { ...source.extra, ...extra } });
+  return combined;
+}
+
+/**
+ * The JSON encoding of `value` as a list of buffers: the source bytes where `value` (or an object
+ * under one of its keys) came from them, `JSON.stringify` for the rest. Nothing large is copied.
+ */
+export function encodeJson(value: unknown): Buffer[] {
+  if (value === null || typeof value !== 'object') return [Buffer.from(JSON.stringify(value) ?? 'null')];
+  const source = sources.get(value);
+  if (source) {
+    checkCurrent(source.bytes, source.generation);
+    const end = source.bytes.lastIndexOf(0x7d); // the closing brace of the source object
+    const keys = Object.entries(source.extra).filter(([, v]) => v !== undefined);
+    if (end > 0 && keys.length === 0) return [source.bytes];
+    if (end > 0) {
+      const tail = keys.map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('');
+      return [source.bytes.subarray(0, end), Buffer.from(`${tail}}`)];
+    }
+  }
+  if (Array.isArray(value)) return [Buffer.from(JSON.stringify(value))];
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  const parts: Buffer[] = [Buffer.from('{')];
+  entries.forEach(([key, item], index) => {
+    parts.push(Buffer.from(`${index > 0 ? ',' : ''}${JSON.stringify(key)}:`), ...encodeJson(item));
+  });
+  parts.push(Buffer.from('}'));
+  return parts;
+}
+
+/**
+ * Gives `target[key]` a list of strings that are the byte ranges `spans` of `raw` (Latin-1, as base64
+ * is), decoded when something first reads it.
+ */
+export function defineLazyStrings(target: object, key: string, raw: Buffer, spans: [number, number][]): void {
+  const lazy: LazyStrings = { key, raw, generation: generationOf(raw), spans };
+  let strings: string[] | undefined;
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get: () => {
+      if (!strings) {
+        checkCurrent(lazy.raw, lazy.generation);
+        strings = lazy.spans.map(([start, end]) => lazy.raw.toString('latin1', start, end));
+      }
+      return strings;
+    },
+  });
+  lazyLists.set(target, lazy);
+}
+
+/** The lengths of `value[key]`'s strings while they are still undecoded bytes; undefined otherwise. */
+export function lazyStringLengths(value: object, key: string): number[] | undefined {
+  const lazy = lazyLists.get(value);
+  return lazy && lazy.key === key ? lazy.spans.map(([start, end]) => end - start) : undefined;
+}
