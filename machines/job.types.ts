@@ -3,6 +3,7 @@
  */
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
 import type { JobFailure, JobPhase } from '../src/errors.js';
+import type { ModelSource } from '../src/models/model-source.js';
 
 /** The limits a job runs under; delays and guards read them, so a journal holds everything replay needs. */
 export interface JobSettings {
@@ -24,13 +25,6 @@ export interface JobMachineInput {
   jobId: string;
   input: unknown;
   settings: JobSettings;
-}
-
-/** The `model` block of a job's input: a checkpoint, and where to download it from when A1111 lacks it. */
-export interface ModelSource {
-  checkpoint: string;
-  url?: string;
-  sha256?: string;
 }
 
 /** What `booting` produces from the raw input: a checked request. */

@@ -18,12 +18,12 @@ import type { Txt2ImgResponse } from './a1111/schemas.js';
 import { type Config, loadConfig } from './config/index.js';
 import { errorFields, type JobFailure, type JobPhase, toJobFailure } from './errors.js';
 import { type LiveJobMachine, provideJobActors } from './job/actors.js';
+import { A1111Catalog } from './job/catalog.js';
 import { GenerationLine } from './job/generation-line.js';
-import { A1111Catalog } from './job/verify.js';
 import { JournalRecorder, statePathOf, writeJournal } from './journal/journal.js';
 import { withExtraKeys } from './json/source-bytes.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
-import { ModelDownloader } from './models/downloader.js';
+import { ModelDownloader } from './models/downloads.js';
 import { WORKER_VERSION } from './version.js';
 
 /** A RunPod job as the handler receives it. */

@@ -17,10 +17,11 @@ import type { A1111Client } from '../a1111/client.js';
 import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { DownloadProgress, ModelDownloader } from '../models/downloader.js';
+import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
+import type { A1111Catalog } from './catalog.js';
 import type { GenerationLine } from './generation-line.js';
 import { prepareJob } from './prepare.js';
-import { type A1111Catalog, verifyModels } from './verify.js';
+import { verifyModels } from './verify.js';
 
 /** One reason for every stopped progress poll (abort() without one builds a DOMException each time). */
 const PROGRESS_STOPPED = new Error('the job left the inferring state');

@@ -29,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { InterruptResult, InterruptStatus } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
 import type { Progress, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import { stopWaitingOnAbort } from '../abort.js';
 import { errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -118,13 +119,7 @@ export class GenerationLine {
         else settled.abort(SETTLED);
       },
     );
-    if (!signal) return call;
-    return new Promise<Txt2ImgResponse>((resolve, reject) => {
-      const onAbort = () => reject(new WorkerError('CANCELLED', 'txt2img was abandoned by its job'));
-      if (signal.aborted) onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      call.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+    return stopWaitingOnAbort(call, signal, 'txt2img was abandoned by its job');
   }
 
   /**

@@ -5,11 +5,11 @@
  * and its extensions take more than the worker knows) and are noted; a few common names from other
  * tools that A1111 would silently ignore get a hint.
  */
-import type { ModelSource, PreparedJob } from '../../machines/job.types.js';
+import type { PreparedJob } from '../../machines/job.types.js';
 import { TXT2IMG_FIELD_NAMES, TXT2IMG_FIELDS, type Txt2ImgField, type Txt2ImgRequest } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { fileNameProblem } from '../models/url-policy.js';
+import { fileNameProblem, type ModelSource } from '../models/model-source.js';
 
 export interface InputProblem {
   field: string;

@@ -10,75 +10,15 @@
  *   names such as "DPM++ 2M Karras" are split into sampler + scheduler as A1111 1.10 does, aliases
  *   (k_euler) and case slips are mapped to the exact name. Schedulers must be on /schedulers.
  *
- * The sampler, scheduler and option lists are cached for the worker's life; a name missing from the
- * cache causes one refetch before it is refused, so a WebUI that gained a sampler is not refused.
+ * The lists come from the worker's catalog (catalog.ts).
  */
 import type { VerifiedJob, VerifyModelsInput } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
 import { findCheckpoint, resolveSampler, resolveScheduler } from '../a1111/names.js';
-import type { Sampler, Scheduler, Txt2ImgRequest } from '../a1111/schemas.js';
+import type { Txt2ImgRequest } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
-import type { DownloadProgress, ModelDownloader } from '../models/downloader.js';
-
-interface CatalogData {
-  samplers: Sampler[];
-  schedulers: Scheduler[] | null;
-  optionKeys: Set<string>;
-}
-
-/** Per-worker cache of A1111's sampler, scheduler and option lists. */
-export class A1111Catalog {
-  private data: Promise<CatalogData> | null = null;
-  private fetchedAt = 0;
-
-  constructor(
-    private readonly client: A1111Client,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /**
-   * The cached lists, loading them when needed. The load is shared by every job that asks meanwhile, so
-   * it is not tied to any one job: a job that is cancelled stops waiting, the load goes on for the others.
-   */
-  get(signal?: AbortSignal): Promise<CatalogData> {
-    if (!this.data) {
-      const loading = this.load();
-      this.data = loading;
-      // A failed load is not cached: the next job asks again.
-      loading.catch(() => {
-        if (this.data === loading) this.data = null;
-      });
-    }
-    return signal ? abandonOnAbort(this.data, signal) : this.data;
-  }
-
-  /** Refetches unless the cache was filled in the last second (several misses in one job share one fetch). */
-  refresh(signal?: AbortSignal): Promise<CatalogData> {
-    if (this.data && this.now() - this.fetchedAt < 1_000) return this.get(signal);
-    this.data = null;
-    return this.get(signal);
-  }
-
-  private async load(): Promise<CatalogData> {
-    const [samplers, schedulers, options] = await Promise.all([
-      this.client.listSamplers(),
-      this.client.listSchedulers(),
-      this.client.getOptions(),
-    ]);
-    this.fetchedAt = this.now();
-    return { samplers, schedulers, optionKeys: new Set(Object.keys(options)) };
-  }
-}
-
-/** Stops waiting for `promise` when `signal` aborts, without stopping what the promise stands for. */
-function abandonOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new WorkerError('CANCELLED', 'the job stopped waiting'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new WorkerError('CANCELLED', 'the job stopped waiting'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
+import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
+import type { A1111Catalog } from './catalog.js';
 
 const SAME_SAMPLER = 'Use same sampler';
 const SAME_SCHEDULER = 'Use same scheduler';

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  fileNameProblem,
-  hostAllowed,
-  isPrivateAddress,
-  privateAllowed,
-  safeUrl,
-} from '../../src/models/url-policy.js';
+import { fileNameProblem } from '../../src/models/model-source.js';
+import { hostAllowed, isPrivateAddress, privateAllowed, safeUrl } from '../../src/net/url-guard.js';
 
 describe('download URL policy', () => {
   it('knows private, loopback, link-local and reserved addresses, and IPv6 forms of them (mapped, NAT64, 6to4)', () => {

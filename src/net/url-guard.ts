@@ -1,20 +1,21 @@
 /**
- * Where the worker may download a checkpoint from.
+ * Where the worker may fetch from on a job's behalf (checkpoints, image inputs): the same guard for
+ * every fetch.
  *
  * - Only http and https.
- * - The job's URL must be on the host allowlist (MODEL_DOWNLOAD_HOSTS; `*.example.com` matches
+ * - The job's own URL must be on the host allowlist when there is one (`*.example.com` matches
  *   subdomains). Redirects may leave the allowlist (Hugging Face and Civitai hand files out from CDN
  *   hosts), but every hop is checked again for the next rule.
  * - Every address a host resolves to must be public: loopback, private, link-local, CGNAT, multicast and
- *   reserved ranges are refused (unless MODEL_DOWNLOAD_PRIVATE_ALLOW lists them; an IPv6 address that
+ *   reserved ranges are refused (unless the policy's exception list names them; an IPv6 address that
  *   carries an IPv4 one, such as NAT64 or 6to4, is judged by the IPv4 address), after DNS resolution
  *   and on every redirect, and the connection goes to the address that was checked (no second lookup
  *   that could rebind it).
- * - The file name is a plain name ending in .safetensors or .ckpt.
+ *
+ * A refusal is a {@link UrlRefusal}; each kind of fetch turns it into its own error.
  */
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
-import { WorkerError } from '../errors.js';
 
 const PRIVATE = new BlockList();
 for (const [network, prefix] of [
@@ -102,26 +103,29 @@ export function hostAllowed(host: string, allowlist: readonly string[]): boolean
   });
 }
 
-const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._ ()+-]*\.(safetensors|ckpt)$/;
-
-/** The reason a checkpoint file name is refused, or null when it is a plain .safetensors/.ckpt name. */
-export function fileNameProblem(name: string): string | null {
-  if (name.includes('/') || name.includes('\\')) return 'it must not contain a path separator';
-  if (name.includes('..')) return 'it must not contain ".."';
-  if (!/\.(safetensors|ckpt)$/.test(name)) return 'it must end in .safetensors or .ckpt';
-  // A1111 leaves these out of its checkpoint list (sd_models.py ext_blacklist): the job could never use it.
-  if (/\.vae\.(safetensors|ckpt)$/i.test(name))
-    return 'it must not end in .vae.safetensors or .vae.ckpt, which A1111 takes for a VAE';
-  if (!FILE_NAME.test(name) || name.length > 200) {
-    return 'it must be a plain file name (letters, digits, space, . _ - + ( ), at most 200 characters)';
-  }
-  return null;
-}
-
 export interface UrlPolicy {
+  /** Hosts the job's own URL may name (checked when the caller asks). */
   allowedHosts: readonly string[];
   /** Private networks allowed after all: addresses or CIDR blocks. */
   privateAllow: readonly string[];
+  /** The settings behind the two lists, named in refusals. */
+  settingNames: { hosts: string; privateAllow: string };
+}
+
+/**
+ * Why a URL is not fetched: `refused` by the policy, or `network` (its host cannot be resolved).
+ * The message says what and where, without the URL's query or credentials.
+ */
+export class UrlRefusal extends Error {
+  override readonly name = 'UrlRefusal';
+  constructor(
+    readonly reason: 'refused' | 'network',
+    message: string,
+    readonly details: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 const allowLists = new WeakMap<readonly string[], BlockList>();
@@ -150,8 +154,8 @@ export interface VettedTarget {
   addresses: { address: string; family: 4 | 6 }[];
 }
 
-function refused(message: string, details: Record<string, unknown>): WorkerError {
-  return new WorkerError('MODEL_DOWNLOAD_FAILED', message, { details: { reason: 'refused', ...details } });
+function refused(message: string, details: Record<string, unknown>): UrlRefusal {
+  return new UrlRefusal('refused', message, details);
 }
 
 /** A URL for logs and errors: no query string (it may carry a token) and no credentials. */
@@ -160,7 +164,8 @@ export function safeUrl(url: URL): string {
 }
 
 /**
- * Checks one hop of a download: scheme, allowlist (for the job's own URL), and the resolved address.
+ * Checks one hop of a fetch: scheme, allowlist (for the job's own URL), and the resolved address.
+ * Rejects with a {@link UrlRefusal}.
  *
  * @example
  * const target = await vetTarget(new URL(job.model.url), policy, { checkAllowlist: true });
@@ -171,16 +176,16 @@ export async function vetTarget(
   options: { checkAllowlist: boolean },
 ): Promise<VettedTarget> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw refused(`model download refused: ${url.protocol} URLs are not allowed, only http and https`, {
+    throw refused(`${url.protocol} URLs are not allowed, only http and https`, {
       url: safeUrl(url),
     });
   }
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (options.checkAllowlist && !hostAllowed(host, policy.allowedHosts)) {
-    throw refused(
-      `model download refused: ${host} is not on MODEL_DOWNLOAD_HOSTS (${policy.allowedHosts.join(', ')})`,
-      { url: safeUrl(url), host },
-    );
+    throw refused(`${host} is not on ${policy.settingNames.hosts} (${policy.allowedHosts.join(', ')})`, {
+      url: safeUrl(url),
+      host,
+    });
   }
   let addresses: { address: string; family: number }[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
@@ -188,10 +193,7 @@ export async function vetTarget(
     try {
       addresses = await lookup(host, { all: true });
     } catch (error) {
-      throw new WorkerError('MODEL_DOWNLOAD_FAILED', `model download failed: cannot resolve ${host}`, {
-        details: { reason: 'network', url: safeUrl(url) },
-        cause: error,
-      });
+      throw new UrlRefusal('network', `cannot resolve ${host}`, { url: safeUrl(url) }, { cause: error });
     }
   }
   const blocked = addresses.filter(
@@ -199,10 +201,10 @@ export async function vetTarget(
   );
   if (blocked.length > 0) {
     throw refused(
-      `model download refused: ${host} resolves to ${blocked.map((a) => a.address).join(', ')}, a private, loopback or link-local address not listed in MODEL_DOWNLOAD_PRIVATE_ALLOW`,
+      `${host} resolves to ${blocked.map((a) => a.address).join(', ')}, a private, loopback or link-local address not listed in ${policy.settingNames.privateAllow}`,
       { url: safeUrl(url), host, addresses: blocked.map((a) => a.address) },
     );
   }
-  if (addresses.length === 0) throw refused(`model download refused: ${host} has no address`, { url: safeUrl(url) });
+  if (addresses.length === 0) throw refused(`${host} has no address`, { url: safeUrl(url) });
   return { url, addresses: addresses.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 })) };
 }

@@ -1,0 +1,117 @@
+/**
+ * Checkpoint downloads shared between jobs (the download itself is fetch-to-disk.ts).
+ *
+ * Contract: two jobs asking for the same file share one download when they expect the same contents
+ * (the same sha256, or without one the same URL); different sha256s from one URL download separately,
+ * so one job's wrong sha256 fails only that job, and a job that wants the file from another URL while
+ * it downloads fails `conflict` instead of overwriting it. A download is abandoned only when every job
+ * that waits for it has gone, and a job arriving after that starts a fresh one.
+ */
+import { stopWaitingOnAbort } from '../abort.js';
+import type { ModelSettings } from '../config/index.js';
+import { WorkerError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { safeUrl } from '../net/url-guard.js';
+import { failed } from './download-failure.js';
+import { CheckpointDownload, type DownloadProgress, type DownloadResult } from './fetch-to-disk.js';
+import type { ModelSource } from './model-source.js';
+import { removeStaleTemporaryFiles } from './temp-files.js';
+
+export type { DownloadProgress, DownloadResult } from './fetch-to-disk.js';
+
+interface SharedDownload {
+  checkpoint: string;
+  url: string;
+  promise: Promise<DownloadResult>;
+  controller: AbortController;
+  waiters: number;
+  listeners: Set<(progress: DownloadProgress) => void>;
+}
+
+const LEFT = 'the job stopped waiting for its model download';
+
+export class ModelDownloader {
+  private readonly inFlight = new Map<string, SharedDownload>();
+  private readonly disk: CheckpointDownload;
+
+  constructor(
+    private readonly settings: ModelSettings,
+    private readonly log: Logger,
+  ) {
+    this.disk = new CheckpointDownload(settings, log);
+  }
+
+  /** Removes the temporary files of downloads killed before they ended (see temp-files.ts). */
+  removeStaleTemporaryFiles(options: { atStartUp?: boolean; now?: number } = {}): Promise<string[]> {
+    return removeStaleTemporaryFiles(this.settings.dir, this.log, options);
+  }
+
+  /**
+   * Makes `model.checkpoint` exist in the models directory, downloading it from `model.url` unless it is
+   * already there. Several callers of the same file share one download.
+   */
+  fetch(
+    model: ModelSource & { url: string },
+    options: { signal?: AbortSignal; onProgress?: (progress: DownloadProgress) => void } = {},
+  ): Promise<DownloadResult> {
+    // Jobs share a download when they expect the same contents: the same sha256, or without one the
+    // same URL. A job's wrong sha256 must not fail the others, so different sha256s download apart.
+    const sha256 = model.sha256?.toLowerCase();
+    const key = `${model.checkpoint}\n${sha256 ? `sha256:${sha256}` : `url:${model.url}`}`;
+    if (options.signal?.aborted) return Promise.reject(new WorkerError('CANCELLED', LEFT));
+    let shared = this.inFlight.get(key);
+    const rival = [...this.inFlight.values()].find((d) => d.checkpoint === model.checkpoint && d.url !== model.url);
+    if (!shared && rival) {
+      // Two sources for one file name: whichever finished last would be the file both jobs generate with.
+      return Promise.reject(
+        failed(
+          'conflict',
+          `another job is downloading ${model.checkpoint} from ${safeUrl(new URL(rival.url))}; retry once it is done, or give this file another name`,
+          { file: model.checkpoint, url: safeUrl(new URL(model.url)), otherUrl: safeUrl(new URL(rival.url)) },
+        ),
+      );
+    }
+    if (!shared) {
+      const controller = new AbortController();
+      const listeners = new Set<(progress: DownloadProgress) => void>();
+      const created: SharedDownload = {
+        checkpoint: model.checkpoint,
+        url: model.url,
+        controller,
+        listeners,
+        waiters: 0,
+        promise: this.disk
+          .download(model, controller.signal, (progress) => {
+            for (const listener of listeners) listener(progress);
+          })
+          .finally(() => this.forget(key, created)),
+      };
+      // Every waiter may have gone by the time it settles: its outcome then matters to nobody.
+      created.promise.catch(() => undefined);
+      shared = created;
+      this.inFlight.set(key, created);
+    } else {
+      this.log.info('joining a download another job started', { file: model.checkpoint });
+    }
+    const download = shared;
+    download.waiters++;
+    if (options.onProgress) download.listeners.add(options.onProgress);
+    const leave = () => {
+      if (options.onProgress) download.listeners.delete(options.onProgress);
+      download.waiters--;
+      if (download.waiters === 0) {
+        download.controller.abort(new Error('every job waiting for this download has gone'));
+        // A job that asks for this file from now on starts afresh instead of joining a dying download.
+        this.forget(key, download);
+      }
+    };
+    const waited = download.promise.finally(() => {
+      if (options.onProgress) download.listeners.delete(options.onProgress);
+    });
+    return stopWaitingOnAbort(waited, options.signal, LEFT, leave);
+  }
+
+  private forget(key: string, download: SharedDownload): void {
+    if (this.inFlight.get(key) === download) this.inFlight.delete(key);
+  }
+}

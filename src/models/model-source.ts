@@ -1,0 +1,27 @@
+/**
+ * What a job's `model` block names: a checkpoint file, and where to download it from when A1111 does
+ * not have it. The same shape from the input check to the download.
+ */
+
+/** The `model` block of a job's input. */
+export interface ModelSource {
+  checkpoint: string;
+  url?: string;
+  sha256?: string;
+}
+
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._ ()+-]*\.(safetensors|ckpt)$/;
+
+/** The reason a checkpoint file name is refused, or null when it is a plain .safetensors/.ckpt name. */
+export function fileNameProblem(name: string): string | null {
+  if (name.includes('/') || name.includes('\\')) return 'it must not contain a path separator';
+  if (name.includes('..')) return 'it must not contain ".."';
+  if (!/\.(safetensors|ckpt)$/.test(name)) return 'it must end in .safetensors or .ckpt';
+  // A1111 leaves these out of its checkpoint list (sd_models.py ext_blacklist): the job could never use it.
+  if (/\.vae\.(safetensors|ckpt)$/i.test(name))
+    return 'it must not end in .vae.safetensors or .vae.ckpt, which A1111 takes for a VAE';
+  if (!FILE_NAME.test(name) || name.length > 200) {
+    return 'it must be a plain file name (letters, digits, space, . _ - + ( ), at most 200 characters)';
+  }
+  return null;
+}
