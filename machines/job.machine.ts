@@ -10,13 +10,13 @@
  * Any state can end in `failed`. A job deadline or a `job.cancel` during `inferring` goes through
  * `interrupting` (POST /sdapi/v1/interrupt) so the next job does not inherit a busy GPU.
  *
- * The machine is pure: every HTTP call is an actor the handler provides (`machine.provide`), every wait
+ * The machine is pure: every HTTP call is an actor src/job/actors.ts provides (`machine.provide`), every wait
  * is a named delay read from `context.settings`, so a SimulatedClock drives it in tests and a journal of
  * its events replays it exactly. State-by-state documentation: docs/machine.md.
  */
 import { and, assign, emit, enqueueActions, fromCallback, fromPromise, not, setup, stateIn } from 'xstate';
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
-import { ERROR_CODES, type ErrorCode, type JobFailure, type JobPhase, toJobFailure } from '../src/errors.js';
+import { type ErrorCode, type JobFailure, type JobPhase, toJobFailure } from '../src/errors.js';
 import type {
   InterruptResult,
   JobEmitted,
@@ -25,13 +25,18 @@ import type {
   JobOutput,
   JobSettings,
   PreparedJob,
-  ReadinessOutput,
   VerifiedJob,
   VerifyModelsInput,
 } from './job.types.js';
-
-/** setTimeout's ceiling (about 24.8 days): a delay this long stands for "never" (the guard is false anyway). */
-const NEVER_MS = 2_147_483_647;
+import {
+  codeOf,
+  countedProbeFailure,
+  failure,
+  isFatalProbeError,
+  NEVER_MS,
+  readinessTimeout,
+  WAITING_FOR_API_DESCRIPTION,
+} from './waiting-for-api.js';
 
 export interface JobContext {
   jobId: string;
@@ -50,14 +55,6 @@ export interface JobContext {
   downloadDone: boolean;
   response: Txt2ImgResponse | null;
   failure: JobFailure | null;
-}
-
-function failure(code: ErrorCode, message: string, phase: JobPhase, details: Record<string, unknown>): JobFailure {
-  return { code, message, phase, retryable: ERROR_CODES[code].retryable, details };
-}
-
-function codeOf(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null ? (error as { code?: string }).code : undefined;
 }
 
 function initialContext(input: JobMachineInput): JobContext {
@@ -80,10 +77,17 @@ function initialContext(input: JobMachineInput): JobContext {
   };
 }
 
+/** What a failed actor's error event carries, for the guards and actions that read it. */
+const withError = ({ event }: { event: { error: unknown } }) => ({ error: event.error });
+
 /** The error handling shared by every state that talks to A1111 after readiness: route 404 → recovering. */
 const onBackendError = [
-  { guard: 'canRecoverRoute', target: '#job.recovering', actions: 'recordRouteError' },
-  { target: '#job.failed', actions: 'recordFailure' },
+  {
+    guard: { type: 'canRecoverRoute', params: withError },
+    target: '#job.recovering',
+    actions: { type: 'recordRouteError', params: withError },
+  },
+  { target: '#job.failed', actions: { type: 'recordFailure', params: withError } },
 ] as const;
 
 const jobSetup = setup({
@@ -91,74 +95,77 @@ const jobSetup = setup({
     context: {} as JobContext,
     events: {} as JobEvent,
     input: {} as JobMachineInput,
-    output: {} as JobOutput | ReadinessOutput,
+    output: {} as JobOutput,
     emitted: {} as JobEmitted,
   },
   actors: {
     validateInput: fromPromise<PreparedJob, { jobId: string; input: unknown }>(async () => {
-      throw new Error('validateInput is provided by the handler');
+      throw new Error('validateInput is provided by src/job/actors.ts');
     }),
     probeApi: fromPromise<SdModel[], void>(async () => {
-      throw new Error('probeApi is provided by the handler');
+      throw new Error('probeApi is provided by src/job/actors.ts');
     }),
     verifyModels: fromPromise<VerifiedJob, VerifyModelsInput>(async () => {
-      throw new Error('verifyModels is provided by the handler');
+      throw new Error('verifyModels is provided by src/job/actors.ts');
     }),
     refreshCheckpoints: fromPromise<void, void>(async () => {
-      throw new Error('refreshCheckpoints is provided by the handler');
+      throw new Error('refreshCheckpoints is provided by src/job/actors.ts');
     }),
     checkRoute: fromPromise<void, void>(async () => {
-      throw new Error('checkRoute is provided by the handler');
+      throw new Error('checkRoute is provided by src/job/actors.ts');
     }),
     txt2img: fromPromise<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(async () => {
-      throw new Error('txt2img is provided by the handler');
+      throw new Error('txt2img is provided by src/job/actors.ts');
     }),
     watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(() => () => undefined),
     interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async () => {
-      throw new Error('interruptBackend is provided by the handler');
+      throw new Error('interruptBackend is provided by src/job/actors.ts');
     }),
   },
   guards: {
     hasJobDeadline: ({ context }) => context.settings.jobTimeoutMs > 0,
     hasReadinessDeadline: ({ context }) => context.settings.readyTimeoutMs > 0,
-    isFatalProbeError: ({ event }) => {
-      const error = (event as { error?: { details?: Record<string, unknown> } }).error;
-      return codeOf(error) === 'BACKEND_REJECTED' || error?.details?.['backendExited'] === true;
-    },
-    canRecoverRoute: ({ context, event }) =>
-      codeOf((event as { error?: unknown }).error) === 'BACKEND_ROUTE_MISSING' &&
+    isFatalProbeError: (_, params: { error: unknown }) => isFatalProbeError(params.error),
+    canRecoverRoute: ({ context }, params: { error: unknown }) =>
+      codeOf(params.error) === 'BACKEND_ROUTE_MISSING' &&
       context.recoveryAttempts < context.settings.routeRecoveryAttempts,
     isRecovering: ({ context }) => context.recoveryAttempts > 0,
     /** A1111 did not answer txt2img in time: it is still generating, so the GPU must be freed. */
-    isRequestTimeout: ({ event }) => codeOf((event as { error?: unknown }).error) === 'BACKEND_TIMEOUT',
-    modelWasDownloaded: ({ event }) => (event as { output?: VerifiedJob }).output?.downloaded === true,
+    isRequestTimeout: (_, params: { error: unknown }) => codeOf(params.error) === 'BACKEND_TIMEOUT',
+    modelWasDownloaded: (_, params: { output: VerifiedJob }) => params.output.downloaded,
   },
   actions: {
-    /** Records the top-level state just entered as the job's phase, and tells the handler (see `entered`). */
+    /** Records the top-level state just entered as the job's phase, and tells the job runner (see `entered`). */
     enterPhase: enqueueActions(({ enqueue, event }, params: { phase: JobPhase }) => {
       enqueue.assign({ phase: params.phase });
       enqueue.emit({ type: 'job.entered', state: params.phase, event: event.type });
     }),
-    /** Tells the handler a top-level state was entered, and by which event: it logs and times the phases. */
+    /** Tells the job runner a top-level state was entered, and by which event: it logs and times the phases. */
     entered: emit(({ event }, params: { state: 'succeeded' | 'failed' }) => ({
       type: 'job.entered' as const,
       state: params.state,
       event: event.type,
     })),
-    /** Tells the handler about a step after a checkpoint download, for the log. */
+    /** Tells the job runner about a step after a checkpoint download, for the log. */
     stabilizing: emit((_, params: { message: string; level?: 'info' | 'warn' }) => ({
       type: 'job.stabilizing' as const,
       level: params.level ?? ('info' as const),
       message: params.message,
     })),
+    /** After a checkpoint download, a step that failed is noted and the job goes on. */
+    noteAndGoOn: enqueueActions(({ enqueue }, params: { step: string; error: unknown }) => {
+      const note = `${params.step} failed (${toJobFailure(params.error, 'postDownloadStabilizing').message}); going on`;
+      enqueue.assign({ notes: ({ context }) => [...context.notes, note] });
+      enqueue.emit({ type: 'job.stabilizing', level: 'warn', message: note });
+    }),
     /** Keeps the route 404 that sent the job to `recovering`, for the log and the final message. */
     recordRouteError: assign({
-      lastRouteError: ({ context, event }) => toJobFailure((event as { error?: unknown }).error, context.phase),
+      lastRouteError: ({ context }, params: { error: unknown }) => toJobFailure(params.error, context.phase),
     }),
     /** Ends the job with the error of the actor that just failed, in the current phase. */
     recordFailure: assign({
-      failure: ({ context, event }) => {
-        const base = toJobFailure((event as { error?: unknown }).error, context.phase);
+      failure: ({ context }, params: { error: unknown }) => {
+        const base = toJobFailure(params.error, context.phase);
         if (base.code !== 'BACKEND_ROUTE_MISSING' || context.recoveryAttempts === 0) return base;
         return {
           ...base,
@@ -167,22 +174,14 @@ const jobSetup = setup({
         };
       },
     }),
-    countProbeFailure: enqueueActions(({ context, event, enqueue }) => {
-      const failures = context.probeFailures + 1;
-      const lastError = toJobFailure((event as { error?: unknown }).error, 'waitingForApi');
-      enqueue.assign({ probeFailures: failures, lastProbeError: lastError });
-      if (failures % context.settings.readyLogEvery === 0) enqueue.emit({ type: 'api.waiting', failures, lastError });
+    countProbeFailure: enqueueActions(({ context, enqueue }, params: { error: unknown }) => {
+      const counted = countedProbeFailure(context.probeFailures, params.error, context.settings);
+      enqueue.assign({ probeFailures: counted.failures, lastProbeError: counted.lastError });
+      if (counted.logIt)
+        enqueue.emit({ type: 'api.waiting', failures: counted.failures, lastError: counted.lastError });
     }),
     failReadinessTimeout: assign({
-      failure: ({ context }) =>
-        failure(
-          'BACKEND_UNAVAILABLE',
-          `A1111 did not become ready within ${context.settings.readyTimeoutMs} ms (${context.probeFailures} failed probe(s)${
-            context.lastProbeError ? `; last: ${context.lastProbeError.message}` : ''
-          })`,
-          'waitingForApi',
-          { readyTimeoutMs: context.settings.readyTimeoutMs, probeFailures: context.probeFailures },
-        ),
+      failure: ({ context }) => readinessTimeout(context.settings, context.probeFailures, context.lastProbeError),
     }),
     failDeadline: assign({
       failure: ({ context }) =>
@@ -191,13 +190,8 @@ const jobSetup = setup({
         }),
     }),
     failCancelled: assign({
-      failure: ({ context, event }) =>
-        failure(
-          'CANCELLED',
-          `the job was cancelled${(event as { reason?: string }).reason ? `: ${(event as { reason?: string }).reason}` : ''}`,
-          context.phase,
-          {},
-        ),
+      failure: ({ context }, params: { reason: string | undefined }) =>
+        failure('CANCELLED', `the job was cancelled${params.reason ? `: ${params.reason}` : ''}`, context.phase, {}),
     }),
   },
   delays: {
@@ -209,43 +203,40 @@ const jobSetup = setup({
   },
 });
 
-/**
- * `waitingForApi`, shared by the job machine and the start-up readiness machine so both wait for A1111
- * by the same rules. `readyTarget` is where a successful probe leads; the deadline leads to the
- * sibling `failed` state.
- */
-function waitingForApiState(readyTarget: string, failedTarget: string) {
-  return jobSetup.createStateConfig({
-    description:
-      'Probes GET /sdapi/v1/sd-models every poll interval until it answers 200 with a JSON array; past the readiness deadline the job fails BACKEND_UNAVAILABLE, and a refusal (401) or a supervised WebUI that exited fails it at once.',
-    entry: [
-      { type: 'enterPhase', params: { phase: 'waitingForApi' } },
-      assign({ probeFailures: 0, lastProbeError: null }),
-    ],
-    initial: 'probing',
-    after: {
-      readinessDeadline: { guard: 'hasReadinessDeadline', target: failedTarget, actions: 'failReadinessTimeout' },
-    },
-    states: {
-      probing: {
-        invoke: {
-          id: 'probeApi',
-          src: 'probeApi',
-          onDone: { target: readyTarget, actions: assign({ models: ({ event }) => event.output }) },
-          onError: [
-            // A refusal (wrong credentials for --api-auth) or a supervised WebUI that exited does not go
-            // away by waiting.
-            { guard: 'isFatalProbeError', target: failedTarget, actions: 'recordFailure' },
-            { target: 'pausing', actions: 'countProbeFailure' },
-          ],
-        },
-      },
-      pausing: {
-        after: { readinessPoll: 'probing' },
+/** `waitingForApi`: the rules of waiting-for-api.ts, as the job runs them. */
+const waitingForApi = jobSetup.createStateConfig({
+  description: WAITING_FOR_API_DESCRIPTION,
+  entry: [
+    { type: 'enterPhase', params: { phase: 'waitingForApi' } },
+    assign({ probeFailures: 0, lastProbeError: null }),
+  ],
+  initial: 'probing',
+  after: {
+    readinessDeadline: { guard: 'hasReadinessDeadline', target: '#job.failed', actions: 'failReadinessTimeout' },
+  },
+  states: {
+    probing: {
+      invoke: {
+        id: 'probeApi',
+        src: 'probeApi',
+        onDone: { target: '#job.verifyingModels', actions: assign({ models: ({ event }) => event.output }) },
+        onError: [
+          // A refusal (wrong credentials for --api-auth) or a supervised WebUI that exited does not go
+          // away by waiting.
+          {
+            guard: { type: 'isFatalProbeError', params: withError },
+            target: '#job.failed',
+            actions: { type: 'recordFailure', params: withError },
+          },
+          { target: 'pausing', actions: { type: 'countProbeFailure', params: withError } },
+        ],
       },
     },
-  });
-}
+    pausing: {
+      after: { readinessPoll: 'probing' },
+    },
+  },
+});
 
 export const jobMachine = jobSetup.createMachine({
   id: 'job',
@@ -259,8 +250,16 @@ export const jobMachine = jobSetup.createMachine({
   },
   on: {
     'job.cancel': [
-      { guard: stateIn('#job.inferring'), target: '.interrupting', actions: 'failCancelled' },
-      { guard: not(stateIn('#job.interrupting')), target: '.failed', actions: 'failCancelled' },
+      {
+        guard: stateIn('#job.inferring'),
+        target: '.interrupting',
+        actions: { type: 'failCancelled', params: ({ event }) => ({ reason: event.reason }) },
+      },
+      {
+        guard: not(stateIn('#job.interrupting')),
+        target: '.failed',
+        actions: { type: 'failCancelled', params: ({ event }) => ({ reason: event.reason }) },
+      },
     ],
   },
   states: {
@@ -276,10 +275,10 @@ export const jobMachine = jobSetup.createMachine({
           target: 'waitingForApi',
           actions: assign({ job: ({ event }) => event.output, notes: ({ event }) => [...event.output.notes] }),
         },
-        onError: { target: 'failed', actions: 'recordFailure' },
+        onError: { target: 'failed', actions: { type: 'recordFailure', params: withError } },
       },
     },
-    waitingForApi: waitingForApiState('#job.verifyingModels', '#job.failed'),
+    waitingForApi,
     verifyingModels: {
       description:
         'Checks the named checkpoint, the override_settings keys, the sampler and the scheduler against the live A1111 lists and rewrites legacy names; an unknown checkpoint fails MODEL_NOT_FOUND.',
@@ -295,7 +294,7 @@ export const jobMachine = jobSetup.createMachine({
         }),
         onDone: [
           {
-            guard: 'modelWasDownloaded',
+            guard: { type: 'modelWasDownloaded', params: ({ event }) => ({ output: event.output }) },
             target: 'postDownloadStabilizing',
             actions: assign({
               downloadDone: true,
@@ -330,11 +329,10 @@ export const jobMachine = jobSetup.createMachine({
             },
             onError: {
               target: 'settling',
-              actions: enqueueActions(({ enqueue, event }) => {
-                const note = `refresh-checkpoints failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`;
-                enqueue.assign({ notes: ({ context }) => [...context.notes, note] });
-                enqueue({ type: 'stabilizing', params: { message: note, level: 'warn' } });
-              }),
+              actions: {
+                type: 'noteAndGoOn',
+                params: ({ event }) => ({ step: 'refresh-checkpoints', error: event.error }),
+              },
             },
           },
         },
@@ -359,11 +357,10 @@ export const jobMachine = jobSetup.createMachine({
             },
             onError: {
               target: '#job.verifyingModels',
-              actions: enqueueActions(({ enqueue, event }) => {
-                const note = `health check after the download failed (${toJobFailure(event.error, 'postDownloadStabilizing').message}); going on`;
-                enqueue.assign({ notes: ({ context }) => [...context.notes, note] });
-                enqueue({ type: 'stabilizing', params: { message: note, level: 'warn' } });
-              }),
+              actions: {
+                type: 'noteAndGoOn',
+                params: ({ event }) => ({ step: 'health check after the download', error: event.error }),
+              },
             },
           },
         },
@@ -393,7 +390,14 @@ export const jobMachine = jobSetup.createMachine({
           src: 'txt2img',
           input: ({ context }) => ({ jobId: context.jobId, request: context.request! }),
           onDone: { target: 'succeeded', actions: assign({ response: ({ event }) => event.output }) },
-          onError: [{ guard: 'isRequestTimeout', target: 'interrupting', actions: 'recordFailure' }, ...onBackendError],
+          onError: [
+            {
+              guard: { type: 'isRequestTimeout', params: withError },
+              target: 'interrupting',
+              actions: { type: 'recordFailure', params: withError },
+            },
+            ...onBackendError,
+          ],
         },
         {
           id: 'watchProgress',
@@ -481,25 +485,4 @@ export const jobMachine = jobSetup.createMachine({
           recoveries: context.recoveryAttempts,
         }
       : { status: 'succeeded', response: context.response, notes: context.notes, recoveries: context.recoveryAttempts },
-});
-
-export type JobMachine = typeof jobMachine;
-
-/**
- * Waits for A1111 by the rules of `waitingForApi` and nothing else: the worker runs it once at start-up,
- * before it takes its first job. Ends in `ready` (with A1111's model list) or `failed`.
- */
-export const readinessMachine = jobSetup.createMachine({
-  id: 'readiness',
-  context: ({ input }) => initialContext(input),
-  initial: 'waitingForApi',
-  states: {
-    waitingForApi: waitingForApiState('#readiness.ready', '#readiness.failed'),
-    ready: { type: 'final' },
-    failed: { type: 'final' },
-  },
-  output: ({ context }): ReadinessOutput =>
-    context.failure
-      ? { status: 'failed', failure: context.failure, probes: context.probeFailures }
-      : { status: 'ready', models: context.models ?? [], probes: context.probeFailures + 1 },
 });

@@ -10,8 +10,8 @@
  *
  * Every actor created for a job is stopped when the job ends, whatever the outcome.
  */
-import { type ActorOptions, createActor, type InspectionEvent, type SnapshotFrom, toPromise } from 'xstate';
-import type { JobOutput, JobSettings, ProgressUpdate } from '../machines/job.types.js';
+import { createActor, type InspectionEvent, type SnapshotFrom, toPromise } from 'xstate';
+import type { JobOutput, ProgressUpdate } from '../machines/job.types.js';
 import { type A1111Client, createA1111Client } from './a1111/client.js';
 import { imageStats } from './a1111/images-answer.js';
 import type { Txt2ImgResponse } from './a1111/schemas.js';
@@ -20,6 +20,7 @@ import { errorFields, type JobFailure, type JobPhase, toJobFailure } from './err
 import { type LiveJobMachine, provideJobActors } from './job/actors.js';
 import { A1111Catalog } from './job/catalog.js';
 import { GenerationLine } from './job/generation-line.js';
+import { type Clock, jobSettings } from './job/settings.js';
 import { JournalRecorder, statePathOf, writeJournal } from './journal/journal.js';
 import { withExtraKeys } from './json/source-bytes.js';
 import { createLoggerFromConfig, type Logger } from './log.js';
@@ -68,9 +69,6 @@ export interface RunOptions {
   inspect?: (event: InspectionEvent) => void;
 }
 
-/** XState's clock interface (setTimeout/clearTimeout), as `SimulatedClock` implements it. */
-export type Clock = NonNullable<ActorOptions<LiveJobMachine>['clock']>;
-
 export interface JobRunnerDeps {
   config: Config;
   log: Logger;
@@ -93,19 +91,6 @@ export interface JobRunner {
 }
 
 type JobSnapshot = SnapshotFrom<LiveJobMachine>;
-
-export function jobSettings(config: Config, withProgress: boolean): JobSettings {
-  return {
-    jobTimeoutMs: config.job.timeoutMs,
-    readyTimeoutMs: config.a1111.readyTimeoutMs,
-    readyPollIntervalMs: config.a1111.readyPollIntervalMs,
-    readyLogEvery: config.a1111.readyLogEvery,
-    routeRecoveryAttempts: config.a1111.routeRecoveryAttempts,
-    routeRecoveryDelayMs: config.a1111.routeRecoveryDelayMs,
-    modelRegistryWaitMs: config.models.registryWaitMs,
-    progressIntervalMs: withProgress ? config.job.progressPollIntervalMs : 0,
-  };
-}
 
 /** The body posted for a failure: RunPod wants `error` to be a string, so the JSON is encoded once more. */
 export function toRunPodResult(outcome: JobOutcome): RunPodResult {

@@ -4,14 +4,13 @@
  * worker takes its first job.
  */
 import { createActor, fromPromise, toPromise } from 'xstate';
-import { readinessMachine } from '../../machines/job.machine.js';
 import type { ReadinessOutput } from '../../machines/job.types.js';
+import { readinessMachine } from '../../machines/readiness.machine.js';
 import type { A1111Client } from '../a1111/client.js';
 import type { SdModel } from '../a1111/schemas.js';
 import type { Config } from '../config/index.js';
-import type { Clock } from '../handler.js';
-import { jobSettings } from '../handler.js';
 import type { Logger } from '../log.js';
+import type { Clock } from './settings.js';
 
 export type ReadinessResult = ReadinessOutput & { waitedMs: number };
 
@@ -35,7 +34,13 @@ export async function waitForA1111(deps: {
     actors: { probeApi: fromPromise<SdModel[], void>(({ signal }) => deps.client.probe(signal)) },
   });
   const actor = createActor(machine, {
-    input: { jobId: 'startup', input: null, settings: jobSettings(deps.config, false) },
+    input: {
+      settings: {
+        readyTimeoutMs: deps.config.a1111.readyTimeoutMs,
+        readyPollIntervalMs: deps.config.a1111.readyPollIntervalMs,
+        readyLogEvery: deps.config.a1111.readyLogEvery,
+      },
+    },
     ...(deps.clock ? { clock: deps.clock } : {}),
   });
   actor.on('api.waiting', (event) =>

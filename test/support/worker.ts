@@ -5,7 +5,8 @@
 import { afterEach } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import { type Config, loadConfig } from '../../src/config/index.js';
-import { type Clock, createJobRunner, type JobRunner } from '../../src/handler.js';
+import { createJobRunner, type JobRunner } from '../../src/handler.js';
+import type { Clock } from '../../src/job/settings.js';
 import { type CapturedLog, captureLog } from './logs.js';
 
 export const FAST_ENV = {
