@@ -21,11 +21,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { InspectionEvent } from 'xstate';
-import { createA1111Client } from './a1111/client.js';
-import { A1111Process } from './a1111/process.js';
 import { type Config, ConfigError, loadConfig } from './config/index.js';
 import { errorFields } from './errors.js';
-import { createJobRunner } from './handler.js';
 import { startStatelyInspector } from './inspect.js';
 import { parseJournal } from './journal/journal.js';
 import { formatReplay, replayJournal } from './journal/replay.js';
@@ -33,6 +30,7 @@ import { createLoggerFromConfig, flushLogOutput, type Logger } from './log.js';
 import { LocalApi } from './runpod/local-api.js';
 import { runTestInput, UsageError } from './runpod/test-input.js';
 import { WorkerLoop } from './runpod/worker-loop.js';
+import { buildWorker, type Worker } from './worker.js';
 
 const SIMULATOR_SCRIPT = fileURLToPath(new URL('./simulator/main.js', import.meta.url));
 
@@ -188,7 +186,7 @@ async function main(): Promise<number> {
     );
   }
   let simulator: ChildProcess | undefined;
-  let webui: A1111Process | undefined;
+  let worker: Worker | undefined;
   try {
     if (flags.simulator) {
       const started = await startSimulator(log);
@@ -197,43 +195,40 @@ async function main(): Promise<number> {
       killOnForcedExit.push({ kill: () => child.kill('SIGKILL') });
       config = { ...config, a1111: { ...config.a1111, baseUrl: started.url } };
     }
-    if (config.a1111.launchCommand) {
-      webui = new A1111Process(config.a1111.launchCommand, log);
-      killOnForcedExit.push(webui);
-      webui.start();
-    }
-    const client = createA1111Client(config.a1111, log, webui);
-    const runner = createJobRunner({ config, log, client, ...(inspector ? { inspect: inspector.inspect } : {}) });
-    await runner.downloader.removeStaleTemporaryFiles({ atStartUp: true });
-    try {
-      if (flags.serveApi) {
-        const port = Number(flags.apiPort);
-        if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-          throw new UsageError(`--rp_api_port ${JSON.stringify(flags.apiPort)} must be a port number from 0 to 65535`);
-        }
-        const api = new LocalApi({ config, log, runner });
-        const url = await api.listen(flags.apiHost, port);
-        log.info(`Local API listening on ${url}; point runpod-sdk's baseUrl at ${url}/v2`, { url });
-        await new Promise<void>((resolve) => onSignals(log, () => resolve()));
-        await api.close();
-        return 0;
+    const built = await buildWorker(config, log, inspector ? { inspect: inspector.inspect } : {});
+    worker = built;
+    killOnForcedExit.push({ kill: () => built.killNow() });
+    if (flags.serveApi) {
+      const port = Number(flags.apiPort);
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+        throw new UsageError(`--rp_api_port ${JSON.stringify(flags.apiPort)} must be a port number from 0 to 65535`);
       }
-      if (flags.testInput !== undefined || !config.runpod.getJobUrl) {
-        const controller = new AbortController();
-        onSignals(log, (signal) => controller.abort(`${signal} received`));
-        return await runTestInput(runner, log, {
-          testInput: flags.testInput,
-          outputDir: flags.outputDir,
-          signal: controller.signal,
-        });
-      }
-      const loop = new WorkerLoop({ config, log, client, runner, ...(webui ? { webui } : {}) });
-      runningJobs = () => loop.runningJobIds;
-      onSignals(log, (signal) => loop.shutdown(`${signal} received`));
-      return await loop.run();
-    } finally {
-      client.close();
+      const api = new LocalApi({ handler: built.handler, concurrency: config.runpod.concurrency, log });
+      const url = await api.listen(flags.apiHost, port);
+      log.info(`Local API listening on ${url}; point runpod-sdk's baseUrl at ${url}/v2`, { url });
+      await new Promise<void>((resolve) => onSignals(log, () => resolve()));
+      await api.close();
+      return 0;
     }
+    if (flags.testInput !== undefined || !config.runpod.getJobUrl) {
+      const controller = new AbortController();
+      onSignals(log, (signal) => controller.abort(`${signal} received`));
+      return await runTestInput(built.handler, log, {
+        testInput: flags.testInput,
+        outputDir: flags.outputDir,
+        signal: controller.signal,
+      });
+    }
+    const loop = new WorkerLoop({
+      settings: config.runpod,
+      log,
+      handler: built.handler,
+      backend: built.backend,
+      backendUrl: config.a1111.baseUrl,
+    });
+    runningJobs = () => loop.runningJobIds;
+    onSignals(log, (signal) => loop.shutdown(`${signal} received`));
+    return await loop.run();
   } catch (error) {
     if (error instanceof UsageError) {
       log.error(error.message);
@@ -243,7 +238,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     simulator?.kill('SIGTERM');
-    await webui?.stop();
+    await worker?.close();
     inspector?.close();
   }
 }

@@ -14,13 +14,14 @@ import type {
   VerifyModelsInput,
 } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
-import type { Progress, SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
+import type { A1111Queue } from './a1111-queue.js';
 import type { A1111Catalog } from './catalog.js';
-import type { GenerationLine } from './generation-line.js';
 import { prepareJob } from './prepare.js';
+import { downloadUpdate, toProgressUpdate } from './progress.js';
 import { verifyModels } from './verify.js';
 
 /** One reason for every stopped progress poll (abort() without one builds a DOMException each time). */
@@ -33,46 +34,15 @@ export interface JobActorDeps {
   /** Each running job's progress callback, by job id (download progress does not pass through the machine). */
   progressSinks: Map<string, (update: ProgressUpdate) => void>;
   /** The worker's view of A1111's generation queue, shared by all its jobs. */
-  line: GenerationLine;
+  queue: A1111Queue;
   log: Logger;
-}
-
-/** A progress reading in the worker's terms. */
-export function toProgressUpdate(progress: Progress): ProgressUpdate {
-  const state = progress.state;
-  return {
-    stage: 'generating',
-    progress: Math.round(progress.progress * 1000) / 1000,
-    etaSeconds: Math.max(0, Math.round(progress.eta_relative * 10) / 10),
-    step: state.sampling_step,
-    steps: state.sampling_steps,
-    jobNo: state.job_no,
-    jobCount: state.job_count,
-  };
-}
-
-/** A download reading in the terms of a job's progress. */
-export function downloadUpdate(progress: DownloadProgress): ProgressUpdate {
-  const fraction = progress.totalBytes ? progress.bytes / progress.totalBytes : 0;
-  const remaining = progress.totalBytes ? progress.totalBytes - progress.bytes : 0;
-  return {
-    stage: 'downloading',
-    progress: Math.round(fraction * 1000) / 1000,
-    etaSeconds: progress.bytesPerSecond > 0 ? Math.round((remaining / progress.bytesPerSecond) * 10) / 10 : 0,
-    step: 0,
-    steps: 0,
-    jobNo: 0,
-    jobCount: 0,
-    bytes: progress.bytes,
-    totalBytes: progress.totalBytes,
-  };
 }
 
 /**
  * The job machine with every actor implemented. Build it once per worker; each job creates its own actor.
  *
  * @example
- * const machine = provideJobActors({ client, catalog, line, downloader, progressSinks, log });
+ * const machine = provideJobActors({ client, catalog, queue, downloader, progressSinks, log });
  * const actor = createActor(machine, { input: { jobId, input, settings } }).start();
  */
 export function provideJobActors(deps: JobActorDeps) {
@@ -105,7 +75,7 @@ export function provideJobActors(deps: JobActorDeps) {
         );
       }),
       txt2img: fromPromise<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(({ input, signal }) =>
-        deps.line.submit(input.jobId, input.request, signal),
+        deps.queue.submit(input.jobId, input.request, signal),
       ),
       watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(({ input, sendBack }) => {
         if (input.intervalMs <= 0) return () => undefined;
@@ -114,7 +84,7 @@ export function provideJobActors(deps: JobActorDeps) {
         const poll = async () => {
           try {
             // While another job's request is ahead in A1111's queue, the reading is that job's.
-            if (deps.line.isGenerating(input.jobId)) {
+            if (deps.queue.isGenerating(input.jobId)) {
               const progress = await client.getProgress(controller.signal);
               if (progress.state.job_count > 0)
                 sendBack({ type: 'a1111.progress', update: toProgressUpdate(progress) });
@@ -131,7 +101,7 @@ export function provideJobActors(deps: JobActorDeps) {
         };
       }),
       interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async ({ input }) => {
-        const result = await deps.line.interrupt(input.jobId);
+        const result = await deps.queue.interrupt(input.jobId);
         log.child({ jobId: input.jobId }).debug('interrupt', { reason: input.reason, ...result });
         return result;
       }),

@@ -16,8 +16,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
-import type { RunPodJob } from '../handler.js';
 import { USER_AGENT } from '../version.js';
+import type { RunPodJob } from './handler.js';
 import type { RunPodUrls } from './urls.js';
 
 /** RunPod answered 429: wait before asking again. */
@@ -37,10 +37,16 @@ export class ControlPlaneError extends Error {
   }
 }
 
+/** A job-take item without an id or without an input: logged, and answered when it has an id. */
+export interface MalformedJob {
+  id: string | undefined;
+  raw: unknown;
+  reason: string;
+}
+
 export interface TakenJobs {
   jobs: RunPodJob[];
-  /** Items without an id or without an input: logged, and answered when they have an id. */
-  malformed: { id: string | undefined; raw: unknown; reason: string }[];
+  malformed: MalformedJob[];
   /** The long-poll ran out of time without an answer: no jobs, and nothing wrong (ask again at once). */
   timedOut?: boolean;
 }
@@ -76,7 +82,7 @@ function describe(error: unknown): string {
 
 function classifyItem(item: unknown): {
   job?: RunPodJob;
-  problem?: { id: string | undefined; raw: unknown; reason: string };
+  problem?: MalformedJob;
 } {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) {
     return { problem: { id: undefined, raw: item, reason: 'the job is not an object' } };
@@ -255,6 +261,11 @@ export class ControlPlane {
       if (isAxiosError(error) && error.code === 'ECONNABORTED' && !signal?.aborted) return null;
       throw error;
     }
+  }
+
+  /** Whether the job-take URL has a stop channel to derive (`/job-take/` → `/job-stop/`). */
+  get hasStopChannel(): boolean {
+    return this.options.urls.jobStop() !== undefined;
   }
 
   /** One stop-channel long-poll: the ids of jobs RunPod wants stopped. */

@@ -6,11 +6,19 @@
  * started, and the final post waits for one already on the wire. A late progress post therefore can
  * never overwrite the final state (the race of RunPod's Python runtime, runpod-python#250).
  */
-import type { ProgressUpdate } from '../../machines/job.types.js';
-import { errorFields, type JobFailure } from '../errors.js';
-import { encodeJson } from '../json/source-bytes.js';
+import { errorFields } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
+import type { JobFailureBody, ProgressOutput } from './handler.js';
+import {
+  encodeResult,
+  failureBody,
+  progressBody,
+  type ResultBody,
+  rejectedResultFailure,
+  streamBody,
+  unencodableFailure,
+} from './protocol.js';
 
 /**
  * How long one progress or stream post may take; they are small, and the final post waits for them.
@@ -30,33 +38,11 @@ export interface ReporterOptions {
   streamProgress: boolean;
 }
 
-/** The progress a client sees as the job's output while it is IN_PROGRESS. */
-export function progressOutput(update: ProgressUpdate): Record<string, unknown> {
-  if (update.stage === 'downloading') {
-    return {
-      stage: 'downloading',
-      progress: update.progress,
-      bytes: update.bytes ?? 0,
-      total_bytes: update.totalBytes ?? null,
-      eta_seconds: update.etaSeconds,
-    };
-  }
-  return {
-    stage: 'generating',
-    progress: update.progress,
-    step: update.step,
-    steps: update.steps,
-    eta_seconds: update.etaSeconds,
-    batch: update.jobNo + 1,
-    batches: update.jobCount,
-  };
-}
-
 export class JobReporter {
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private lastPostAt = Number.NEGATIVE_INFINITY;
-  private pending: ProgressUpdate | null = null;
+  private pending: ProgressOutput | null = null;
   private timer: NodeJS.Timeout | undefined;
   private finished: Promise<PostOutcome> | null = null;
   /** Progress posts sent, for the log and the tests. */
@@ -64,17 +50,17 @@ export class JobReporter {
   /** Size of the final body, once `finish` was called. */
   resultBytes = 0;
   /** The INTERNAL failure posted instead of a result that could not be encoded; null otherwise. */
-  encodingFailure: JobFailure | null = null;
+  encodingFailure: JobFailureBody | null = null;
 
   constructor(
     private readonly jobId: string,
-    private readonly plane: ControlPlane,
+    private readonly controlPlane: ControlPlane,
     private readonly options: ReporterOptions,
     private readonly log: Logger,
   ) {}
 
   /** Takes a progress reading; it is posted now, or later as the latest reading, or never once finished. */
-  progress(update: ProgressUpdate): void {
+  progress(update: ProgressOutput): void {
     if (this.closed || this.options.progressIntervalMs <= 0) return;
     this.pending = update;
     if (this.timer) return;
@@ -88,15 +74,14 @@ export class JobReporter {
     this.pending = null;
     if (this.closed || !update) return;
     this.lastPostAt = Date.now();
-    const output = progressOutput(update);
     this.chain = this.chain.then(async () => {
       if (this.closed) return;
       const post = { retries: 0, retryDelayMs: 0, timeoutMs: PROGRESS_POST_TIMEOUT_MS };
-      const done = await this.plane.postJobDone(this.jobId, JSON.stringify({ status: 'IN_PROGRESS', output }), post);
+      const done = await this.controlPlane.postJobDone(this.jobId, progressBody(update), post);
       this.progressPosts++;
       if (!done.ok) this.log.debug('progress post failed', { status: done.status, error: done.error });
       if (this.options.streamProgress && !this.closed) {
-        await this.plane.postStream(this.jobId, JSON.stringify({ output }), post);
+        await this.controlPlane.postStream(this.jobId, streamBody(update), post);
       }
     });
   }
@@ -105,34 +90,29 @@ export class JobReporter {
    * Posts the final result once; later calls return the first call's outcome. Resolves when RunPod
    * has it or every retry failed (then the failure is logged with the job id and the body's size).
    */
-  finish(result: object): Promise<PostOutcome> {
+  finish(result: ResultBody): Promise<PostOutcome> {
     if (this.finished) return this.finished;
     this.closed = true;
     clearTimeout(this.timer);
     this.pending = null;
     // A1111's answer goes out as the bytes it came in as (json/source-bytes.ts): no second serialization.
     let body: Buffer[];
+    let isOutput = 'output' in result;
     try {
-      body = encodeJson(result);
+      body = encodeResult(result);
     } catch (error) {
       // A result that cannot be written as JSON still ends the job: as an error that says so.
       this.log.error('the job result could not be encoded; posting an INTERNAL error instead', errorFields(error));
-      const failure: JobFailure = {
-        code: 'INTERNAL',
-        message: `the worker could not encode the job's result: ${error instanceof Error ? error.message : String(error)}`,
-        phase: null,
-        retryable: false,
-        details: {},
-      };
+      const failure = unencodableFailure(error);
       this.encodingFailure = failure;
-      body = [Buffer.from(JSON.stringify({ error: JSON.stringify(failure) }))];
-      result = { error: failure };
+      body = encodeResult(failureBody(failure));
+      isOutput = false;
     }
     const bytes = body.reduce((sum, part) => sum + part.length, 0);
     this.resultBytes = bytes;
     const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };
     this.finished = this.chain.then(async () => {
-      const outcome = await this.plane.postJobDone(this.jobId, body, post);
+      const outcome = await this.controlPlane.postJobDone(this.jobId, body, post);
       if (outcome.ok) {
         this.log.debug('result posted', { bytes, attempts: outcome.attempts });
         return outcome;
@@ -143,7 +123,7 @@ export class JobReporter {
         status: outcome.status,
         error: outcome.error,
       });
-      if (outcome.status === undefined || outcome.status >= 500 || !('output' in result)) return outcome;
+      if (outcome.status === undefined || outcome.status >= 500 || !isOutput) return outcome;
       if (NOT_ABOUT_THE_RESULT.includes(outcome.status)) {
         // The credentials or the job itself were refused: a second post would be refused the same way.
         this.log.error('RunPod refused the post itself, not the result; not posting again', {
@@ -157,22 +137,8 @@ export class JobReporter {
       }
       // RunPod refused the output itself (most often over its size limit): post a small error so the job
       // ends FAILED instead of COMPLETED without an output.
-      const sizeAdvice =
-        outcome.status === 400 || outcome.status === 413
-          ? "; results over RunPod's size limit are refused: lower batch_size, n_iter or the image size"
-          : '';
-      const failure = {
-        code: 'RESULT_REJECTED',
-        message: `RunPod refused the job's result (${outcome.status}) at ${bytes} bytes${sizeAdvice}`,
-        phase: null,
-        retryable: false,
-        details: { status: outcome.status, bytes },
-      };
-      const fallback = await this.plane.postJobDone(
-        this.jobId,
-        JSON.stringify({ error: JSON.stringify(failure) }),
-        post,
-      );
+      const failure = rejectedResultFailure(outcome.status, bytes);
+      const fallback = await this.controlPlane.postJobDone(this.jobId, encodeResult(failureBody(failure)), post);
       this.log.error('posted RESULT_REJECTED in place of the refused result', {
         status: fallback.status,
         ok: fallback.ok,

@@ -2,7 +2,7 @@
  * Counters and duration percentiles of the jobs a worker ran: logged as a summary every minute while
  * busy and at shutdown, and reported by the local API's /health.
  */
-import type { JobOutcome, PhaseTimings } from '../handler.js';
+import type { HandlerOutcome } from './handler.js';
 
 const WINDOW = 1_000;
 
@@ -42,16 +42,15 @@ export class WorkerMetrics {
     this.taken++;
   }
 
-  jobFinished(outcome: JobOutcome): void {
+  jobFinished(outcome: HandlerOutcome): void {
     this.finishedSinceSummary++;
-    const report = outcome.ok ? outcome.output.worker : outcome.report;
-    this.recoveries += report.recoveries;
+    this.recoveries += outcome.stats.recoveries;
     if (outcome.ok) this.succeeded++;
     else {
       this.failed++;
       this.failedByCode[outcome.failure.code] = (this.failedByCode[outcome.failure.code] ?? 0) + 1;
     }
-    for (const [phase, ms] of Object.entries(report.timings_ms as PhaseTimings)) {
+    for (const [phase, ms] of Object.entries(outcome.stats.timingsMs)) {
       if (typeof ms !== 'number') continue;
       const list = this.durations.get(phase) ?? [];
       list.push(ms);
@@ -79,4 +78,18 @@ export class WorkerMetrics {
       durationsMs,
     };
   }
+}
+
+/** Memory and open resources of this process, for the metrics line (leaks show up here first). */
+export function processFigures(): Record<string, unknown> {
+  const resources: Record<string, number> = {};
+  for (const name of process.getActiveResourcesInfo()) resources[name] = (resources[name] ?? 0) + 1;
+  const memory = process.memoryUsage();
+  return {
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
+    activeResources: resources,
+  };
 }

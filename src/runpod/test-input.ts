@@ -1,14 +1,15 @@
 /**
  * Test-input mode, as in RunPod's runtime: one job from `--test_input '<json>'` or ./test_input.json,
- * its result printed, exit code 0 on success and 1 on failure. The images are also written to
- * `<output-dir>/<job id>/image-<n>.png` with a `result.json` beside them, and in a terminal a
- * progress bar follows the generation.
+ * its result printed, exit code 0 on success and 1 on failure. The files the output holds (images) are
+ * also written to `<output-dir>/<job id>/` with a `result.json` beside them, and in a terminal a
+ * progress bar (cli-progress) follows the job.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ProgressUpdate } from '../../machines/job.types.js';
-import { type JobOutcome, type JobRunner, type RunPodJob, toRunPodResult } from '../handler.js';
+import { SingleBar } from 'cli-progress';
 import type { Logger } from '../log.js';
+import type { HandlerOutcome, JobHandler, ProgressOutput, RunPodJob } from './handler.js';
+import { resultBody } from './protocol.js';
 
 /** A mistake in how the command was called; reported without a stack. */
 export class UsageError extends Error {
@@ -40,47 +41,79 @@ export async function readTestJob(testInput: string | undefined): Promise<RunPod
   return { id: typeof job.id === 'string' && job.id !== '' ? job.id : 'local_test', input: job.input };
 }
 
-function progressReporter(log: Logger): (update: ProgressUpdate) => void {
-  if (process.stderr.isTTY) {
-    return (update) => {
-      const width = 30;
-      const filled = Math.round(update.progress * width);
-      // Drawn from the line's start with the cursor left there, so a log line written meanwhile replaces
-      // the bar instead of being glued to its end.
-      process.stderr.write(
-        `\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(update.progress * 100)}%  step ${update.step}/${update.steps}  eta ${update.etaSeconds}s\r`,
-      );
-    };
+/** What the bar says beside its percentage: the step, or the bytes of a download. */
+function progressDetail(progress: ProgressOutput): string {
+  const eta = typeof progress['eta_seconds'] === 'number' ? `  eta ${progress['eta_seconds']}s` : '';
+  if (typeof progress['bytes'] === 'number') {
+    const mb = (bytes: unknown) => (typeof bytes === 'number' ? `${(bytes / 1e6).toFixed(1)} MB` : '?');
+    return `downloading ${mb(progress['bytes'])} of ${mb(progress['total_bytes'])}${eta}`;
   }
-  return (update) => log.debug('progress', { ...update });
+  return `step ${String(progress['step'] ?? '?')}/${String(progress['steps'] ?? '?')}${eta}`;
+}
+
+/** A progress bar on standard error in a terminal; debug lines otherwise. */
+function progressReporter(log: Logger): { update(progress: ProgressOutput): void; stop(): void } {
+  if (!process.stderr.isTTY) {
+    return { update: (progress) => log.debug('progress', { ...progress }), stop: () => undefined };
+  }
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: '[{bar}] {percentage}%  {detail}',
+    barsize: 30,
+    barCompleteChar: '#',
+    barIncompleteChar: '.',
+    hideCursor: false,
+    clearOnComplete: false,
+  });
+  // The cursor goes back to the line's start after each redraw, so a log line written meanwhile
+  // replaces the bar instead of being glued to its end.
+  bar.on('redraw-post', () => process.stderr.write('\r'));
+  let started = false;
+  return {
+    update(progress) {
+      const value = Math.round(Math.min(1, Math.max(0, progress.progress)) * 1000);
+      if (!started) {
+        started = true;
+        bar.start(1000, value, { detail: progressDetail(progress) });
+      } else bar.update(value, { detail: progressDetail(progress) });
+    },
+    stop() {
+      if (!started) return;
+      bar.stop();
+      process.stderr.write('\n');
+    },
+  };
 }
 
 /**
- * Writes the images of a successful job to disk and a result.json with file names in place of base64;
- * resolves with that result.
+ * Writes a finished job's files and a result.json (the files' paths in place of their data); resolves
+ * with that result.
  */
-async function writeOutputs(outcome: JobOutcome, outputDir: string): Promise<Record<string, unknown>> {
+async function writeOutputs(
+  handler: JobHandler,
+  outcome: HandlerOutcome,
+  outputDir: string,
+): Promise<{ result: object; files: string[] }> {
   const dir = path.resolve(outputDir, outcome.jobId);
   await mkdir(dir, { recursive: true });
-  if (!outcome.ok) {
-    const result = toRunPodResult(outcome);
-    await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
-    return result;
+  const body = resultBody(outcome, { stopPodOnCrash: false });
+  let result: object = body;
+  const written: string[] = [];
+  if ('output' in body) {
+    const { files, output } = handler.localFiles(body.output, dir);
+    for (const file of files) {
+      await writeFile(file.path, file.data);
+      written.push(path.relative(process.cwd(), file.path));
+    }
+    result = { output };
   }
-  const files: string[] = [];
-  for (const [index, image] of outcome.output.images.entries()) {
-    const file = path.join(dir, `image-${index}.png`);
-    await writeFile(file, Buffer.from(image, 'base64'));
-    files.push(file);
-  }
-  const result = { output: { ...outcome.output, images: files.map((file) => path.relative(process.cwd(), file)) } };
   await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
-  return result;
+  return { result, files: written };
 }
 
 /** Runs one job; resolves with the exit code. */
 export async function runTestInput(
-  runner: JobRunner,
+  handler: JobHandler,
   log: Logger,
   options: { testInput: string | undefined; outputDir: string; signal?: AbortSignal },
 ): Promise<number> {
@@ -90,15 +123,16 @@ export async function runTestInput(
       ? 'Using test_input.json as job input.'
       : 'test_input set, using test_input as job input.',
   );
-  const outcome = await runner.run(job, {
-    onProgress: progressReporter(log),
+  const progress = progressReporter(log);
+  const outcome = await handler.run(job, {
+    onProgress: (update) => progress.update(update),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  const result = await writeOutputs(outcome, options.outputDir);
+  progress.stop();
+  const { result, files } = await writeOutputs(handler, outcome, options.outputDir);
   if (outcome.ok) {
-    log.info(`Job ${job.id} completed successfully`, { images: (result['output'] as { images: string[] }).images });
-    // The whole result, as RunPod would receive it, with the images' files in place of their base64.
+    log.info(`Job ${job.id} completed successfully`, { files });
+    // The whole result, as RunPod would receive it, with the files' paths in place of their data.
     log.info(`Job result: ${JSON.stringify(result)}`);
     return 0;
   }

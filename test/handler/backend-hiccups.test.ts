@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { toRunPodResult } from '../../src/handler.js';
 import { A1111Simulator } from '../../src/simulator/server.js';
 import { bootingSimulator, simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { runPodResult, testWorker } from '../support/worker.js';
 
 const input = { prompt: 'a lighthouse', steps: 4, seed: 11 };
 
@@ -47,7 +46,7 @@ describe('a slow-booting A1111', () => {
     expect(outcome.failure.message).toMatch(
       /did not become ready within 300 ms \(\d+ failed probe\(s\); last: .*ECONNREFUSED/,
     );
-    const posted = JSON.parse((toRunPodResult(outcome) as { error: string }).error);
+    const posted = JSON.parse((runPodResult(outcome) as { error: string }).error);
     expect(posted).toEqual(outcome.failure);
   });
 

@@ -28,7 +28,7 @@ describe('jobs sharing A1111', () => {
     // A1111 answers a request after releasing its queue lock: with a slow answer, the next generation is
     // already running when the cancelled one's answer arrives. A blind interrupt would stop it.
     const sim = await simulator({ stepDelayMs: 15, responseDelayMs: 150 });
-    const { runner } = testWorker(sim.url);
+    const { runner, queue } = testWorker(sim.url);
     // [steps of the cancelled job, steps of the job behind it]; the last round makes them look alike.
     const rounds = [
       [2, 10],
@@ -40,7 +40,7 @@ describe('jobs sharing A1111', () => {
       const cancel = new AbortController();
       const running = runner.run({ id: `a-${round}`, input: input(20, 1) });
       await new Promise<void>((resolve) => {
-        const wait = () => (runner.line.jobIds.includes(`a-${round}`) ? resolve() : setImmediate(wait));
+        const wait = () => (queue.jobIds.includes(`a-${round}`) ? resolve() : setImmediate(wait));
         wait();
       });
       const cancelled = runner.run(

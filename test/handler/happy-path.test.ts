@@ -2,11 +2,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { toRunPodResult } from '../../src/handler.js';
 import { renderPixels } from '../../src/simulator/png.js';
 import { decodePng, rgbOf } from '../support/png.js';
 import { simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { runPodResult, testWorker } from '../support/worker.js';
 
 describe('a job that goes well', () => {
   it('returns A1111’s PNGs, decodable and rendered from the requested seeds, with the infotext inside', async () => {
@@ -64,7 +63,7 @@ describe('a job that goes well', () => {
     ]);
     const phases = Object.entries(timings).filter(([key]) => key !== 'total');
     expect(phases.reduce((sum, [, ms]) => sum + (ms ?? 0), 0)).toBeCloseTo(timings.total, -1);
-    expect(toRunPodResult(outcome)).toEqual({ output: outcome.output });
+    expect(runPodResult(outcome)).toEqual({ output: outcome.output });
   });
 
   it('sends A1111 the input as given, unknown keys included, and nothing the job did not ask for', async () => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { toRunPodResult } from '../../src/handler.js';
 import { simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { runPodResult, testWorker } from '../support/worker.js';
 
 describe('input the worker refuses before anything reaches A1111', () => {
   const cases: { name: string; input: unknown; field: string; message: RegExp }[] = [
@@ -191,7 +190,7 @@ describe('requests A1111 itself refuses', () => {
 
     const outcome = await runner.run({ id: 'job-error-body', input: { prompt: 'x' } });
 
-    const result = toRunPodResult(outcome);
+    const result = runPodResult(outcome);
     expect(result).not.toHaveProperty('output');
     expect(JSON.parse((result as { error: string }).error)).toMatchObject({ code: 'BACKEND_REJECTED' });
   });

@@ -224,7 +224,7 @@ describe('a job whose checkpoint A1111 does not have', () => {
     const gone = AbortSignal.abort();
 
     await expect(
-      worker.runner.downloader.fetch(
+      worker.downloader.fetch(
         { checkpoint: 'never.safetensors', url: `${files.url}/never.safetensors` },
         { signal: gone },
       ),
@@ -238,11 +238,11 @@ describe('a job whose checkpoint A1111 does not have', () => {
     const model = { checkpoint: 'again.safetensors', url: `${files.url}/again.safetensors` };
     const leaving = new AbortController();
 
-    const abandoned = worker.runner.downloader.fetch(model, { signal: leaving.signal });
+    const abandoned = worker.downloader.fetch(model, { signal: leaving.signal });
     await vi.waitFor(() => expect(files.requests).toHaveLength(1));
     leaving.abort();
     await expect(abandoned).rejects.toMatchObject({ code: 'CANCELLED' });
-    const result = await worker.runner.downloader.fetch({ ...model, sha256: file.sha256 });
+    const result = await worker.downloader.fetch({ ...model, sha256: file.sha256 });
 
     expect(result).toMatchObject({ reused: false, bytes: 1_000_000, sha256: file.sha256 });
     expect(files.requests).toHaveLength(2);
@@ -378,8 +378,8 @@ describe('partial downloads', () => {
     await writeFile(path.join(modelsDir, 'kept.safetensors'), 'weights');
     await utimes(path.join(modelsDir, 'kept.safetensors'), old, old);
 
-    const beforeADownload = await worker.runner.downloader.removeStaleTemporaryFiles({ now });
-    const atStartUp = await worker.runner.downloader.removeStaleTemporaryFiles({ now, atStartUp: true });
+    const beforeADownload = await worker.downloader.removeStaleTemporaryFiles({ now });
+    const atStartUp = await worker.downloader.removeStaleTemporaryFiles({ now, atStartUp: true });
 
     expect(beforeADownload).toEqual([`.killed.safetensors.other-host~${uuid}.download`]);
     expect(atStartUp).toEqual([`.mine.safetensors.${HOST_TAG}~${uuid}.download`]);

@@ -5,8 +5,15 @@
 import { afterEach } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import { type Config, loadConfig } from '../../src/config/index.js';
-import { createJobRunner, type JobRunner } from '../../src/handler.js';
+import { A1111Queue } from '../../src/job/a1111-queue.js';
+import { A1111Catalog } from '../../src/job/catalog.js';
+import type { JobOutcome } from '../../src/job/outcome.js';
+import { createJobRunner, type JobRunner } from '../../src/job/runner.js';
 import type { Clock } from '../../src/job/settings.js';
+import { JournalStore } from '../../src/journal/store.js';
+import { ModelDownloader } from '../../src/models/downloads.js';
+import { type ResultBody, resultBody } from '../../src/runpod/protocol.js';
+import { toHandlerOutcome } from '../../src/worker.js';
 import { type CapturedLog, captureLog } from './logs.js';
 
 export const FAST_ENV = {
@@ -22,6 +29,9 @@ export const FAST_ENV = {
 
 export interface TestWorker {
   runner: JobRunner;
+  /** The worker's view of A1111's queue. */
+  queue: A1111Queue;
+  downloader: ModelDownloader;
   client: A1111Client;
   config: Config;
   logs: CapturedLog;
@@ -44,8 +54,25 @@ export function testWorker(
   // Everything is captured (debug) unless the test sets LOG_LEVEL.
   const logs = captureLog(env['LOG_LEVEL'] ? { level: config.observability.logLevel } : {});
   const client = createA1111Client(config.a1111, logs.log);
-  const runner = createJobRunner({ config, log: logs.log, client, ...(options.clock ? { clock: options.clock } : {}) });
-  const worker = { runner, client, config, logs, close: () => client.close() };
+  const queue = new A1111Queue(client, logs.log, config.a1111.interruptSettleTimeoutMs, config.a1111.requestTimeoutMs);
+  const downloader = new ModelDownloader(config.models, logs.log);
+  const { journalDir, journalKeep } = config.observability;
+  const runner = createJobRunner({
+    config,
+    log: logs.log,
+    client,
+    queue,
+    catalog: new A1111Catalog(client),
+    downloader,
+    ...(journalDir ? { journals: new JournalStore(journalDir, journalKeep) } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const worker = { runner, client, queue, downloader, config, logs, close: () => client.close() };
   open.push(worker);
   return worker;
+}
+
+/** The body RunPod would receive for an outcome. */
+export function runPodResult(outcome: JobOutcome): ResultBody {
+  return resultBody(toHandlerOutcome(outcome), { stopPodOnCrash: false });
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { A1111Client } from '../../src/a1111/client.js';
 import type { Progress, Txt2ImgResponse } from '../../src/a1111/schemas.js';
 import { WorkerError } from '../../src/errors.js';
-import { GenerationLine } from '../../src/job/generation-line.js';
+import { A1111Queue } from '../../src/job/a1111-queue.js';
 import { captureLog } from '../support/logs.js';
 
 function running(steps: number, extra: Partial<Progress['state']> = {}): Progress {
@@ -51,14 +51,14 @@ function scriptedClient() {
 /** Lets every reaction to what the test just released run. */
 const reactions = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('the generation line', () => {
+describe('the worker’s view of A1111’s queue', () => {
   it('does not take a reading asked for before the interrupt as proof the timed-out request ended', async () => {
     const { client, readings, answers, interrupts } = scriptedClient();
-    const line = new GenerationLine(client, captureLog().log, 5_000, 60_000);
-    void line.submit('job-a', { prompt: 'a', steps: 10 });
+    const queue = new A1111Queue(client, captureLog().log, 5_000, 60_000);
+    void queue.submit('job-a', { prompt: 'a', steps: 10 });
     answers.get('a')!.reject(new WorkerError('BACKEND_TIMEOUT', 'no answer in time'));
     await expect.poll(() => readings.length).toBe(1); // the watcher of the timed-out request asks first…
-    const stopping = line.interrupt('job-a');
+    const stopping = queue.interrupt('job-a');
     await expect.poll(() => readings.length).toBe(2); // …then the interrupt's watcher
 
     readings[1]!.resolve(running(10));
@@ -66,23 +66,23 @@ describe('the generation line', () => {
     // The first reading was taken before the interrupt: A1111 had not seen it yet.
     readings[0]!.resolve(running(10));
     await reactions();
-    expect(line.jobIds).toEqual(['job-a']);
+    expect(queue.jobIds).toEqual(['job-a']);
 
     // A reading taken after the interrupt that shows A1111 idle ends it.
     await expect.poll(() => readings.length, { timeout: 2_000 }).toBe(3);
     readings[2]!.resolve(idle);
-    await expect.poll(() => line.jobIds, { timeout: 2_000 }).toEqual([]);
+    await expect.poll(() => queue.jobIds, { timeout: 2_000 }).toEqual([]);
     await expect(stopping).resolves.toEqual({ interrupt: 'sent', settled: true });
   });
 
   it('leaves an unwanted request to finish when any request behind it, not just the next, looks the same', async () => {
     const { client, readings, interrupts } = scriptedClient();
-    const line = new GenerationLine(client, captureLog().log, 200, 60_000);
-    void line.submit('job-unwanted', { prompt: 'unwanted', steps: 30 });
-    void line.submit('job-answering', { prompt: 'answering', steps: 20 }); // finished, its answer still on the way
-    void line.submit('job-wanted', { prompt: 'wanted', steps: 30 });
+    const queue = new A1111Queue(client, captureLog().log, 200, 60_000);
+    void queue.submit('job-unwanted', { prompt: 'unwanted', steps: 30 });
+    void queue.submit('job-answering', { prompt: 'answering', steps: 20 }); // finished, its answer still on the way
+    void queue.submit('job-wanted', { prompt: 'wanted', steps: 30 });
 
-    const stopping = line.interrupt('job-unwanted');
+    const stopping = queue.interrupt('job-unwanted');
     await expect.poll(() => readings.length).toBe(1);
     // The reading shows a 30-step generation: the unwanted one, or the wanted one already running.
     readings[0]!.resolve(running(30));

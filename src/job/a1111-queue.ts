@@ -6,7 +6,7 @@
  * generation has begun is forgotten when it begins. With more than one job in flight
  * (WORKER_CONCURRENCY > 1) the worker therefore has to know which of its requests A1111 is working on:
  *
- * - the first request in the line is the one A1111 generates (or is about to, while it waits for the
+ * - the first of the worker's requests is the one A1111 generates (or is about to, while it waits for the
  *   model or the queue lock); the others wait inside A1111;
  * - stopping a request means waiting until A1111 reports it running, then sending /interrupt, but only
  *   while the reading is that request's (same step count and batch count) with at least two steps to
@@ -18,7 +18,7 @@
  *   same way once it runs; its job waits for that at most the settle timeout;
  * - progress readings belong to the first request only.
  *
- * A request stays in the line until A1111 is done with it, even when the job that sent it has ended:
+ * A request stays in the queue until A1111 is done with it, even when the job that sent it has ended:
  * until A1111 answers it, or, when the HTTP call timed out (A1111 goes on regardless), until /progress
  * shows it ended (only readings asked for after an interrupt count as proof of one), or one settle
  * timeout after it reached the front if it was never seen running (it may have ended before the timeout:
@@ -40,7 +40,7 @@ interface Entry {
   batches: number;
   /**
    * Aborted once A1111 is done with it: it answered, or (after the HTTP call timed out) /progress shows
-   * it ended. Ends the watchers' waits and takes the entry out of the line.
+   * it ended. Ends the watchers' waits and takes the entry out of the queue.
    */
   settled: AbortController;
   /** Resolves when `settled` is aborted. */
@@ -68,8 +68,9 @@ function signatureOf(request: Txt2ImgRequest): { steps: number; batches: number 
   };
 }
 
-export class GenerationLine {
-  private readonly line: Entry[] = [];
+export class A1111Queue {
+  /** The worker's requests inside A1111, in A1111's order. */
+  private readonly requests: Entry[] = [];
 
   /**
    * @param settleTimeoutMs how long a stopping job waits for A1111 to be done with its request
@@ -84,16 +85,16 @@ export class GenerationLine {
 
   /** Jobs with a request in A1111, in A1111's order. */
   get jobIds(): string[] {
-    return this.line.map((entry) => entry.jobId);
+    return this.requests.map((entry) => entry.jobId);
   }
 
   /** True while this job's request is the one A1111 is generating (or about to). */
   isGenerating(jobId: string): boolean {
-    return this.line[0]?.jobId === jobId;
+    return this.requests[0]?.jobId === jobId;
   }
 
   /**
-   * Sends a txt2img request and keeps it in the line until A1111 is done with it. Aborting `signal`
+   * Sends a txt2img request and keeps it in the queue until A1111 is done with it. Aborting `signal`
    * stops waiting for the answer, not the request: A1111 would go on with it anyway.
    */
   submit(jobId: string, request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse> {
@@ -109,7 +110,7 @@ export class GenerationLine {
       seenRunningAt: null,
       interruptedAt: null,
     };
-    this.line.push(entry);
+    this.requests.push(entry);
     settled.signal.addEventListener('abort', () => this.leave(entry), { once: true });
     call.then(
       () => settled.abort(SETTLED),
@@ -128,13 +129,13 @@ export class GenerationLine {
    * A1111 to be done with it; a request that still waits behind another is not waited for.
    */
   async interrupt(jobId: string): Promise<InterruptResult> {
-    const entry = this.line.find((e) => e.jobId === jobId);
+    const entry = this.requests.find((e) => e.jobId === jobId);
     if (!entry) return { interrupt: 'answered', settled: true };
     const stopping = this.stopWhenRunning(entry);
-    if (this.line[0] !== entry) {
+    if (this.requests[0] !== entry) {
       this.log.info(
         'the job\u2019s generation still waits in A1111\u2019s queue; it will be interrupted when it starts',
-        { jobId, ahead: this.line.indexOf(entry) },
+        { jobId, ahead: this.requests.indexOf(entry) },
       );
       return { interrupt: 'queued', settled: false };
     }
@@ -170,7 +171,7 @@ export class GenerationLine {
     const { signal } = entry.settled;
     let pause = POLL_MS;
     while (!signal.aborted) {
-      if (this.line[0] === entry) {
+      if (this.requests[0] === entry) {
         try {
           const progress = await this.client.getProgress();
           if (signal.aborted) break;
@@ -195,7 +196,7 @@ export class GenerationLine {
   /** Interrupts the running request, unless the interrupt could land on a request behind it. */
   private async stopRunning(entry: Entry, progress: Progress): Promise<InterruptStatus> {
     // Requests A1111 has finished but not yet answered may still sit between this one and the next.
-    const lookalike = this.line.slice(1).find((e) => e.steps === entry.steps && e.batches === entry.batches);
+    const lookalike = this.requests.slice(1).find((e) => e.steps === entry.steps && e.batches === entry.batches);
     if (lookalike) {
       this.log.info('leaving an unwanted generation to finish: a request behind it looks the same in /progress', {
         jobId: entry.jobId,
@@ -204,7 +205,7 @@ export class GenerationLine {
       return 'left-to-finish';
     }
     // About to finish: an interrupt could arrive once the request behind has begun.
-    if (this.line.length > 1 && this.stepsLeft(progress) < 2) return 'left-to-finish';
+    if (this.requests.length > 1 && this.stepsLeft(progress) < 2) return 'left-to-finish';
     await this.client.interrupt();
     entry.interruptedAt = Date.now();
     this.log.info('sent POST /sdapi/v1/interrupt to A1111', {
@@ -217,7 +218,7 @@ export class GenerationLine {
   /**
    * Watches a request whose HTTP call timed out until /progress shows A1111 done with it: idle after it
    * ran, a new generation begun (A1111 clears `interrupted` and stamps a new `job_timestamp` when one
-   * begins), or, at the latest, `settleTimeoutMs` after it reached the front of the line without ever
+   * begins), or, at the latest, `settleTimeoutMs` after it reached the front of the queue without ever
    * being seen running (it may have ended before the timeout, or never reached A1111), or
    * `detachedWatchMs` after that if it was.
    */
@@ -225,7 +226,7 @@ export class GenerationLine {
     const { signal } = entry.settled;
     let frontSince: number | null = null;
     while (!signal.aborted) {
-      if (this.line[0] === entry) {
+      if (this.requests[0] === entry) {
         frontSince ??= Date.now();
         try {
           const askedAt = Date.now();
@@ -261,7 +262,7 @@ export class GenerationLine {
   private isRunning(entry: Entry, progress: Progress): boolean {
     const { state } = progress;
     return (
-      this.line[0] === entry &&
+      this.requests[0] === entry &&
       state.job_count > 0 &&
       state.sampling_steps === entry.steps &&
       state.job_count === entry.batches
@@ -275,7 +276,7 @@ export class GenerationLine {
   }
 
   private leave(entry: Entry): void {
-    const index = this.line.indexOf(entry);
-    if (index >= 0) this.line.splice(index, 1);
+    const index = this.requests.indexOf(entry);
+    if (index >= 0) this.requests.splice(index, 1);
   }
 }

@@ -1,0 +1,76 @@
+/**
+ * What RunPod's runtime needs from the worker it runs, and nothing more: a handler that runs one job,
+ * and a backend whose readiness and loss it can wait for. The runtime knows no A1111; the composition
+ * root (src/worker.ts) fills these in.
+ */
+
+/** A RunPod job as the runtime hands it to the handler: its id and its input, any JSON. */
+export interface RunPodJob {
+  id: string;
+  input: unknown;
+}
+
+/** A progress reading as a client sees it while the job is IN_PROGRESS; `progress` runs from 0 to 1. */
+export interface ProgressOutput {
+  progress: number;
+  [key: string]: unknown;
+}
+
+/**
+ * The failure a job ends with, posted to RunPod as `{"error": "<this, as a JSON string>"}`: a code
+ * from src/errors.ts, a message a person can act on, and the details.
+ */
+export interface JobFailureBody {
+  code: string;
+  message: string;
+  phase: string | null;
+  retryable: boolean;
+  details: Record<string, unknown>;
+}
+
+/** What the metrics count of a finished job. */
+export interface JobStats {
+  timingsMs: Readonly<Record<string, number | undefined>>;
+  recoveries: number;
+}
+
+/** How a job ended, in the runtime's terms. */
+export type HandlerOutcome =
+  | { ok: true; jobId: string; output: object; stats: JobStats }
+  | {
+      ok: false;
+      jobId: string;
+      failure: JobFailureBody;
+      stats: JobStats;
+      /** The failure means this worker cannot serve (a crash-class failure): RunPod may replace it. */
+      crashClass: boolean;
+    };
+
+export interface HandlerOptions {
+  /** Aborted when the job is cancelled (RunPod's stop channel, the local API, a signal). */
+  signal?: AbortSignal;
+  onProgress?: (progress: ProgressOutput) => void;
+}
+
+export interface JobHandler {
+  run(job: RunPodJob, options?: HandlerOptions): Promise<HandlerOutcome>;
+  /**
+   * For local runs: the files an output holds (images), and the output with their paths in their
+   * place, for a `result.json` a person can read.
+   */
+  localFiles(output: object, dir: string): { files: { path: string; data: Buffer }[]; output: object };
+}
+
+export type BackendReadiness =
+  | { ready: true; waitedMs: number; detail: Record<string, unknown> }
+  | { ready: false; waitedMs: number; message: string; detail: Record<string, unknown> };
+
+/** The backend the handler talks to, as far as the runtime's lifecycle depends on it. */
+export interface Backend {
+  /** Waits until the backend can serve jobs, or its readiness deadline passes (or `signal` aborts). */
+  waitUntilReady(signal: AbortSignal): Promise<BackendReadiness>;
+  /** Resolves, with what happened, when the backend is gone for good; never, when that cannot be known. */
+  readonly lost: Promise<string>;
+  /** True while a backend process the worker runs is alive; false when it is someone else's. */
+  readonly processAlive: boolean;
+}

@@ -1,0 +1,76 @@
+/**
+ * The job-take loop: long-polls RunPod for as many jobs as the worker has room for, hands each to the
+ * worker loop, and backs off when RunPod misbehaves: a failed job-take waits a floor delay that doubles
+ * to a cap (RunPod's Python runtime retries at once, forever), a 429 waits 5 s, and empty answers that
+ * come back at once are spaced out so the loop never spins. A job-take already on the wire at
+ * shutdown is let finish: a job RunPod hands out in it is run and answered, not lost.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorFields } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type ControlPlane, type MalformedJob, ThrottledError } from './control-plane.js';
+import type { RunPodJob } from './handler.js';
+
+export const THROTTLE_WAIT_MS = 5_000;
+
+export interface JobIntakeOptions {
+  controlPlane: ControlPlane;
+  log: Logger;
+  concurrency: number;
+  errorDelayMs: number;
+  errorDelayMaxMs: number;
+  /** Ends the loop (shutdown). */
+  stopping: AbortSignal;
+  /** Jobs held now. */
+  running(): number;
+  /** Resolves when a job ends (or the loop stops). */
+  slotFreed(): Promise<void>;
+  start(job: RunPodJob): void;
+  malformed(job: MalformedJob): void;
+}
+
+/** Waits `ms`, or less when `signal` ends the wait. */
+export async function pause(ms: number, signal: AbortSignal): Promise<void> {
+  await sleep(ms, undefined, { signal }).catch(() => undefined);
+}
+
+/** Takes jobs until `stopping` aborts. */
+export async function takeJobs(options: JobIntakeOptions): Promise<void> {
+  const { controlPlane, log, stopping } = options;
+  let errorDelay = options.errorDelayMs;
+  let emptyStreak = 0;
+  while (!stopping.aborted) {
+    const free = options.concurrency - options.running();
+    if (free <= 0) {
+      await options.slotFreed();
+      continue;
+    }
+    const askedAt = Date.now();
+    try {
+      // Not aborted on shutdown: a job RunPod hands out in this answer is run and answered, not lost.
+      const taken = await controlPlane.takeJobs(free, options.running() > 0);
+      errorDelay = options.errorDelayMs;
+      if (taken.timedOut) log.debug('job-take long-poll timed out without a job; asking again');
+      for (const bad of taken.malformed) options.malformed(bad);
+      for (const job of taken.jobs) options.start(job);
+      // RunPod holds job-take open until a job comes; an empty answer that comes back at once would
+      // otherwise turn this loop into a busy one.
+      if (taken.jobs.length === 0 && Date.now() - askedAt < 100) {
+        emptyStreak++;
+        await pause(Math.min(1_000, 10 * 2 ** Math.min(emptyStreak, 7)), stopping);
+      } else {
+        emptyStreak = 0;
+      }
+    } catch (error) {
+      if (stopping.aborted) break;
+      if (error instanceof ThrottledError) {
+        log.warn('RunPod throttles job-take (429); waiting 5 s');
+        await pause(THROTTLE_WAIT_MS, stopping);
+        continue;
+      }
+      log.error('Failed to get job.', { ...errorFields(error), retryInMs: errorDelay });
+      await pause(errorDelay, stopping);
+      errorDelay = Math.min(errorDelay * 2, options.errorDelayMaxMs);
+    }
+  }
+}
