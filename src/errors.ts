@@ -35,8 +35,6 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-export const ERROR_CODE_NAMES = Object.keys(ERROR_CODES) as ErrorCode[];
-
 /** The lifecycle phase a failure happened in; the job machine's state names. */
 export type JobPhase =
   | 'booting'
@@ -112,11 +110,6 @@ export function isWorkerError(value: unknown): value is WorkerError {
   );
 }
 
-/** The error code of anything thrown, `INTERNAL` for what the worker did not classify. */
-export function errorCodeOf(value: unknown): ErrorCode {
-  return isWorkerError(value) ? value.code : 'INTERNAL';
-}
-
 /**
  * Normalizes anything thrown into a {@link JobFailure}. Unclassified errors become INTERNAL with their
  * message kept, so a defect is reported rather than swallowed.
@@ -137,6 +130,11 @@ export function toJobFailure(value: unknown, phase: JobPhase | null): JobFailure
     retryable: false,
     details: value instanceof Error ? { name: value.name } : {},
   };
+}
+
+/** A mistake in how the command was called (a flag, a file); reported without a stack. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
 }
 
 /** Flattens an error for a log line (winston drops nested Error objects). */

@@ -14,8 +14,8 @@
 import type { InspectionEvent } from 'xstate';
 import type { Config } from './config/index.js';
 import { errorFields } from './errors.js';
-import { summarizePayloads } from './journal/journal.js';
-import type { Logger } from './log.js';
+import { summarizePayloads } from './journal/payloads.js';
+import type { Logger } from './log/index.js';
 
 export interface StatelyInspector {
   inspect(event: InspectionEvent): void;

@@ -24,7 +24,7 @@ import { waitForA1111 } from './job/readiness.js';
 import { createJobRunner, type JobRunner } from './job/runner.js';
 import type { Clock } from './job/settings.js';
 import { JournalStore } from './journal/store.js';
-import type { Logger } from './log.js';
+import type { Logger } from './log/index.js';
 import { ModelDownloader } from './models/downloads.js';
 import type { Backend, HandlerOutcome, JobHandler } from './runpod/handler.js';
 

@@ -1,6 +1,7 @@
 /**
- * The boundaries STYLE.md draws, checked on the source: the simulator is an independent peer of the
- * worker (neither imports the other), and the machine definitions do no I/O.
+ * The boundaries STYLE.md and docs/architecture.md draw, checked on the source: the simulator is an
+ * independent peer of the worker (neither imports the other), the machine definitions do no I/O, the
+ * RunPod runtime knows nothing of A1111, and no import points from a lower layer back up.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,13 +34,14 @@ function resolved(file: string, specifier: string): string {
 }
 
 describe('module boundaries', () => {
-  it('keeps the simulator free of worker code: it imports only Node and itself', async () => {
+  it('keeps the simulator free of worker code: it imports only Node, libraries and itself', async () => {
     const files = await sourceFiles('src/simulator');
     expect(files.length).toBeGreaterThan(3);
     for (const file of files) {
       for (const { specifier } of await importsOf(file)) {
         const target = resolved(file, specifier);
-        const allowed = specifier.startsWith('node:') || target.startsWith('src/simulator/');
+        const library = !specifier.startsWith('.');
+        const allowed = specifier.startsWith('node:') || library || target.startsWith('src/simulator/');
         expect(allowed, `${file} imports ${specifier}`).toBe(true);
       }
     }
@@ -63,6 +65,75 @@ describe('module boundaries', () => {
         const allowed =
           specifier === 'xstate' || typeOnly || target.startsWith('machines/') || target === 'src/errors.js';
         expect(allowed, `${file} imports ${specifier}`).toBe(true);
+      }
+    }
+  });
+
+  it('keeps the RunPod runtime free of A1111: src/runpod imports no backend, job or machine code', async () => {
+    const forbidden = ['src/a1111/', 'src/job/', 'src/models/', 'src/journal/', 'machines/', 'src/worker.js'];
+    for (const file of await sourceFiles('src/runpod')) {
+      for (const { specifier } of await importsOf(file)) {
+        const target = resolved(file, specifier);
+        expect(
+          forbidden.some((prefix) => target.startsWith(prefix)),
+          `${file} imports ${specifier}`,
+        ).toBe(false);
+      }
+    }
+  });
+
+  it('has no import from a lower layer up: only the entry point and the composition root build the worker', async () => {
+    // Lower numbers are lower layers; a module may import its own layer and the ones below.
+    const layers: [string, number][] = [
+      ['src/main.js', 6],
+      ['src/cli/', 6],
+      ['src/worker.js', 5],
+      ['src/tools/', 5],
+      ['src/job/', 4],
+      ['src/journal/', 4],
+      ['src/inspect.js', 4],
+      ['machines/', 3],
+      ['src/a1111/', 2],
+      ['src/models/', 2],
+      ['src/runpod/', 2],
+      ['src/net/', 1],
+      ['src/log/', 1],
+      ['src/config/', 0],
+      ['src/json/', 0],
+      ['src/errors.js', 0],
+      ['src/abort.js', 0],
+      ['src/memory.js', 0],
+      ['src/version.js', 0],
+    ];
+    const layerOf = (file: string) => layers.find(([prefix]) => file.replace(/\.ts$/, '.js').startsWith(prefix))?.[1];
+    const files = [...(await sourceFiles('src')), ...(await sourceFiles('machines'))].filter(
+      (f) => !f.startsWith('src/simulator/'),
+    );
+    for (const file of files) {
+      const own = layerOf(file);
+      expect(own, `${file} has no layer`).toBeDefined();
+      for (const { specifier } of await importsOf(file)) {
+        if (!specifier.startsWith('.')) continue;
+        const target = layerOf(resolved(file, specifier));
+        expect(target, `${file} imports ${specifier}, which has no layer`).toBeDefined();
+        expect(target! <= own!, `${file} (layer ${own}) imports ${specifier} (layer ${target})`).toBe(true);
+      }
+    }
+  });
+
+  it('keeps backends apart: A1111 code and model downloads import neither each other nor the runtime', async () => {
+    for (const [dir, forbidden] of [
+      ['src/a1111', ['src/models/', 'src/runpod/']],
+      ['src/models', ['src/a1111/', 'src/runpod/']],
+    ] as const) {
+      for (const file of await sourceFiles(dir)) {
+        for (const { specifier } of await importsOf(file)) {
+          const target = resolved(file, specifier);
+          expect(
+            forbidden.some((prefix) => target.startsWith(prefix)),
+            `${file} imports ${specifier}`,
+          ).toBe(false);
+        }
       }
     }
   });

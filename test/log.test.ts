@@ -3,7 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import winston from 'winston';
-import { sanitizeForLog, TurnBatchedOutput } from '../src/log.js';
+import { sanitizeForLog, TurnBatchedOutput } from '../src/log/index.js';
 import { captureLog } from './support/logs.js';
 
 const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 37) % 256)).toString('base64');

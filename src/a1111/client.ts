@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import type { A1111Settings } from '../config/index.js';
 import { WorkerError } from '../errors.js';
 import { rememberSourceBytes } from '../json/source-bytes.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { type A1111Call, classifyA1111Error } from './classify.js';
 import { DirectPostFailure, postWithRetries } from './direct-post.js';
 import { parseImagesAnswer } from './images-answer.js';

@@ -22,7 +22,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 
 /** What the A1111 client needs to know of a supervised WebUI. */
 export interface BackendLiveness {

@@ -13,7 +13,7 @@
 import type { AxiosError } from 'axios';
 import type { IAxiosRetryConfig } from 'axios-retry';
 import type { A1111Settings } from '../config/index.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { isConnectFailure, isConnectionReset } from './classify.js';
 import type { BackendLiveness } from './process.js';
 

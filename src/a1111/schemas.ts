@@ -112,13 +112,6 @@ export type Txt2ImgField = keyof typeof TXT2IMG_FIELDS;
 
 export const TXT2IMG_FIELD_NAMES = Object.keys(TXT2IMG_FIELDS) as Txt2ImgField[];
 
-/** The txt2img request the worker sends: every known field optional and typed, unknown keys kept. */
-export const Txt2ImgRequestSchema = z.looseObject(
-  Object.fromEntries(TXT2IMG_FIELD_NAMES.map((name) => [name, TXT2IMG_FIELDS[name].schema.optional()])) as {
-    [K in Txt2ImgField]: z.ZodOptional<z.ZodType>;
-  },
-);
-
 /** A txt2img request as a plain object (values already checked against {@link TXT2IMG_FIELDS}). */
 export type Txt2ImgRequest = Record<string, unknown> & {
   prompt?: string;
@@ -217,7 +210,6 @@ export const FastApiErrorSchema = z.object({
     ),
   ]),
 });
-export type FastApiError = z.infer<typeof FastApiErrorSchema>;
 
 /** A1111's exception body (`api_middleware.handle_exception`): `error` is the exception class name. */
 export const A1111ErrorSchema = z.looseObject({
@@ -226,4 +218,3 @@ export const A1111ErrorSchema = z.looseObject({
   body: z.unknown().optional(),
   errors: z.unknown().optional(),
 });
-export type A1111Error = z.infer<typeof A1111ErrorSchema>;

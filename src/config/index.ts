@@ -26,7 +26,6 @@ type Finished<G> = G extends SettingGroup<infer _S, infer V> ? V : never;
 /** The parsed settings, by concern. */
 export type Config = { [K in keyof typeof CONCERNS]: Finished<(typeof CONCERNS)[K]> };
 export type A1111Settings = Config['a1111'];
-export type JobLimits = Config['job'];
 export type ModelSettings = Config['models'];
 export type RunPodSettings = Config['runpod'];
 export type ObservabilitySettings = Config['observability'];

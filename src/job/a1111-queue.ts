@@ -31,7 +31,7 @@ import type { A1111Client } from '../a1111/client.js';
 import type { Progress, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { stopWaitingOnAbort } from '../abort.js';
 import { errorFields, WorkerError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 
 interface Entry {
   jobId: string;

@@ -16,7 +16,7 @@ import type {
 import type { A1111Client } from '../a1111/client.js';
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Queue } from './a1111-queue.js';
 import type { A1111Catalog } from './catalog.js';

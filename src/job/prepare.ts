@@ -8,7 +8,7 @@
 import type { PreparedJob } from '../../machines/job.types.js';
 import { TXT2IMG_FIELD_NAMES, TXT2IMG_FIELDS, type Txt2ImgField, type Txt2ImgRequest } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { fileNameProblem, type ModelSource } from '../models/model-source.js';
 
 export interface InputProblem {

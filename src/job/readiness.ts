@@ -9,7 +9,7 @@ import { readinessMachine } from '../../machines/readiness.machine.js';
 import type { A1111Client } from '../a1111/client.js';
 import type { SdModel } from '../a1111/schemas.js';
 import type { Config } from '../config/index.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import type { Clock } from './settings.js';
 
 export type ReadinessResult = ReadinessOutput & { waitedMs: number };

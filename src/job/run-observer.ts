@@ -12,7 +12,7 @@ import type { ActorRefFrom, InspectionEvent, SnapshotFrom } from 'xstate';
 import type { JobOutput } from '../../machines/job.types.js';
 import type { JournalRecorder } from '../journal/journal.js';
 import { statePathOf } from '../journal/journal.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import type { LiveJobMachine } from './actors.js';
 import type { PhaseTimings, WorkerReport } from './outcome.js';
 

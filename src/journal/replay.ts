@@ -29,7 +29,8 @@ import type {
 } from '../../machines/job.types.js';
 import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
 import type { ErrorCode } from '../errors.js';
-import { invocationOf, type JournalHeader, type JournalLine, statePathOf, summarizePayloads } from './journal.js';
+import { invocationOf, type JournalHeader, type JournalLine, statePathOf } from './journal.js';
+import { summarizePayloads } from './payloads.js';
 
 /**
  * How late a recorded timer may have fired (a busy event loop on a loaded worker) before it counts as

@@ -5,7 +5,7 @@
  */
 import type { JobOutput, JobSettings } from '../../machines/job.types.js';
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { WORKER_VERSION } from '../version.js';
 import { JournalRecorder, writeJournal } from './journal.js';
 

@@ -10,7 +10,7 @@
 import { stopWaitingOnAbort } from '../abort.js';
 import type { ModelSettings } from '../config/index.js';
 import { WorkerError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { safeUrl } from '../net/url-guard.js';
 import { failed } from './download-failure.js';
 import { CheckpointDownload, type DownloadProgress, type DownloadResult } from './fetch-to-disk.js';

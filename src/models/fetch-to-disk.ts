@@ -20,7 +20,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ModelSettings } from '../config/index.js';
 import { isWorkerError, WorkerError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { GuardedGetError, guardedGet } from '../net/guarded-get.js';
 import { hostAllowed, safeUrl, type UrlPolicy, UrlRefusal } from '../net/url-guard.js';
 import { failed, mismatch } from './download-failure.js';

@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorFields, isWorkerError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { failed } from './download-failure.js';
 import type { DownloadProgress } from './fetch-to-disk.js';
 

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 
 const TEMP_SUFFIX = '.download';
 /** A temporary file untouched this long belongs to no live download (those give up after a minute of silence). */

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { type HeartbeatOptions, type HeartbeatReport, SharedJobIds, startHeartbeatLoop } from './heartbeat-loop.js';
 
 /** Whether the loop runs on its own thread (the compiled worker) or on the main thread (sources under test). */

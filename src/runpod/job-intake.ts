@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { type ControlPlane, type MalformedJob, ThrottledError } from './control-plane.js';
 import type { RunPodJob } from './handler.js';
 

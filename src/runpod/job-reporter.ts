@@ -7,7 +7,7 @@
  * never overwrite the final state (the race of RunPod's Python runtime, runpod-python#250).
  */
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
 import type { JobFailureBody, ProgressOutput } from './handler.js';
 import {

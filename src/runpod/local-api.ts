@@ -9,7 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import type { JobHandler } from './handler.js';
 import { type LocalJob, LocalJobs } from './local-jobs.js';
 

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import axios from 'axios';
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import type { JobHandler } from './handler.js';
 import { WorkerMetrics } from './metrics.js';
 import { resultBody } from './protocol.js';

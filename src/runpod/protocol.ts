@@ -44,11 +44,6 @@ export function streamBody(progress: ProgressOutput): string {
   return JSON.stringify({ output: progress });
 }
 
-/** True for a job-done body that is a progress post, not a result. */
-export function isProgressBody(body: string): boolean {
-  return body.startsWith('{"status":"IN_PROGRESS"');
-}
-
 function runtimeFailure(
   code: 'INTERNAL' | 'RESULT_REJECTED',
   message: string,

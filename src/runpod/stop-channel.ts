@@ -4,7 +4,7 @@
  * RunPod may still cancel one of them).
  */
 import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { type ControlPlane, ThrottledError } from './control-plane.js';
 import { pause, THROTTLE_WAIT_MS } from './job-intake.js';
 

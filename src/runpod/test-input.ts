@@ -7,14 +7,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
-import type { Logger } from '../log.js';
+import { UsageError } from '../errors.js';
+import type { Logger } from '../log/index.js';
 import type { HandlerOutcome, JobHandler, ProgressOutput, RunPodJob } from './handler.js';
 import { resultBody } from './protocol.js';
-
-/** A mistake in how the command was called; reported without a stack. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 /** Reads the job: `--test_input` (a JSON string) wins over ./test_input.json. */
 export async function readTestJob(testInput: string | undefined): Promise<RunPodJob> {

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunPodSettings } from '../config/index.js';
 import { errorFields } from '../errors.js';
 import { releaseSourceBytes } from '../json/source-bytes.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/index.js';
 import { afterResult } from '../memory.js';
 import { USER_AGENT, WORKER_VERSION } from '../version.js';
 import { ControlPlane, type MalformedJob } from './control-plane.js';

@@ -1,8 +1,10 @@
 /**
  * Deterministic images as real PNG files: an RGB picture derived only from (seed, width, height), with
- * A1111's `parameters` text chunk holding the infotext, as PIL writes it.
+ * A1111's `parameters` text chunk holding the infotext, as PIL writes it. pngjs encodes and decodes the
+ * pixels; it neither writes nor reads text chunks, so those are spliced in and read out here.
  */
-import { crc32, deflateSync } from 'node:zlib';
+import { crc32 } from 'node:zlib';
+import { PNG } from 'pngjs';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -28,27 +30,20 @@ function textChunk(keyword: string, text: string): Buffer {
   return chunk('iTXt', Buffer.concat([header, Buffer.from(text, 'utf8')]));
 }
 
-/** Encodes 8-bit RGB pixels (row-major, 3 bytes each) as a PNG with the given text chunks. */
+/** Encodes 8-bit RGB pixels (row-major, 3 bytes each) as a PNG with the given text chunks after IHDR. */
 export function encodePng(width: number, height: number, rgb: Buffer, text: Record<string, string> = {}): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // colour type RGB
-  const stride = width * 3;
-  const raw = Buffer.alloc((stride + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (stride + 1)] = 0; // filter: none
-    rgb.copy(raw, y * (stride + 1) + 1, y * stride, (y + 1) * stride);
-  }
+  const png = PNG.sync.write({ width, height, data: rgb } as PNG, {
+    colorType: 2,
+    inputColorType: 2,
+    inputHasAlpha: false,
+    filterType: 0,
+    deflateLevel: 6,
+  });
   const texts = Object.entries(text).map(([keyword, value]) => textChunk(keyword, value));
-  return Buffer.concat([
-    SIGNATURE,
-    chunk('IHDR', ihdr),
-    ...texts,
-    chunk('IDAT', deflateSync(raw, { level: 6 })),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  if (texts.length === 0) return png;
+  // The signature (8 bytes) and IHDR (25 bytes) come first; the text chunks go right after, as PIL puts them.
+  const afterHeader = SIGNATURE.length + 25;
+  return Buffer.concat([png.subarray(0, afterHeader), ...texts, png.subarray(afterHeader)]);
 }
 
 /** mulberry32: a small, fast, seedable PRNG. */

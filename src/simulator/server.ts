@@ -454,20 +454,6 @@ function parseForRecord(body: Buffer): unknown {
   return parsed === undefined ? body.toString('utf8') : parsed;
 }
 
-/**
- * Creates and starts a simulator.
- *
- * @example
- * const sim = await startA1111Simulator({ stepDelayMs: 10 });
- * // ... point A1111_BASE_URL at sim.url ...
- * await sim.close();
- */
-export async function startA1111Simulator(options: SimulatorOptions = {}): Promise<A1111Simulator> {
-  const simulator = new A1111Simulator(options);
-  await simulator.start();
-  return simulator;
-}
-
 /** Where JSON.parse gave up, from its message: a stated position, the end, or the unexpected token. */
 function jsonErrorPosition(doc: string, message: string): number {
   const stated = /at position (\d+)/.exec(message);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { imageStats, parseImagesAnswer } from '../../src/a1111/images-answer.js';
-import { summarizePayloads } from '../../src/journal/journal.js';
+import { summarizePayloads } from '../../src/journal/payloads.js';
 import { takeBuffer } from '../../src/json/buffer-pool.js';
 import { encodeJson, releaseSourceBytes, rememberSourceBytes, withExtraKeys } from '../../src/json/source-bytes.js';
 

@@ -2,7 +2,7 @@
  * Captures a logger's lines in memory so tests can assert on what a user would read in the log.
  */
 import { Writable } from 'node:stream';
-import { createLogger, type LogFormat, type Logger, type LogLevel } from '../../src/log.js';
+import { createLogger, type LogFormat, type Logger, type LogLevel } from '../../src/log/index.js';
 
 export interface CapturedLog {
   log: Logger;

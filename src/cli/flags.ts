@@ -1,0 +1,36 @@
+/** The command line, parsed as RunPod's Python runtime parses its own (unknown flags are left alone). */
+import { parseArgs } from 'node:util';
+
+export function parseFlags(argv: string[] = process.argv.slice(2)) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: false,
+    allowPositionals: true,
+    options: {
+      test_input: { type: 'string' },
+      rp_serve_api: { type: 'boolean' },
+      rp_api_host: { type: 'string' },
+      rp_api_port: { type: 'string' },
+      rp_log_level: { type: 'string' },
+      // Accepted as RunPod's Python runtime accepts them; the local API is one process either way.
+      rp_api_concurrency: { type: 'string' },
+      rp_debugger: { type: 'boolean' },
+      simulator: { type: 'boolean' },
+      'output-dir': { type: 'string' },
+    },
+  });
+  const text = (key: string) => (typeof values[key] === 'string' ? (values[key] as string) : undefined);
+  return {
+    testInput: text('test_input'),
+    serveApi: values['rp_serve_api'] === true,
+    apiHost: text('rp_api_host') ?? 'localhost',
+    apiPort: text('rp_api_port') ?? '8000',
+    logLevel: text('rp_log_level'),
+    simulator: values['simulator'] === true,
+    outputDir: text('output-dir') ?? 'output',
+    command: positionals[0] === 'replay' ? 'replay' : undefined,
+    files: positionals.slice(1),
+    // Values of flags this worker does not know (RunPod's runtime leaves those to the handler's own parser).
+    ignored: positionals[0] === 'replay' ? [] : positionals,
+  };
+}
