@@ -55,7 +55,7 @@ export function renderConfigDoc(): string {
   return [
     '# Configuration',
     '',
-    '<!-- Generated from src/config.ts by `npm run docs:config`; a test fails when this file is stale. -->',
+    '<!-- Generated from src/config/ by `npm run docs:config`; a test fails when this file is stale. -->',
     '',
     'Every setting comes from an environment variable and is read once at start-up. A value that breaks its',
     'rule stops the worker with a message naming the variable, the value and the rule. Times are in',
