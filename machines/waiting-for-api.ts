@@ -33,11 +33,12 @@ export function codeOf(error: unknown): string | undefined {
 
 /**
  * A probe failure waiting cannot cure: A1111 refused the worker's credentials (--api-auth), or the
- * supervised WebUI exited.
+ * supervised WebUI is gone for good (the crash policy gave up restarting it). A WebUI being restarted
+ * is waited for like any other.
  */
 export function isFatalProbeError(error: unknown): boolean {
   const details = (error as { details?: Record<string, unknown> } | null)?.details;
-  return codeOf(error) === 'BACKEND_REJECTED' || details?.['backendExited'] === true;
+  return codeOf(error) === 'BACKEND_REJECTED' || details?.['backendGone'] === true;
 }
 
 /** A failed probe counted: the count, the failure, and whether this one is worth a log line. */

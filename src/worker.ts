@@ -3,7 +3,7 @@
  * them together. RunPod's runtime (src/runpod/) gets what it needs through two interfaces: a
  * JobHandler that runs one job, and a Backend whose readiness and loss it can wait for.
  *
- *   config ─▶ A1111Process? ─▶ A1111 client ─▶ A1111Queue, A1111Catalog
+ *   config ─▶ WebUiSupervisor? ─▶ A1111 client ─▶ A1111Queue, A1111Catalog
  *                                   │            ModelDownloader, JournalStore
  *                                   ▼
  *                              job runner (one job machine per job)
@@ -12,9 +12,9 @@
  */
 import type { InspectionEvent } from 'xstate';
 import { type A1111Client, createA1111Client } from './a1111/client.js';
-import { A1111Process } from './a1111/process.js';
+import { WebUiSupervisor } from './a1111/supervisor.js';
 import type { Config } from './config/index.js';
-import { ERROR_CODES } from './errors.js';
+import { ERROR_CODES, type JobFailure } from './errors.js';
 import { A1111Queue } from './job/a1111-queue.js';
 import { A1111Catalog } from './job/catalog.js';
 import { localFiles } from './job/local-files.js';
@@ -26,7 +26,7 @@ import type { Clock } from './job/settings.js';
 import { JournalStore } from './journal/store.js';
 import type { Logger } from './log/index.js';
 import { ModelDownloader } from './models/downloads.js';
-import type { Backend, HandlerOutcome, JobHandler } from './runpod/handler.js';
+import type { Backend, BackendVerdict, HandlerOutcome, JobHandler } from './runpod/handler.js';
 
 export interface WorkerOptions {
   /** Receives every inspection event of every job (the Stately inspector). */
@@ -43,7 +43,7 @@ export interface Worker {
   client: A1111Client;
   downloader: ModelDownloader;
   /** The WebUI, when the worker runs it (A1111_LAUNCH_COMMAND). */
-  webui: A1111Process | undefined;
+  webui: WebUiSupervisor | undefined;
   /** Processes to kill outright if the worker must exit at once. */
   killNow(): void;
   close(): Promise<void>;
@@ -75,6 +75,18 @@ export function createRunner(
   });
 }
 
+/**
+ * What a failure says of A1111, for the crash policy: nothing, unless it is a crash-class failure;
+ * `gone` when A1111 did not answer within the job's readiness deadline or the supervisor gave up
+ * restarting it; `suspect` otherwise (it dropped a connection or stopped answering, and may come back).
+ */
+export function backendVerdict(failure: JobFailure): BackendVerdict | undefined {
+  if (!ERROR_CODES[failure.code].crashClass) return undefined;
+  if (failure.details['backendGone'] === true) return 'gone';
+  if (failure.phase === 'waitingForApi' && failure.details['readyTimeoutMs'] !== undefined) return 'gone';
+  return 'suspect';
+}
+
 /** A job's outcome in the runtime's terms. */
 export function toHandlerOutcome(outcome: JobOutcome): HandlerOutcome {
   if (outcome.ok) {
@@ -86,17 +98,21 @@ export function toHandlerOutcome(outcome: JobOutcome): HandlerOutcome {
       stats: { timingsMs: worker.timings_ms, recoveries: worker.recoveries },
     };
   }
+  const verdict = backendVerdict(outcome.failure);
   return {
     ok: false,
     jobId: outcome.jobId,
     failure: outcome.failure,
     stats: { timingsMs: outcome.report.timings_ms, recoveries: outcome.report.recoveries },
-    crashClass: ERROR_CODES[outcome.failure.code].crashClass,
+    ...(verdict ? { backend: verdict } : {}),
   };
 }
 
+/** How long a job that failed because the WebUI died waits for the supervisor's decision. */
+const DECISION_WAIT_MS = 2_000;
+
 /** The runner as RunPod's runtime calls it. */
-export function asJobHandler(runner: JobRunner): JobHandler {
+export function asJobHandler(runner: JobRunner, webui?: WebUiSupervisor): JobHandler {
   return {
     async run(job, options = {}) {
       const { onProgress } = options;
@@ -104,6 +120,11 @@ export function asJobHandler(runner: JobRunner): JobHandler {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(onProgress ? { onProgress: (update) => onProgress(progressOutput(update)) } : {}),
       });
+      if (!outcome.ok && webui && outcome.failure.code === 'BACKEND_CRASHED') {
+        // The WebUI died under this job: whether it comes back decides what the answer asks of RunPod.
+        await webui.decided(DECISION_WAIT_MS);
+        if (webui.isGone) outcome.failure.details['backendGone'] = true;
+      }
       return toHandlerOutcome(outcome);
     },
     localFiles,
@@ -119,16 +140,17 @@ export function asJobHandler(runner: JobRunner): JobHandler {
  * await worker.close();
  */
 export async function buildWorker(config: Config, log: Logger, options: WorkerOptions = {}): Promise<Worker> {
-  let webui: A1111Process | undefined;
-  if (config.a1111.launchCommand) {
-    webui = new A1111Process(config.a1111.launchCommand, log);
+  const { launchCommand, restartLimit, restartWindowMs, restartDelayMs, readyTimeoutMs } = config.a1111;
+  let webui: WebUiSupervisor | undefined;
+  if (launchCommand) {
+    webui = new WebUiSupervisor(launchCommand, log, { restartLimit, restartWindowMs, restartDelayMs });
     webui.start();
   }
   const client = createA1111Client(config.a1111, log, webui);
   const downloader = new ModelDownloader(config.models, log);
   await downloader.removeStaleTemporaryFiles({ atStartUp: true });
   const runner = createRunner(config, log, client, { ...options, downloader });
-  const process = webui;
+  const supervised = webui;
   const backend: Backend = {
     async waitUntilReady(signal) {
       const ready = await waitForA1111({ client, config, log, signal });
@@ -143,18 +165,14 @@ export async function buildWorker(config: Config, log: Logger, options: WorkerOp
         detail: backendLog ? { a1111: backendLog } : {},
       };
     },
-    lost: process
-      ? process.exited.then(() =>
-          process.stoppedOnPurpose ? new Promise<string>(() => undefined) : (process.describeExit() ?? 'A1111 exited'),
-        )
-      : new Promise<string>(() => undefined),
-    get processAlive() {
-      return process?.alive ?? false;
-    },
+    lost: supervised ? supervised.gone : new Promise<string>(() => undefined),
+    crashPolicy: supervised
+      ? `the worker runs A1111 and restarts it when it dies, at most ${restartLimit} time(s) in ${Math.round(restartWindowMs / 1000)} s; past that it asks RunPod for a fresh worker`
+      : `A1111 runs on its own; after a crash the worker waits up to ${readyTimeoutMs} ms (A1111_READY_TIMEOUT_MS) for it to answer again, and asks RunPod for a fresh worker only if it does not`,
   };
   return {
     runner,
-    handler: asJobHandler(runner),
+    handler: asJobHandler(runner, webui),
     backend,
     client,
     downloader,

@@ -148,6 +148,12 @@ export function classifyA1111Error(error: unknown, call: A1111Call, attempts = a
   if (isWorkerError(error)) return error as WorkerError;
   const where = `${call.method} /sdapi/v1${call.route}`;
 
+  if (error instanceof SyntaxError) {
+    return new WorkerError('BACKEND_ERROR', `A1111 answered ${where} with a body that is not JSON (${error.message})`, {
+      details: { method: call.method, route: call.route },
+      cause: error,
+    });
+  }
   if (error instanceof z.ZodError) {
     return new WorkerError('BACKEND_ERROR', `A1111 answered ${where} with a body of an unexpected shape`, {
       details: { method: call.method, route: call.route, issues: error.issues.slice(0, 5) },

@@ -15,7 +15,7 @@ import { rememberSourceBytes } from '../json/source-bytes.js';
 import type { Logger } from '../log/index.js';
 import { type A1111Call, classifyA1111Error } from './classify.js';
 import { DirectPostFailure, postWithRetries } from './direct-post.js';
-import { parseImagesAnswer } from './images-answer.js';
+import { badImage, imageStats, parseImagesAnswer } from './images-answer.js';
 import type { BackendLiveness } from './process.js';
 import { axiosRetryOptions, retryPolicy } from './retry-policy.js';
 import {
@@ -135,7 +135,12 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
     if (!exit || !['BACKEND_UNAVAILABLE', 'BACKEND_CRASHED', 'BACKEND_TIMEOUT'].includes(error.code)) return error;
     const code = target.route === '/sd-models' && target.method === 'GET' ? 'BACKEND_UNAVAILABLE' : 'BACKEND_CRASHED';
     return new WorkerError(code, `${exit.split('\n')[0]} (during ${target.method} /sdapi/v1${target.route})`, {
-      details: { ...error.details, backendExited: true, backendLog: exit },
+      details: {
+        ...error.details,
+        backendExited: true,
+        ...(backend?.isGone ? { backendGone: true } : {}),
+        backendLog: exit,
+      },
       cause: error,
     });
   }
@@ -205,6 +210,14 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
           Txt2ImgRestSchema.parse({ parameters: value['parameters'], info: value['info'] });
           parsed = value as Txt2ImgResponse;
         } else parsed = Txt2ImgResponseSchema.parse(value);
+        // A success must hold pictures: a string that is none would be handed to the client as one.
+        const { count } = imageStats(parsed);
+        const broken = count === 0 && request['send_images'] !== false ? 'with no images' : badImage(parsed);
+        if (broken) {
+          throw new WorkerError('BACKEND_ERROR', `A1111 answered POST /sdapi/v1/txt2img with 200, but ${broken}`, {
+            details: { method: 'POST', route: '/txt2img', images: count },
+          });
+        }
         // The answer's bytes are posted to RunPod as they are (json/source-bytes.ts).
         rememberSourceBytes(parsed, raw);
         lastOkAt = Date.now();

@@ -5,7 +5,8 @@
  * decoded from the bytes when something first reads it. Posting the answer on to RunPod does not: it
  * sends the bytes (src/json/source-bytes.ts).
  */
-import { defineLazyStrings, lazyStringLengths } from '../json/source-bytes.js';
+import { defineLazyStrings, lazyStringLengths, lazyStrings } from '../json/source-bytes.js';
+import { pictureProblemIn, pictureProblemOf } from './picture-check.js';
 
 const IMAGES_KEY = Buffer.from('{"images":[');
 
@@ -37,4 +38,24 @@ export function imageStats(response: { images: readonly string[] }): { count: nu
   const lengths = lazyStringLengths(response, 'images');
   if (lengths) return { count: lengths.length, chars: lengths.reduce((sum, n) => sum + n, 0) };
   return { count: response.images.length, chars: response.images.reduce((sum, image) => sum + image.length, 0) };
+}
+
+/**
+ * The first image of an answer that is not a whole picture, as `images[i] is …`; null when every one
+ * looks whole (picture-check.ts), without decoding them.
+ */
+export function badImage(response: { images: readonly string[] }): string | null {
+  const lazy = lazyStrings(response, 'images');
+  if (lazy) {
+    for (const [index, [start, end]] of lazy.spans.entries()) {
+      const problem = pictureProblemIn(lazy.raw, start, end);
+      if (problem) return `images[${index}] is ${problem}`;
+    }
+    return null;
+  }
+  for (const [index, image] of response.images.entries()) {
+    const problem = pictureProblemOf(image);
+    if (problem) return `images[${index}] is ${problem}`;
+  }
+  return null;
 }

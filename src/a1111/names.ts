@@ -101,3 +101,17 @@ export function findCheckpoint(requested: string, models: readonly SdModel[]): S
   const lower = requested.toLowerCase();
   return models.find((m) => checkpointNames(m).some((n) => n.toLowerCase() === lower));
 }
+
+/**
+ * Finds a checkpoint the way A1111 finds a refiner or a hires-pass checkpoint
+ * (`sd_models.get_closet_checkpoint_match`): any name {@link findCheckpoint} knows, else the shortest
+ * title that contains the text.
+ *
+ * @example
+ * findClosestCheckpoint('refiner', models)?.title; // 'sd_xl_refiner_1.0.safetensors'
+ */
+export function findClosestCheckpoint(requested: string, models: readonly SdModel[]): SdModel | undefined {
+  const named = findCheckpoint(requested, models);
+  if (named || requested === '') return named;
+  return models.filter((m) => m.title.includes(requested)).sort((a, b) => a.title.length - b.title.length)[0];
+}

@@ -26,7 +26,11 @@ import type { Logger } from '../log/index.js';
 
 /** What the A1111 client needs to know of a supervised WebUI. */
 export interface BackendLiveness {
+  /** The WebUI process runs now. */
   readonly alive: boolean;
+  /** It will not run again: the crash policy gave up on it (supervisor.ts). */
+  readonly isGone: boolean;
+  /** How the current process ended, with its last lines; null while it runs. */
   describeExit(): string | null;
 }
 
@@ -86,7 +90,7 @@ const OUTPUT_DRAIN_MS = 1_000;
 const MAX_PENDING_CHARS = 64 * 1024;
 const GROUP_POLL_MS = 50;
 
-export class A1111Process implements BackendLiveness {
+export class A1111Process {
   private child: ChildProcess | null = null;
   private exit: ProcessExit | null = null;
   private readonly tail: string[] = [];

@@ -13,8 +13,27 @@ export const A1111_SETTINGS = settingGroup('A1111', {
   }),
   launchCommand: optionalText('A1111_LAUNCH_COMMAND', {
     description:
-      "When set, the worker starts the WebUI itself with this shell command, forwards its output to the log and knows when it dies (a dead WebUI fails readiness at once and a crash fails the job BACKEND_CRASHED). The WebUI gets the worker's environment without its secrets (RUNPOD_AI_API_KEY, RUNPOD_WEBHOOK_*, A1111_API_AUTH, *_TOKEN, *_API_KEY, *_SECRET, *_SECRET_KEY, *_SECRET_ACCESS_KEY, *_PASSWORD). Unset: the WebUI is run by someone else.",
+      "When set, the worker starts the WebUI itself with this shell command, forwards its output to the log, knows when it dies (a crash fails the running jobs BACKEND_CRASHED) and restarts it (A1111_RESTART_LIMIT). The WebUI gets the worker's environment without its secrets (RUNPOD_AI_API_KEY, RUNPOD_WEBHOOK_*, A1111_API_AUTH, *_TOKEN, *_API_KEY, *_SECRET, *_SECRET_KEY, *_SECRET_ACCESS_KEY, *_PASSWORD). Unset: the WebUI is run by someone else.",
     rule: 'a shell command line',
+  }),
+  restartLimit: integer('A1111_RESTART_LIMIT', {
+    default: 3,
+    min: 0,
+    max: 1_000,
+    description:
+      'With A1111_LAUNCH_COMMAND: how many times the worker restarts a WebUI that died, within A1111_RESTART_WINDOW_MS, before it gives up and asks RunPod for a fresh worker (0: never restart).',
+  }),
+  restartWindowMs: integer('A1111_RESTART_WINDOW_MS', {
+    default: 600_000,
+    min: 1_000,
+    max: 86_400_000,
+    description: 'The window A1111_RESTART_LIMIT counts restarts in.',
+  }),
+  restartDelayMs: integer('A1111_RESTART_DELAY_MS', {
+    default: 1_000,
+    min: 0,
+    max: 600_000,
+    description: 'Pause between a WebUI that died and its restart.',
   }),
   requestTimeoutMs: integer('A1111_REQUEST_TIMEOUT_MS', {
     default: 600_000,

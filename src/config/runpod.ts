@@ -17,7 +17,7 @@ export const RUNPOD_SETTINGS = settingGroup(
     refreshOnCrash: flag('WORKER_REFRESH_ON_CRASH', {
       default: true,
       description:
-        'Answer crash-class failures (BACKEND_CRASHED, BACKEND_UNAVAILABLE) with `"stopPod": true` so RunPod replaces the worker.',
+        'When A1111 is gone for good (unreachable past A1111_READY_TIMEOUT_MS after a crash, or a supervised WebUI that died more often than A1111_RESTART_LIMIT allows), answer the jobs still running with `"stopPod": true` so RunPod replaces the worker (which exits either way). A crash A1111 recovers from never asks for a fresh worker.',
     }),
     jobTakeErrorDelayMs: integer('JOB_TAKE_ERROR_DELAY_MS', {
       default: 1_000,
@@ -30,7 +30,15 @@ export const RUNPOD_SETTINGS = settingGroup(
       default: 30_000,
       min: 10,
       max: 600_000,
-      description: 'Longest pause between failed job-takes.',
+      description:
+        'Longest pause between failed job-takes, and between empty answers that come back at once (those pauses stop at 1 s).',
+    }),
+    throttleWaitMs: integer('JOB_TAKE_THROTTLE_WAIT_MS', {
+      default: 5_000,
+      min: 10,
+      max: 600_000,
+      description:
+        "Pause after RunPod answers 429 to a job-take or stop-channel request (RunPod's own runtime waits 5 s).",
     }),
     jobDoneRetries: integer('JOB_DONE_RETRIES', {
       default: 5,

@@ -17,17 +17,20 @@ export interface InputProblem {
   rule: string;
 }
 
-/** Names other APIs use that A1111 ignores without a word, and what A1111 calls them. */
-const FOREIGN_NAMES: Record<string, string> = {
-  num_inference_steps: 'steps',
-  guidance_scale: 'cfg_scale',
-  num_images: 'batch_size',
-  num_outputs: 'batch_size',
-  sampler: 'sampler_name',
-  negative: 'negative_prompt',
-  image_width: 'width',
-  image_height: 'height',
-};
+/**
+ * Names other APIs use that A1111 ignores without a word, and what A1111 calls them. A Map, not an
+ * object: a job's key must never find `constructor` or `__proto__` of an object's prototype.
+ */
+const FOREIGN_NAMES = new Map<string, string>([
+  ['num_inference_steps', 'steps'],
+  ['guidance_scale', 'cfg_scale'],
+  ['num_images', 'batch_size'],
+  ['num_outputs', 'batch_size'],
+  ['sampler', 'sampler_name'],
+  ['negative', 'negative_prompt'],
+  ['image_width', 'width'],
+  ['image_height', 'height'],
+]);
 
 const KNOWN = new Set<string>(TXT2IMG_FIELD_NAMES);
 
@@ -167,7 +170,7 @@ export function prepareJob(input: unknown, log: Logger): PreparedJob {
   if (unknown.length > 0) {
     log.debug('passing unknown input keys through to A1111', { keys: unknown });
     for (const key of unknown) {
-      const known = FOREIGN_NAMES[key];
+      const known = FOREIGN_NAMES.get(key);
       if (!known) continue;
       const note = `"${key}" is not an A1111 txt2img field and A1111 ignores it; did you mean "${known}"?`;
       log.warn(note, { key, suggestion: known });

@@ -14,8 +14,8 @@
  */
 import type { VerifiedJob, VerifyModelsInput } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
-import { findCheckpoint, resolveSampler, resolveScheduler } from '../a1111/names.js';
-import type { Txt2ImgRequest } from '../a1111/schemas.js';
+import { findCheckpoint, findClosestCheckpoint, resolveSampler, resolveScheduler } from '../a1111/names.js';
+import type { SdModel, Txt2ImgRequest } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Catalog } from './catalog.js';
@@ -140,6 +140,38 @@ async function checkOverrideKeys(request: Txt2ImgRequest, catalog: A1111Catalog,
   }
 }
 
+/**
+ * The other fields that name a checkpoint, and the values that name none: A1111 looks them up with a
+ * fuzzy match and fails with a 500 "Could not find checkpoint with name …" (or, for a path, reads it
+ * nowhere) only after the job has waited for the GPU.
+ */
+const OTHER_CHECKPOINT_FIELDS = [
+  { field: 'refiner_checkpoint', none: ['', 'None', 'none'], hiresOnly: false },
+  // A1111 reads it only for the hires pass.
+  { field: 'hr_checkpoint_name', none: ['', 'Use same checkpoint'], hiresOnly: true },
+] as const;
+
+function checkOtherCheckpoints(request: Txt2ImgRequest, models: readonly SdModel[], notes: string[]): void {
+  for (const { field, none, hiresOnly } of OTHER_CHECKPOINT_FIELDS) {
+    const requested = request[field];
+    if (typeof requested !== 'string' || (none as readonly string[]).includes(requested)) continue;
+    if (hiresOnly && request['enable_hr'] !== true) continue;
+    const found = findClosestCheckpoint(requested, models);
+    if (!found) {
+      const available = models.map((m) => m.title);
+      throw new WorkerError(
+        'MODEL_NOT_FOUND',
+        `${field} "${requested}" is not a checkpoint A1111 lists (v1.9.3 would fail with a 500 after the job waited for the GPU); available: ${
+          available.length > 0 ? listNames(available) : '(none)'
+        }`,
+        { details: { field, requested, available } },
+      );
+    }
+    request[field] = found.title;
+    if (found.title !== requested) notes.push(`${field} "${requested}" sent as "${found.title}"`);
+  }
+}
+
 export interface VerifyDeps {
   client: A1111Client;
   catalog: A1111Catalog;
@@ -201,6 +233,9 @@ export async function verifyModels(
       notes.push(`checkpoint "${input.job.checkpoint}" sent as "${found.title}"`);
   }
 
+  if (OTHER_CHECKPOINT_FIELDS.some(({ field }) => typeof request[field] === 'string')) {
+    checkOtherCheckpoints(request, input.models ?? (await deps.client.listModels(signal)), notes);
+  }
   await checkOverrideKeys(request, deps.catalog, signal);
   const primary = typeof request.sampler_name === 'string' ? 'sampler_name' : 'sampler_index';
   await resolveSamplerField(request, primary, 'scheduler', deps.catalog, notes, signal);

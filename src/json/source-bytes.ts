@@ -115,6 +115,17 @@ export function defineLazyStrings(target: object, key: string, raw: Buffer, span
   lazyLists.set(target, lazy);
 }
 
+/** The bytes and spans of `value[key]`'s strings while they are still undecoded; undefined otherwise. */
+export function lazyStrings(
+  value: object,
+  key: string,
+): { raw: Buffer; spans: readonly [number, number][] } | undefined {
+  const lazy = lazyLists.get(value);
+  if (!lazy || lazy.key !== key) return undefined;
+  checkCurrent(lazy.raw, lazy.generation);
+  return { raw: lazy.raw, spans: lazy.spans };
+}
+
 /** The lengths of `value[key]`'s strings while they are still undecoded bytes; undefined otherwise. */
 export function lazyStringLengths(value: object, key: string): number[] | undefined {
   const lazy = lazyLists.get(value);

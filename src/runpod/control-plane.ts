@@ -186,7 +186,8 @@ export class ControlPlane {
       // What RunPod's runtime sends: a JSON body under a form content type.
       'Content-Type': 'application/x-www-form-urlencoded',
       charset: 'utf-8',
-      'X-Request-ID': jobId,
+      // A header holds printable ASCII only; an id with anything else goes percent-encoded.
+      'X-Request-ID': /^[\x20-\x7e]*$/.test(jobId) ? jobId : encodeURIComponent(jobId),
       'Content-Length': parts.reduce((sum, part) => sum + part.length, 0),
       ...(this.options.apiKey ? { Authorization: this.options.apiKey } : {}),
     };

@@ -34,6 +34,12 @@ export interface JobStats {
   recoveries: number;
 }
 
+/**
+ * What a failure says of the backend: `suspect` (it crashed or stopped answering: wait until it answers
+ * again before taking more jobs), `gone` (it will not serve again: ask RunPod for a fresh worker).
+ */
+export type BackendVerdict = 'suspect' | 'gone';
+
 /** How a job ended, in the runtime's terms. */
 export type HandlerOutcome =
   | { ok: true; jobId: string; output: object; stats: JobStats }
@@ -42,8 +48,8 @@ export type HandlerOutcome =
       jobId: string;
       failure: JobFailureBody;
       stats: JobStats;
-      /** The failure means this worker cannot serve (a crash-class failure): RunPod may replace it. */
-      crashClass: boolean;
+      /** Set when the failure is the backend's (the crash policy acts on it). */
+      backend?: BackendVerdict;
     };
 
 export interface HandlerOptions {
@@ -71,6 +77,6 @@ export interface Backend {
   waitUntilReady(signal: AbortSignal): Promise<BackendReadiness>;
   /** Resolves, with what happened, when the backend is gone for good; never, when that cannot be known. */
   readonly lost: Promise<string>;
-  /** True while a backend process the worker runs is alive; false when it is someone else's. */
-  readonly processAlive: boolean;
+  /** The crash policy in a sentence, for the start-up line. */
+  readonly crashPolicy: string;
 }

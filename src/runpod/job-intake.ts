@@ -1,7 +1,7 @@
 /**
  * The job-take loop: long-polls RunPod for as many jobs as the worker has room for, hands each to the
  * worker loop, and backs off when RunPod misbehaves: a failed job-take waits a floor delay that doubles
- * to a cap (RunPod's Python runtime retries at once, forever), a 429 waits 5 s, and empty answers that
+ * to a cap (RunPod's Python runtime retries at once, forever), a 429 waits (5 s by default), and empty answers that
  * come back at once are spaced out so the loop never spins. A job-take already on the wire at
  * shutdown is let finish: a job RunPod hands out in it is run and answered, not lost.
  */
@@ -11,18 +11,20 @@ import type { Logger } from '../log/index.js';
 import { type ControlPlane, type MalformedJob, ThrottledError } from './control-plane.js';
 import type { RunPodJob } from './handler.js';
 
-export const THROTTLE_WAIT_MS = 5_000;
-
 export interface JobIntakeOptions {
   controlPlane: ControlPlane;
   log: Logger;
   concurrency: number;
   errorDelayMs: number;
   errorDelayMaxMs: number;
+  /** Pause after a 429. */
+  throttleWaitMs: number;
   /** Ends the loop (shutdown). */
   stopping: AbortSignal;
   /** Jobs held now. */
   running(): number;
+  /** Resolves when the worker may take jobs (at once, unless it waits for its backend to answer again). */
+  ready(): Promise<void>;
   /** Resolves when a job ends (or the loop stops). */
   slotFreed(): Promise<void>;
   start(job: RunPodJob): void;
@@ -40,6 +42,8 @@ export async function takeJobs(options: JobIntakeOptions): Promise<void> {
   let errorDelay = options.errorDelayMs;
   let emptyStreak = 0;
   while (!stopping.aborted) {
+    await options.ready();
+    if (stopping.aborted) break;
     const free = options.concurrency - options.running();
     if (free <= 0) {
       await options.slotFreed();
@@ -57,15 +61,15 @@ export async function takeJobs(options: JobIntakeOptions): Promise<void> {
       // otherwise turn this loop into a busy one.
       if (taken.jobs.length === 0 && Date.now() - askedAt < 100) {
         emptyStreak++;
-        await pause(Math.min(1_000, 10 * 2 ** Math.min(emptyStreak, 7)), stopping);
+        await pause(Math.min(1_000, options.errorDelayMaxMs, 10 * 2 ** Math.min(emptyStreak, 7)), stopping);
       } else {
         emptyStreak = 0;
       }
     } catch (error) {
       if (stopping.aborted) break;
       if (error instanceof ThrottledError) {
-        log.warn('RunPod throttles job-take (429); waiting 5 s');
-        await pause(THROTTLE_WAIT_MS, stopping);
+        log.warn(`RunPod throttles job-take (429); waiting ${options.throttleWaitMs} ms`);
+        await pause(options.throttleWaitMs, stopping);
         continue;
       }
       log.error('Failed to get job.', { ...errorFields(error), retryInMs: errorDelay });

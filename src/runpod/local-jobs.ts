@@ -171,7 +171,7 @@ export class LocalJobs {
     );
     this.metrics.jobFinished(outcome);
     job.completedAt = Date.now();
-    const body = resultBody(outcome, { stopPodOnCrash: false });
+    const body = resultBody(outcome, { stopPod: false });
     if ('output' in body) {
       job.status = 'COMPLETED';
       // The stream holds the progress readings only, as on RunPod, where the result goes to job-done alone.

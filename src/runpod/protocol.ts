@@ -16,16 +16,15 @@ import type { HandlerOutcome, JobFailureBody, ProgressOutput } from './handler.j
 export type ResultBody = { output: object; stopPod?: true } | { error: string; stopPod?: true };
 
 /**
- * The job-done body for a finished job.
+ * The job-done body for a finished job; `stopPod` asks RunPod for a fresh worker.
  *
  * @example
- * resultBody({ ok: false, jobId, failure, stats, crashClass: true }, { stopPodOnCrash: true });
- * // { error: '{"code":"BACKEND_CRASHED",...}', stopPod: true }
+ * resultBody({ ok: false, jobId, failure, stats, backend: 'gone' }, { stopPod: true });
+ * // { error: '{"code":"BACKEND_UNAVAILABLE",...}', stopPod: true }
  */
-export function resultBody(outcome: HandlerOutcome, options: { stopPodOnCrash: boolean }): ResultBody {
-  if (outcome.ok) return { output: outcome.output };
-  const body: ResultBody = { error: JSON.stringify(outcome.failure) };
-  if (options.stopPodOnCrash && outcome.crashClass) body.stopPod = true;
+export function resultBody(outcome: HandlerOutcome, options: { stopPod: boolean }): ResultBody {
+  const body: ResultBody = outcome.ok ? { output: outcome.output } : { error: JSON.stringify(outcome.failure) };
+  if (options.stopPod) body.stopPod = true;
   return body;
 }
 

@@ -6,12 +6,13 @@
 import { errorFields } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import { type ControlPlane, ThrottledError } from './control-plane.js';
-import { pause, THROTTLE_WAIT_MS } from './job-intake.js';
+import { pause } from './job-intake.js';
 
 export async function watchStopChannel(options: {
   controlPlane: ControlPlane;
   log: Logger;
   until: AbortSignal;
+  throttleWaitMs: number;
   /** Cancels a job; false when it does not run here. */
   cancel(jobId: string): boolean;
 }): Promise<void> {
@@ -29,7 +30,7 @@ export async function watchStopChannel(options: {
       if (ids.length === 0) await pause(1_000, until);
     } catch (error) {
       if (until.aborted) break;
-      if (error instanceof ThrottledError) await pause(THROTTLE_WAIT_MS, until);
+      if (error instanceof ThrottledError) await pause(options.throttleWaitMs, until);
       else {
         log.error('stop channel request failed', errorFields(error));
         await pause(1_000, until);

@@ -92,7 +92,7 @@ async function writeOutputs(
 ): Promise<{ result: object; files: string[] }> {
   const dir = path.resolve(outputDir, outcome.jobId);
   await mkdir(dir, { recursive: true });
-  const body = resultBody(outcome, { stopPodOnCrash: false });
+  const body = resultBody(outcome, { stopPod: false });
   let result: object = body;
   const written: string[] = [];
   if ('output' in body) {

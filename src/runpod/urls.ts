@@ -1,7 +1,8 @@
 /**
  * The URLs of RunPod's worker protocol, built from the templates RunPod puts in the environment:
  * `$ID` and `$RUNPOD_POD_ID` are substituted as RunPod's own runtime does, and query parameters are
- * appended with `?` or `&` as the template needs.
+ * appended with `?` or `&` as the template needs. A job id goes into a path percent-encoded (RunPod's
+ * ids never need it; an id with `#`, `?`, `/` or a space would otherwise name another URL or none).
  */
 import type { RunPodSettings } from '../config/index.js';
 
@@ -48,10 +49,12 @@ export function runPodUrls(
     },
     jobDone(jobId, isStream) {
       if (!postOutput) throw new Error('RUNPOD_WEBHOOK_POST_OUTPUT is not set');
-      return withQuery(postOutput.replaceAll('$ID', jobId), { isStream: String(isStream) });
+      return withQuery(postOutput.replaceAll('$ID', encodeURIComponent(jobId)), { isStream: String(isStream) });
     },
     stream(jobId) {
-      return postStream ? withQuery(postStream.replaceAll('$ID', jobId), { isStream: 'false' }) : undefined;
+      return postStream
+        ? withQuery(postStream.replaceAll('$ID', encodeURIComponent(jobId)), { isStream: 'false' })
+        : undefined;
     },
     jobStop() {
       return getJob.includes('/job-take/') ? getJob.replace('/job-take/', '/job-stop/') : undefined;

@@ -6,13 +6,18 @@
  * 3. Each job: run it, post progress while it runs, post the result exactly once.
  * 4. SIGTERM/SIGINT: stop taking jobs, finish and post the running ones, exit 0.
  *
+ * The crash policy: a job that failed because of the backend (`backend: 'suspect'`) is answered as it
+ * is; then no job is taken until the backend answers again, within its readiness deadline, and the
+ * worker goes on serving. Only a backend gone for good (it did not answer within that deadline, or the
+ * supervisor gave up restarting it) ends the worker: the jobs still running are answered with
+ * `stopPod`, and the process exits 1, so RunPod replaces it.
+ *
  * Where RunPod's Python runtime is weak, this loop differs on purpose: failed job-takes back off
  * instead of spinning (job-intake.ts); job-done is retried on network errors too; a job without an
  * input is answered with an error rather than dropped; progress can never overwrite a final result
  * (job-reporter.ts); a cancelled job really stops its generation.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunPodSettings } from '../config/index.js';
 import { errorFields } from '../errors.js';
 import { releaseSourceBytes } from '../json/source-bytes.js';
@@ -58,7 +63,10 @@ export class WorkerLoop {
   private slotWaiters: (() => void)[] = [];
   private stopReason = '';
   private exitCode = 0;
-  private crashed = false;
+  /** The backend will not serve again: every result still to post asks for a fresh worker. */
+  private backendGone = false;
+  /** Set while the worker waits for a backend that failed a job to answer again. */
+  private recovery: Promise<void> | null = null;
 
   constructor(private readonly deps: WorkerLoopDeps) {
     this.workerId = deps.settings.podId ?? randomUUID();
@@ -78,6 +86,7 @@ export class WorkerLoop {
       workerId: this.workerId,
       concurrency: settings.concurrency,
       a1111: this.deps.backendUrl,
+      crashPolicy: backend.crashPolicy,
     });
     const ready = await backend.waitUntilReady(this.stopping.signal);
     if (this.stopping.signal.aborted) return this.drain();
@@ -88,13 +97,7 @@ export class WorkerLoop {
       });
       return 1;
     }
-    void backend.lost.then((what) => {
-      // A backend that is gone makes this worker useless: exit non-zero, whatever else is ending it.
-      this.exitCode = 1;
-      if (this.stopping.signal.aborted) return;
-      log.error(`${what}; this worker stops so RunPod replaces it`);
-      this.shutdown('A1111 exited');
-    });
+    void backend.lost.then((what) => this.giveUp(`${what.split('\n')[0]}`));
     log.info('A1111 API is ready', { waitedMs: ready.waitedMs, ...ready.detail });
 
     this.heartbeat = this.startHeartbeat();
@@ -104,6 +107,7 @@ export class WorkerLoop {
       controlPlane: this.controlPlane,
       log,
       until: this.drained.signal,
+      throttleWaitMs: settings.throttleWaitMs,
       cancel: (id) => this.cancel(id, 'RunPod asked to stop the job'),
     });
     await takeJobs({
@@ -112,8 +116,10 @@ export class WorkerLoop {
       concurrency: settings.concurrency,
       errorDelayMs: settings.jobTakeErrorDelayMs,
       errorDelayMaxMs: settings.jobTakeErrorDelayMaxMs,
+      throttleWaitMs: settings.throttleWaitMs,
       stopping: this.stopping.signal,
       running: () => this.running.size,
+      ready: () => this.recovery ?? Promise.resolve(),
       slotFreed: () => new Promise<void>((resolve) => this.slotWaiters.push(resolve)),
       start: (job) => this.start(job),
       malformed: (job) => this.answerMalformed(job),
@@ -227,15 +233,11 @@ export class WorkerLoop {
     } catch (error) {
       // The handler reports failures as outcomes; an exception here is a defect, answered all the same.
       const failure = internalFailure(error, { hostname: settings.podHostname ?? 'unknown', workerId: this.workerId });
-      outcome = {
-        ok: false,
-        jobId: job.id,
-        failure,
-        stats: { timingsMs: { total: 0 }, recoveries: 0 },
-        crashClass: false,
-      };
+      outcome = { ok: false, jobId: job.id, failure, stats: { timingsMs: { total: 0 }, recoveries: 0 } };
     }
-    const body = resultBody(outcome, { stopPodOnCrash: settings.refreshOnCrash });
+    const verdict = outcome.ok ? undefined : outcome.backend;
+    if (!outcome.ok && verdict === 'gone') this.giveUp(`${outcome.failure.code}: ${outcome.failure.message}`);
+    const body = resultBody(outcome, { stopPod: this.backendGone && settings.refreshOnCrash });
     await reporter.finish(body);
     // Its result is with RunPod: the heartbeat stops naming it now, not after the clean-up below.
     this.heartbeat?.setJobIds([...this.running.keys()].filter((id) => id !== job.id));
@@ -245,22 +247,53 @@ export class WorkerLoop {
     // What RunPod was told is what the metrics count: a result that could not be encoded went out as INTERNAL.
     const failure = reporter.encodingFailure;
     this.metrics.jobFinished(
-      outcome.ok && failure ? { ok: false, jobId: job.id, failure, stats: outcome.stats, crashClass: false } : outcome,
+      outcome.ok && failure ? { ok: false, jobId: job.id, failure, stats: outcome.stats } : outcome,
     );
     jobLog.debug('Finished.', { ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.failure.code }) });
-    if (body.stopPod === true) {
-      this.crashed = true;
-      this.shutdown(`${outcome.ok ? '' : outcome.failure.code}: A1111 is broken; RunPod replaces this worker`);
-    }
+    if (verdict === 'suspect' && !this.backendGone) this.waitForBackend(outcome.ok ? '' : outcome.failure.code);
+  }
+
+  /**
+   * After a job the backend failed: no job is taken until it answers again, within its readiness
+   * deadline; if it does not, the worker gives up. One wait for every job that failed meanwhile.
+   */
+  private waitForBackend(code: string): void {
+    if (this.recovery || this.stopping.signal.aborted) return;
+    const { log, backend } = this.deps;
+    log.warn(`crash policy: a job failed ${code}; no job is taken until A1111 answers again`, {
+      crashPolicy: backend.crashPolicy,
+    });
+    this.recovery = backend
+      .waitUntilReady(this.stopping.signal)
+      .then((ready) => {
+        if (this.stopping.signal.aborted) return;
+        if (ready.ready) {
+          log.info('crash policy: A1111 answers again; taking jobs', { waitedMs: ready.waitedMs, ...ready.detail });
+          return;
+        }
+        this.giveUp(`A1111 did not answer again: ${ready.message}`);
+      })
+      .catch((error: unknown) => this.giveUp(`the wait for A1111 failed: ${errorFields(error)['errorMessage']}`))
+      .finally(() => {
+        this.recovery = null;
+      });
+  }
+
+  /** The backend will not serve again: answer the running jobs with stopPod, then exit 1. Idempotent. */
+  private giveUp(reason: string): void {
+    if (this.backendGone) return;
+    this.backendGone = true;
+    this.exitCode = 1;
+    this.deps.log.error(
+      `crash policy: A1111 is gone for good (${reason}); this worker stops${this.deps.settings.refreshOnCrash ? ' and asks RunPod for a fresh one (stopPod)' : ''}`,
+      { runningJobs: [...this.running.keys()].join(',') },
+    );
+    this.shutdown('A1111 is gone');
   }
 
   private async drain(): Promise<number> {
     await Promise.all([...this.running.values()].map((job) => job.done));
     this.drained.abort();
-    if (this.crashed && this.deps.backend.processAlive) {
-      // A crash-class failure ended the worker: the backend's exit, if that is what it was, is moments away.
-      await Promise.race([this.deps.backend.lost, sleep(2_000)]);
-    }
     await this.heartbeat?.stop();
     this.logMetrics(true);
     this.controlPlane.close();

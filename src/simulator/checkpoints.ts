@@ -68,6 +68,14 @@ export class CheckpointRegistry {
     return this.items.map((item) => ({ ...item }));
   }
 
+  /** `get_closet_checkpoint_match`: an alias, else the shortest title containing the text. */
+  closest(text: string): CheckpointItem | undefined {
+    return (
+      this.find(text) ??
+      this.items.filter((item) => item.title.includes(text)).sort((a, b) => a.title.length - b.title.length)[0]
+    );
+  }
+
   /** `checkpoint_aliases` lookup: title, name, model_name and stem. */
   find(alias: string): CheckpointItem | undefined {
     return this.items.find(

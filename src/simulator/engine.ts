@@ -183,7 +183,7 @@ export class WebUiEngine {
       throw a1111Error(500, 'RuntimeError', '', `model '${String(wanted)}' not found`);
     }
     for (const [key, value] of Object.entries(update)) {
-      if (!(key in this.options)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
+      if (!Object.hasOwn(this.options, key)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
       this.options[key] = value;
       if (key === 'sd_model_checkpoint') {
         const item = this.checkpoints.find(value as string)!;
@@ -230,8 +230,9 @@ export class WebUiEngine {
     }
     const overrides = (request['override_settings'] as Record<string, unknown> | null) ?? {};
     for (const key of Object.keys(overrides)) {
-      if (!(key in this.options)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
+      if (!Object.hasOwn(this.options, key)) throw a1111Error(500, 'KeyError', '', `'${key}'`);
     }
+    this.checkOtherCheckpoints(request);
     const model = await this.pickModel(overrides['sd_model_checkpoint']);
     const samplerName = (request['sampler_name'] as string | null) || (request['sampler_index'] as string);
     const enableHr = request['enable_hr'] === true;
@@ -363,6 +364,19 @@ export class WebUiEngine {
     }
     if (model !== this.loaded) await this.load(model);
     return model;
+  }
+
+  /** processing.py: the refiner and the hires-pass checkpoint are looked up by `get_closet_checkpoint_match`. */
+  private checkOtherCheckpoints(request: ParsedRequest): void {
+    const refiner = request['refiner_checkpoint'];
+    if (typeof refiner === 'string' && !['', 'None', 'none'].includes(refiner) && !this.checkpoints.closest(refiner)) {
+      throw a1111Error(500, 'Exception', '', `Could not find checkpoint with name ${refiner}`);
+    }
+    const hires = request['hr_checkpoint_name'];
+    if (request['enable_hr'] === true && typeof hires === 'string' && hires !== '' && hires !== 'Use same checkpoint') {
+      if (!this.checkpoints.closest(hires))
+        throw a1111Error(500, 'Exception', '', `Could not find checkpoint with name ${hires}`);
+    }
   }
 
   private checkHires(request: ParsedRequest): void {

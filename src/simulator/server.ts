@@ -52,6 +52,7 @@ export interface RecordedCall {
   query: string;
   headers: Record<string, string | string[] | undefined>;
   body: unknown;
+  /** The status answered; -1 when the simulated process died during the call, -2 when the answer was cut. */
   status: number;
   at: number;
 }
@@ -59,6 +60,11 @@ export interface RecordedCall {
 interface FailureFault {
   remaining: number;
   status: number;
+  route: string | undefined;
+}
+
+interface CutFault {
+  remaining: number;
   route: string | undefined;
 }
 
@@ -87,9 +93,12 @@ export class A1111Simulator {
   private readonly unmountedRoutes = new Set<string>();
   private reloadTriggers: { route: string; windowMs: number }[] = [];
   private crash: CrashFault | null = null;
+  private cuts: CutFault[] = [];
   private closed = false;
   /** How many times the simulated process crashed. */
   crashes = 0;
+  /** When the simulated process was down after a crash: from the crash to the port open again (or null). */
+  readonly downtimes: { from: number; to: number | null }[] = [];
 
   constructor(private readonly options: SimulatorOptions = {}) {
     this.host = options.host ?? '127.0.0.1';
@@ -210,6 +219,14 @@ export class A1111Simulator {
     this.engineInstance.rejectedSamplers.add(name);
   }
 
+  /**
+   * The next `count` answers (from `route` under /sdapi/v1 when given) stop half-way: the headers and
+   * half the body are sent, then the connection is dropped, as when a proxy or the process dies.
+   */
+  cutNextResponses(count: number, route?: string): void {
+    this.cuts.push({ remaining: count, route });
+  }
+
   /** The next generation crashes the process at step `atStep`; `restartAfterMs` brings it back. */
   crashDuringNextGeneration(options: { atStep?: number; restartAfterMs?: number } = {}): void {
     this.crash = { atStep: options.atStep ?? 1, restartAfterMs: options.restartAfterMs };
@@ -238,6 +255,8 @@ export class A1111Simulator {
     if (!crash || step < crash.atStep) return;
     this.crash = null;
     this.crashes++;
+    const downtime = { from: Date.now(), to: null as number | null };
+    this.downtimes.push(downtime);
     if (this.options.crashMode === 'exit') {
       process.stderr.write('A1111 SIMULATOR: simulated crash, exiting\n');
       process.exit(139);
@@ -250,6 +269,7 @@ export class A1111Simulator {
       this.engineInstance = this.newEngine();
       await this.engineInstance.boot();
       await this.listen();
+      downtime.to = Date.now();
     });
     throw new SimulatedCrash('simulated crash');
   }
@@ -278,7 +298,22 @@ export class A1111Simulator {
     if (status === -1) return; // the process "died": the socket is already gone
     res.setHeader('X-Process-Time', ((Date.now() - started) / 1000).toFixed(4));
     res.setHeader('Server', 'a1111-v1.9.3-simulator');
+    const cut = this.cuts.find((c) => c.remaining > 0 && (!c.route || url.pathname === `${API}${c.route}`));
+    if (cut) {
+      cut.remaining--;
+      this.cuts = this.cuts.filter((c) => c.remaining > 0);
+      call.status = -2;
+      this.sendHalf(res, status, payload);
+      return;
+    }
     this.send(req, res, status, payload);
+  }
+
+  /** The headers and half the body of an answer, then the connection dropped. */
+  private sendHalf(res: ServerResponse, status: number, payload: unknown): void {
+    const data = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload ?? null));
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
+    res.write(data.subarray(0, Math.floor(data.length / 2)), () => res.socket?.destroy());
   }
 
   private async route(req: IncomingMessage, body: Buffer, url: URL): Promise<{ status: number; payload: unknown }> {

@@ -1,6 +1,7 @@
 import { Agent, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { PNG } from 'pngjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import { postForStream } from '../../src/a1111/post-stream.js';
@@ -9,6 +10,14 @@ import { loadConfig } from '../../src/config/index.js';
 import { WorkerError } from '../../src/errors.js';
 import { captureLog } from '../support/logs.js';
 import { simulator } from '../support/simulator.js';
+
+/** A PNG of about `bytes` bytes (an 8-bit grey picture, stored without compression gains), as base64. */
+function pictureOf(bytes: number): string {
+  const side = Math.ceil(Math.sqrt(bytes / 4));
+  const png = new PNG({ width: side, height: side });
+  for (let i = 0; i < png.data.length; i++) png.data[i] = (i * 7919) % 251;
+  return PNG.sync.write(png, { deflateLevel: 0 }).toString('base64');
+}
 
 const servers: Server[] = [];
 const clients: A1111Client[] = [];
@@ -197,7 +206,7 @@ describe('the A1111 client against odd answers', () => {
   });
 
   it('reads a whole answer that a proxy compressed although it was asked not to', async () => {
-    const image = Buffer.alloc(300_000, 7).toString('base64');
+    const image = pictureOf(300_000);
     const body = JSON.stringify({ images: [image], parameters: { prompt: 'x' }, info: '{"seed":1}' });
     const server = await rawServer((_count, _req, res) => {
       const compressed = gzipSync(body);
@@ -296,7 +305,8 @@ describe('the txt2img call', () => {
     });
     const client = clientFor(server.url);
 
-    expect((await client.txt2img({ prompt: 'x' })).images).toEqual([]);
+    // send_images: false, so no images is the whole answer.
+    expect((await client.txt2img({ prompt: 'x', send_images: false })).images).toEqual([]);
     expect(server.count()).toBe(2);
   });
 
@@ -307,6 +317,7 @@ describe('the txt2img call', () => {
     const config = loadConfig({ A1111_BASE_URL: url, A1111_HTTP_RETRIES: '5' });
     const client = createA1111Client(config.a1111, captureLog().log, {
       alive: false,
+      isGone: true,
       describeExit: () => 'A1111 exited with code 1\nTraceback: CUDA error',
     });
     clients.push(client);
@@ -315,7 +326,7 @@ describe('the txt2img call', () => {
 
     expect(error.code).toBe('BACKEND_CRASHED');
     expect(error.message).toBe('A1111 exited with code 1 (during POST /sdapi/v1/txt2img)');
-    expect(error.details).toMatchObject({ attempts: 1, backendExited: true, code: 'ECONNREFUSED' });
+    expect(error.details).toMatchObject({ attempts: 1, backendExited: true, backendGone: true, code: 'ECONNREFUSED' });
   });
 
   it('stops waiting to try again when it is aborted between two attempts, and sends nothing more', async () => {

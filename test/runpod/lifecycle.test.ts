@@ -227,34 +227,93 @@ describe('concurrency 2', () => {
   });
 });
 
-describe('crash-class failures', () => {
-  it('answer with "stopPod": true and the worker stops taking jobs', async () => {
+describe('the crash policy, for an A1111 the worker does not run', () => {
+  it('fails the job A1111 crashed under without stopPod, waits for A1111 to answer again, and serves the next job', async () => {
     const sim = await simulator({ stepDelayMs: 5 });
-    sim.crashDuringNextGeneration({ atStep: 2 });
+    sim.crashDuringNextGeneration({ atStep: 2, restartAfterMs: 1_000 });
     const runpod = await plane();
-    runpod.enqueue(job('job-crash', { steps: 20 }), job('job-after'));
+    runpod.enqueue(job('job-crash', { steps: 20 }));
     const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url });
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-crash' && r.body.startsWith('{"error"'));
+    runpod.enqueue(job('job-after'));
 
+    const after = await runpod.waitFor(
+      (r) => r.kind === 'job-done' && r.jobId === 'job-after' && r.body.startsWith('{"output"'),
+    );
+    worker.child.kill('SIGTERM');
     const exit = await worker.exited;
 
     const body = JSON.parse(runpod.results('job-crash')[0]!.body);
-    expect(body.stopPod).toBe(true);
+    expect(body).not.toHaveProperty('stopPod');
     expect(JSON.parse(body.error)).toMatchObject({ code: 'BACKEND_CRASHED' });
-    expect(exit.code).toBe(0);
-    expect(runpod.results('job-after')).toEqual([]);
+    expect(JSON.parse(after.body).output.images).toHaveLength(1);
+    // No job was taken while A1111 was down: the one after the crash was handed out once it answered.
+    expect(runpod.handedOutAt.get('job-after')).toBeGreaterThan(sim.downtimes[0]!.to!);
+    const messages = worker.records().map((r) => String(r['message']));
+    expect(messages).toContain('crash policy: a job failed BACKEND_CRASHED; no job is taken until A1111 answers again');
+    expect(messages).toContain('crash policy: A1111 answers again; taking jobs');
+    expect(exit).toEqual({ code: 0, signal: null });
   });
 
-  it('carry no stopPod when WORKER_REFRESH_ON_CRASH is false', async () => {
+  it('after a crash, takes no job while A1111 is down, and exits 1 once it stays unreachable past the readiness deadline', async () => {
     const sim = await simulator({ stepDelayMs: 5 });
-    sim.crashDuringNextGeneration({ atStep: 2, restartAfterMs: 100 });
+    sim.crashDuringNextGeneration({ atStep: 2 });
     const runpod = await plane();
-    runpod.enqueue(job('job-crash-2', { steps: 20 }), job('job-after-2'));
-    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, WORKER_REFRESH_ON_CRASH: 'false' });
+    runpod.enqueue(job('job-crash', { steps: 20 }));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, A1111_READY_TIMEOUT_MS: '1500' });
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-crash' && r.body.startsWith('{"error"'));
+    runpod.enqueue(job('job-queued'));
 
-    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-after-2' && r.body.startsWith('{"output"'));
-    worker.child.kill('SIGTERM');
-    await worker.exited;
+    const exit = await worker.exited;
 
-    expect(JSON.parse(runpod.results('job-crash-2')[0]!.body)).not.toHaveProperty('stopPod');
+    const crashed = JSON.parse(runpod.results('job-crash')[0]!.body);
+    expect(crashed).not.toHaveProperty('stopPod');
+    expect(JSON.parse(crashed.error)).toMatchObject({ code: 'BACKEND_CRASHED' });
+    // The job queued meanwhile stays with RunPod, for a worker that can serve it.
+    expect(runpod.handedOutAt.has('job-queued')).toBe(false);
+    expect(exit.code).toBe(1);
+    const last = worker.records().find((r) => String(r['message']).startsWith('crash policy: A1111 is gone for good'));
+    expect(String(last?.['message'])).toContain('A1111 did not answer again');
+  });
+
+  it('answers a job that waited for A1111 past the readiness deadline with stopPod, then exits 1', async () => {
+    const sim = await simulator({ stepDelayMs: 5 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-before'));
+    const worker = startWorker({ ...runpod.env(), A1111_BASE_URL: sim.url, A1111_READY_TIMEOUT_MS: '1500' });
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-before' && r.body.startsWith('{"output"'));
+    await sim.close(); // A1111 is gone while the worker is idle
+    // A probe within a second of A1111's last answer is answered from that answer (client.ts): the next
+    // job is to find A1111 gone at its own probe, so it comes once that second is over.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    runpod.enqueue(job('job-waiting'));
+
+    const exit = await worker.exited;
+
+    const waited = JSON.parse(runpod.results('job-waiting')[0]!.body);
+    expect(waited.stopPod).toBe(true);
+    expect(JSON.parse(waited.error)).toMatchObject({ code: 'BACKEND_UNAVAILABLE', phase: 'waitingForApi' });
+    expect(exit.code).toBe(1);
+  });
+
+  it('asks for no fresh worker when WORKER_REFRESH_ON_CRASH is false, and still exits 1', async () => {
+    const sim = await simulator({ stepDelayMs: 5 });
+    const runpod = await plane();
+    runpod.enqueue(job('job-before-2'));
+    const worker = startWorker({
+      ...runpod.env(),
+      A1111_BASE_URL: sim.url,
+      A1111_READY_TIMEOUT_MS: '1500',
+      WORKER_REFRESH_ON_CRASH: 'false',
+    });
+    await runpod.waitFor((r) => r.kind === 'job-done' && r.jobId === 'job-before-2' && r.body.startsWith('{"output"'));
+    await sim.close();
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the probe's one-second reuse, as above
+    runpod.enqueue(job('job-waiting-2'));
+
+    const exit = await worker.exited;
+
+    expect(JSON.parse(runpod.results('job-waiting-2')[0]!.body)).not.toHaveProperty('stopPod');
+    expect(exit.code).toBe(1);
   });
 });

@@ -47,3 +47,21 @@ describe('RunPod URLs', () => {
     expect(withQuery('http://x/job-take/w', { job_in_progress: '0' })).toBe('http://x/job-take/w?job_in_progress=0');
   });
 });
+
+describe('job ids in URLs', () => {
+  it('go into the path percent-encoded, so an id with # ? / or a space still names its job', () => {
+    const urls = runPodUrls(
+      {
+        getJobUrl: 'https://api.runpod.ai/v2/ep/job-take/$ID',
+        postOutputUrl: 'https://api.runpod.ai/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=A',
+        postStreamUrl: 'https://api.runpod.ai/v2/ep/job-stream/$RUNPOD_POD_ID/$ID',
+        pingUrl: undefined,
+      },
+      'pod-1',
+    );
+    expect(urls.jobDone('a#b?c/d e', false)).toBe(
+      'https://api.runpod.ai/v2/ep/job-done/pod-1/a%23b%3Fc%2Fd%20e?gpu=A&isStream=false',
+    );
+    expect(urls.stream('1f0e-u1')).toBe('https://api.runpod.ai/v2/ep/job-stream/pod-1/1f0e-u1?isStream=false');
+  });
+});

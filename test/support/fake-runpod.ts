@@ -21,6 +21,8 @@ export interface PlaneRequest {
   at: number;
   /** When the fake answered it (job-done only). */
   answeredAt?: number;
+  /** The status it answered (job-done only; undefined when it dropped the connection). */
+  answeredStatus?: number;
 }
 
 type DoneAnswer = number | 'drop';
@@ -42,6 +44,8 @@ export class FakeRunPod {
   private readonly waitingStops: { res: ServerResponse; timer: NodeJS.Timeout }[] = [];
   private takeScript: { status: number; body?: string; contentType?: string }[] = [];
   private readonly doneScript = new Map<string, DoneAnswer[]>();
+  /** Answers for the next job-done posts of any job, before the per-job scripts. */
+  private readonly anyDone: { answer: DoneAnswer; delayMs: number }[] = [];
   url = '';
   /** When each job was handed out (the job-take answer written), by job id. */
   readonly handedOutAt = new Map<string, number>();
@@ -104,14 +108,30 @@ export class FakeRunPod {
     this.serveWaitingTakes();
   }
 
-  /** The next job-takes answer these statuses (and bodies) before jobs are handed out. */
+  /**
+   * The next job-takes answer these statuses (and bodies) before jobs are handed out; a job-take
+   * already waiting gets the first at once.
+   */
   scriptTake(...answers: { status: number; body?: string; contentType?: string }[]): void {
     this.takeScript.push(...answers);
+    while (this.takeScript.length > 0 && this.waitingTakes.length > 0) {
+      const waiting = this.waitingTakes.shift()!;
+      clearTimeout(waiting.timer);
+      this.take(waiting.res, waiting.count);
+    }
   }
 
   /** The next job-done posts for `jobId` answer these statuses, or drop the connection. */
   scriptDone(jobId: string, ...answers: DoneAnswer[]): void {
     this.doneScript.set(jobId, [...(this.doneScript.get(jobId) ?? []), ...answers]);
+  }
+
+  /**
+   * The next `count` job-done posts, whatever their job, answer `answer` (a status, or `drop`: the
+   * connection closed once the body is in), `delayMs` late.
+   */
+  faultNextDone(count: number, answer: DoneAnswer, delayMs = 0): void {
+    for (let i = 0; i < count; i++) this.anyDone.push({ answer, delayMs });
   }
 
   /** Puts job ids on the stop channel. */
@@ -184,17 +204,19 @@ export class FakeRunPod {
       case 'job-take-batch':
         return this.take(res, kind === 'job-take' ? 1 : Number(url.searchParams.get('batch_size') ?? '1'));
       case 'job-done': {
-        const answer = this.doneScript.get(request.jobId ?? '')?.shift();
+        const fault = this.anyDone.shift();
+        const answer = fault ? fault.answer : this.doneScript.get(request.jobId ?? '')?.shift();
         if (answer === 'drop') {
           req.socket.destroy();
           return;
         }
         const reply = () => {
           request.answeredAt = performance.timeOrigin + performance.now();
+          request.answeredStatus = answer ?? 200;
           this.answerJson(res, answer ?? 200, {});
         };
         const progress = request.body.startsWith('{"status":"IN_PROGRESS"');
-        const delay = progress ? (this.options.progressAnswerDelayMs ?? 0) : 0;
+        const delay = (progress ? (this.options.progressAnswerDelayMs ?? 0) : 0) + (fault?.delayMs ?? 0);
         if (delay > 0) setTimeout(reply, delay);
         else reply();
         return;

@@ -74,5 +74,5 @@ export function testWorker(
 
 /** The body RunPod would receive for an outcome. */
 export function runPodResult(outcome: JobOutcome): ResultBody {
-  return resultBody(toHandlerOutcome(outcome), { stopPodOnCrash: false });
+  return resultBody(toHandlerOutcome(outcome), { stopPod: false });
 }
