@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { A1111Simulator } from '../src/simulator/server.js';
 import { FakeRunPod } from '../test/support/fake-runpod.js';
+import { noisyPng } from '../test/support/images.js';
 import { imageRuntime } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,7 +29,7 @@ const WORKER = path.join(ROOT, 'dist', 'src', 'main.js');
 const { values } = parseArgs({
   options: { quick: { type: 'boolean' }, out: { type: 'string' }, doc: { type: 'string' }, only: { type: 'string' } },
 });
-/** Runs one scenario only (small0, small05, large, readiness, gap, soak), for profiling; writes nothing. */
+/** Runs one scenario only (small0, small05, large, imageUrls, readiness, gap, soak), for profiling; writes nothing. */
 const ONLY = values.only;
 /** The worker runs as the image runs it (bench/image.ts): its allocator setting and its node flags. */
 const IMAGE = imageRuntime(path.join(ROOT, 'Dockerfile'));
@@ -187,7 +188,7 @@ async function setup(options: { stepDelayMs?: number; concurrency?: number; env?
 
 let jobCounter = 0;
 /** Runs one job through the worker; resolves with (job-take answered → job-done received) in ms. */
-async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: number; bytes: number }> {
+async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: number; bytes: number; body: string }> {
   const id = `bench-${++jobCounter}`;
   const done = plane.waitFor(
     (r) => r.kind === 'job-done' && r.jobId === id && !r.body.startsWith('{"status"'),
@@ -198,7 +199,7 @@ async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: nu
   const handed = plane.handedOutAt.get(id) ?? request.at;
   plane.requests.length = 0; // keep the recorder small over thousands of jobs
   plane.handedOutAt.delete(id);
-  return { ms: request.at - handed, bytes: request.body.length };
+  return { ms: request.at - handed, bytes: request.body.length, body: request.body };
 }
 
 // ---- scenarios ----------------------------------------------------------------------------------------
@@ -247,6 +248,61 @@ async function latencyScenario(
     warmupAddedMs: summarize(warmupAdded),
     ratioP50: Math.round((w.p50 / d.p50) * 1000) / 1000,
     workerPeakRssBytes: peakRss,
+  };
+}
+
+/**
+ * An img2img with four init images of about 2 MB each, given as URLs the worker fetches from a server on
+ * loopback, against the same job with the same images inline as base64: what fetching costs the job.
+ * The pairs are interleaved, each the other's floor.
+ */
+async function imageUrlScenario() {
+  const images = [1, 2, 3, 4].map((seed) => noisyPng(2 * 1024 * 1024, seed));
+  const server = http.createServer((req, res) => {
+    const image = images[Number(/\/(\d)\.png$/.exec(req.url ?? '')?.[1] ?? -1)];
+    if (!image) return void res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': 'image/png', 'Content-Length': image.length }).end(image);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const { plane, close } = await setup({ env: { IMAGE_URL_PRIVATE_ALLOW: '127.0.0.1' } });
+  const job = (initImages: string[]) => ({
+    api: { method: 'POST', endpoint: '/sdapi/v1/img2img' },
+    payload: {
+      prompt: 'a lighthouse',
+      init_images: initImages,
+      batch_size: 4,
+      steps: 1,
+      width: 64,
+      height: 64,
+      seed: 7,
+    },
+  });
+  const byUrl = job(images.map((_, i) => `${base}/${i}.png`));
+  const inline = job(images.map((image) => image.toString('base64')));
+  const warmup = n(10, 1);
+  const urlMs: number[] = [];
+  const inlineMs: number[] = [];
+  const added: number[] = [];
+  const fetching: number[] = [];
+  for (let i = 0; i < warmup + n(60, 3); i++) {
+    const a = await workerJob(plane, inline);
+    const b = await workerJob(plane, byUrl);
+    if (i < warmup) continue;
+    inlineMs.push(a.ms);
+    urlMs.push(b.ms);
+    added.push(b.ms - a.ms);
+    const report = JSON.parse(b.body) as { output?: { worker?: { timings_ms?: { fetchingImages?: number } } } };
+    fetching.push(report.output?.worker?.timings_ms?.fetchingImages ?? Number.NaN);
+  }
+  await close();
+  await new Promise((resolve) => server.close(resolve));
+  return {
+    imageBytes: images.reduce((sum, image) => sum + image.length, 0),
+    inlineMs: summarize(inlineMs),
+    urlMs: summarize(urlMs),
+    addedMs: summarize(added),
+    fetchingImagesMs: summarize(fetching),
   };
 }
 
@@ -400,6 +456,7 @@ async function main(): Promise<void> {
         warmup: n(20, 2),
         extra: { width: 1024, height: 1024, batch_size: 8 },
       }),
+    imageUrls: imageUrlScenario,
     readiness: readinessScenario,
     gap: async () => [await idleGapScenario(1), await idleGapScenario(2)] as const,
     soak: soakScenario,
@@ -417,6 +474,8 @@ async function main(): Promise<void> {
   process.stdout.write(`small/0.5s done\n`);
   const large = await scenarios.large();
   process.stdout.write(`large done\n`);
+  const imageUrls = await scenarios.imageUrls();
+  process.stdout.write(`image URLs done\n`);
   const readiness = await scenarios.readiness();
   process.stdout.write(`readiness done\n`);
   const [gap1, gap2] = await scenarios.gap();
@@ -433,6 +492,12 @@ async function main(): Promise<void> {
       value: large.workerPeakRssBytes,
       target: Math.round(2.5 * large.resultBytes + 100 * 1024 * 1024),
       ok: large.workerPeakRssBytes <= 2.5 * large.resultBytes + 100 * 1024 * 1024,
+    },
+    imageUrlAddedP50Ms: { value: imageUrls.addedMs.p50, target: 25, ok: imageUrls.addedMs.p50 <= 25 },
+    imageUrlFetchP50Ms: {
+      value: imageUrls.fetchingImagesMs.p50,
+      target: 60,
+      ok: imageUrls.fetchingImagesMs.p50 <= 60,
     },
     readinessAfterApiP50Ms: {
       value: readiness.afterApiAnswersMs.p50,
@@ -463,7 +528,7 @@ async function main(): Promise<void> {
     recordedAt: new Date().toISOString(),
     quick: QUICK,
     machine,
-    scenarios: { small0, small05, large, readiness, idleGap: [gap1, gap2], soak },
+    scenarios: { small0, small05, large, imageUrls, readiness, idleGap: [gap1, gap2], soak },
     targets,
   };
   await mkdir(path.dirname(OUT), { recursive: true });
@@ -500,6 +565,18 @@ async function main(): Promise<void> {
       mb(large.workerPeakRssBytes),
       `≤ ${mb(targets.largePeakRssBytes.target)}`,
       targets.largePeakRssBytes.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      `img2img, 4 init images (${mb(imageUrls.imageBytes)}) by URL: job time minus the same job with base64 inputs (p50 / p95)`,
+      `${imageUrls.addedMs.p50} / ${imageUrls.addedMs.p95} ms (${imageUrls.urlMs.p50} / ${imageUrls.inlineMs.p50} ms)`,
+      '≤ 25 ms (p50)',
+      targets.imageUrlAddedP50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'img2img, 4 init images by URL: fetching them, concurrently (p50 / p95)',
+      `${imageUrls.fetchingImagesMs.p50} / ${imageUrls.fetchingImagesMs.p95} ms`,
+      '≤ 60 ms (p50)',
+      targets.imageUrlFetchP50Ms.ok ? 'ok' : 'MISSED',
     ],
     [
       'readiness: API answers → first job-take (p50 / p95)',

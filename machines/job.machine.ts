@@ -15,7 +15,8 @@
  * its events replays it exactly. State-by-state documentation: docs/machine.md.
  */
 import { and, assign, emit, enqueueActions, fromCallback, fromPromise, not, setup, stateIn } from 'xstate';
-import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
+import type { A1111Request } from '../src/a1111/request-fields.js';
+import type { SdModel } from '../src/a1111/schemas.js';
 import { type ErrorCode, type JobFailure, type JobPhase, toJobFailure } from '../src/errors.js';
 import type {
   InterruptResult,
@@ -45,7 +46,9 @@ export interface JobContext {
   input: unknown;
   settings: JobSettings;
   job: PreparedJob | null;
-  request: Txt2ImgRequest | null;
+  /** The operation's key once `booting` has read it (`POST /sdapi/v1/txt2img`). */
+  operation: string | null;
+  request: A1111Request | null;
   models: SdModel[] | null;
   notes: string[];
   probeFailures: number;
@@ -53,7 +56,8 @@ export interface JobContext {
   recoveryAttempts: number;
   lastRouteError: JobFailure | null;
   downloadDone: boolean;
-  response: Txt2ImgResponse | null;
+  /** A1111's answer; `undefined` until it came (null is an answer: the refresh routes give it). */
+  response: unknown;
   failure: JobFailure | null;
 }
 
@@ -64,6 +68,7 @@ function initialContext(input: JobMachineInput): JobContext {
     input: input.input,
     settings: input.settings,
     job: null,
+    operation: null,
     request: null,
     models: null,
     notes: [],
@@ -72,7 +77,7 @@ function initialContext(input: JobMachineInput): JobContext {
     recoveryAttempts: 0,
     lastRouteError: null,
     downloadDone: false,
-    response: null,
+    response: undefined,
     failure: null,
   };
 }
@@ -111,13 +116,18 @@ const jobSetup = setup({
     refreshCheckpoints: fromPromise<void, void>(async () => {
       throw new Error('refreshCheckpoints is provided by src/job/actors.ts');
     }),
-    checkRoute: fromPromise<void, void>(async () => {
+    checkRoute: fromPromise<void, { operation: string }>(async () => {
       throw new Error('checkRoute is provided by src/job/actors.ts');
     }),
-    txt2img: fromPromise<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(async () => {
-      throw new Error('txt2img is provided by src/job/actors.ts');
+    fetchImages: fromPromise<PreparedJob, { jobId: string; job: PreparedJob }>(async () => {
+      throw new Error('fetchImages is provided by src/job/actors.ts');
     }),
-    watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(() => () => undefined),
+    callA1111: fromPromise<unknown, { jobId: string; operation: string; request: A1111Request }>(async () => {
+      throw new Error('callA1111 is provided by src/job/actors.ts');
+    }),
+    watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number; operation: string }>(
+      () => () => undefined,
+    ),
     interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async () => {
       throw new Error('interruptBackend is provided by src/job/actors.ts');
     }),
@@ -130,7 +140,11 @@ const jobSetup = setup({
       codeOf(params.error) === 'BACKEND_ROUTE_MISSING' &&
       context.recoveryAttempts < context.settings.routeRecoveryAttempts,
     isRecovering: ({ context }) => context.recoveryAttempts > 0,
-    /** A1111 did not answer txt2img in time: it is still generating, so the GPU must be freed. */
+    /** The job has image URLs to fetch before anything else. */
+    hasImageUrls: (_, params: { job: PreparedJob }) => params.job.imageUrls > 0,
+    /** Operations that render (or name models) have their names checked against A1111's lists. */
+    needsVerification: ({ context }) => context.job?.verify === true,
+    /** A1111 did not answer in time: it is still working on the request, so the GPU must be freed. */
     isRequestTimeout: (_, params: { error: unknown }) => codeOf(params.error) === 'BACKEND_TIMEOUT',
     modelWasDownloaded: (_, params: { output: VerifiedJob }) => params.output.downloaded,
   },
@@ -151,6 +165,13 @@ const jobSetup = setup({
       type: 'job.stabilizing' as const,
       level: params.level ?? ('info' as const),
       message: params.message,
+    })),
+    /** Keeps what `booting` made of the input: the operation, the request, the notes. */
+    recordPreparedJob: assign((_, params: { job: PreparedJob }) => ({
+      job: params.job,
+      operation: params.job.operation,
+      request: params.job.request,
+      notes: [...params.job.notes],
     })),
     /** After a checkpoint download, a step that failed is noted and the job goes on. */
     noteAndGoOn: enqueueActions(({ enqueue }, params: { step: string; error: unknown }) => {
@@ -219,7 +240,14 @@ const waitingForApi = jobSetup.createStateConfig({
       invoke: {
         id: 'probeApi',
         src: 'probeApi',
-        onDone: { target: '#job.verifyingModels', actions: assign({ models: ({ event }) => event.output }) },
+        onDone: [
+          {
+            guard: 'needsVerification',
+            target: '#job.verifyingModels',
+            actions: assign({ models: ({ event }) => event.output }),
+          },
+          { target: '#job.ready', actions: assign({ models: ({ event }) => event.output }) },
+        ],
         onError: [
           // A refusal (wrong credentials for --api-auth) or a supervised WebUI that exited does not go
           // away by waiting.
@@ -265,15 +293,37 @@ export const jobMachine = jobSetup.createMachine({
   states: {
     booting: {
       description:
-        "Checks the job's input against the txt2img rules; a broken rule ends the job INVALID_INPUT before anything is sent to A1111.",
+        "Reads which operation the job asks for (a plain input is txt2img) and checks its input against that operation's rules; a broken rule ends the job INVALID_INPUT before anything is sent to A1111.",
       entry: { type: 'enterPhase', params: { phase: 'booting' } },
       invoke: {
         id: 'validateInput',
         src: 'validateInput',
         input: ({ context }) => ({ jobId: context.jobId, input: context.input }),
+        onDone: [
+          {
+            guard: { type: 'hasImageUrls', params: ({ event }) => ({ job: event.output }) },
+            target: 'fetchingImages',
+            actions: { type: 'recordPreparedJob', params: ({ event }) => ({ job: event.output }) },
+          },
+          {
+            target: 'waitingForApi',
+            actions: { type: 'recordPreparedJob', params: ({ event }) => ({ job: event.output }) },
+          },
+        ],
+        onError: { target: 'failed', actions: { type: 'recordFailure', params: withError } },
+      },
+    },
+    fetchingImages: {
+      description:
+        'Fetches the image URLs the job gives (within the URL guard, size, time and pixel caps) so A1111 gets base64 only; a refused URL fails INVALID_INPUT, one that cannot be fetched IMAGE_FETCH_FAILED.',
+      entry: { type: 'enterPhase', params: { phase: 'fetchingImages' } },
+      invoke: {
+        id: 'fetchImages',
+        src: 'fetchImages',
+        input: ({ context }) => ({ jobId: context.jobId, job: context.job! }),
         onDone: {
           target: 'waitingForApi',
-          actions: assign({ job: ({ event }) => event.output, notes: ({ event }) => [...event.output.notes] }),
+          actions: assign({ job: ({ event }) => event.output, request: ({ event }) => event.output.request }),
         },
         onError: { target: 'failed', actions: { type: 'recordFailure', params: withError } },
       },
@@ -368,7 +418,7 @@ export const jobMachine = jobSetup.createMachine({
     },
     ready: {
       description:
-        'The request is final; after a recovery the txt2img route is checked (a GET there answers 405 when it is mounted) before generating again.',
+        "The request is final; after a recovery the operation's route is checked (a GET on a POST route answers 405 when it is mounted) before it is sent again.",
       entry: { type: 'enterPhase', params: { phase: 'ready' } },
       initial: 'routing',
       states: {
@@ -376,19 +426,25 @@ export const jobMachine = jobSetup.createMachine({
           always: [{ guard: 'isRecovering', target: 'checkingRoute' }, { target: '#job.inferring' }],
         },
         checkingRoute: {
-          invoke: { id: 'checkRoute', src: 'checkRoute', onDone: '#job.inferring', onError: [...onBackendError] },
+          invoke: {
+            id: 'checkRoute',
+            src: 'checkRoute',
+            input: ({ context }) => ({ operation: context.operation! }),
+            onDone: '#job.inferring',
+            onError: [...onBackendError],
+          },
         },
       },
     },
     inferring: {
       description:
-        'POST /sdapi/v1/txt2img while /sdapi/v1/progress is read; a route 404 leads to recovering, a request timeout to interrupting, any other error ends the job with its classified code.',
+        "Sends the operation's request (POST /sdapi/v1/txt2img for a plain input) and, for a generation, reads /sdapi/v1/progress meanwhile; a route 404 leads to recovering, a request timeout to interrupting, any other error ends the job with its classified code.",
       entry: { type: 'enterPhase', params: { phase: 'inferring' } },
       invoke: [
         {
-          id: 'txt2img',
-          src: 'txt2img',
-          input: ({ context }) => ({ jobId: context.jobId, request: context.request! }),
+          id: 'callA1111',
+          src: 'callA1111',
+          input: ({ context }) => ({ jobId: context.jobId, operation: context.operation!, request: context.request! }),
           onDone: { target: 'succeeded', actions: assign({ response: ({ event }) => event.output }) },
           onError: [
             {
@@ -402,7 +458,11 @@ export const jobMachine = jobSetup.createMachine({
         {
           id: 'watchProgress',
           src: 'watchProgress',
-          input: ({ context }) => ({ jobId: context.jobId, intervalMs: context.settings.progressIntervalMs }),
+          input: ({ context }) => ({
+            jobId: context.jobId,
+            intervalMs: context.settings.progressIntervalMs,
+            operation: context.operation!,
+          }),
         },
       ],
       on: {
@@ -477,7 +537,7 @@ export const jobMachine = jobSetup.createMachine({
     },
   },
   output: ({ context }): JobOutput =>
-    context.failure || !context.response
+    context.failure || context.response === undefined
       ? {
           status: 'failed',
           failure: context.failure ?? toJobFailure(new Error('job ended without a result'), null),

@@ -1,7 +1,8 @@
 /**
  * Types shared by the job machine and the actors that implement its I/O. Type-only: nothing here runs.
  */
-import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../src/a1111/schemas.js';
+import type { A1111Request } from '../src/a1111/request-fields.js';
+import type { SdModel } from '../src/a1111/schemas.js';
 import type { JobFailure, JobPhase } from '../src/errors.js';
 import type { ModelSource } from '../src/models/model-source.js';
 
@@ -27,9 +28,15 @@ export interface JobMachineInput {
   settings: JobSettings;
 }
 
-/** What `booting` produces from the raw input: a checked request. */
+/** What `booting` produces from the raw input: a checked request for one operation. */
 export interface PreparedJob {
-  request: Txt2ImgRequest;
+  /** The operation's key, `POST /sdapi/v1/txt2img` (src/a1111/operations.ts). */
+  operation: string;
+  request: A1111Request;
+  /** Image URLs left to fetch (`fetchingImages`). */
+  imageUrls: number;
+  /** The operation names models or samplers to check against A1111 (`verifyingModels`). */
+  verify: boolean;
   /** The checkpoint the job names (override_settings.sd_model_checkpoint or model.checkpoint), if any. */
   checkpoint: string | null;
   /** The job's `model` block, when it has one. */
@@ -40,7 +47,7 @@ export interface PreparedJob {
 
 /** What `verifyingModels` produces: the request as it will be sent. */
 export interface VerifiedJob {
-  request: Txt2ImgRequest;
+  request: A1111Request;
   notes: string[];
   /** True when a checkpoint was downloaded and A1111 must be made to see it (postDownloadStabilizing). */
   downloaded: boolean;
@@ -71,7 +78,7 @@ export interface ProgressUpdate {
 }
 
 export type JobOutput =
-  | { status: 'succeeded'; response: Txt2ImgResponse; notes: string[]; recoveries: number }
+  | { status: 'succeeded'; response: unknown; notes: string[]; recoveries: number }
   | { status: 'failed'; failure: JobFailure; notes: string[]; recoveries: number };
 
 /** What the start-up readiness wait ends with; `probes` counts the probes it took. */

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   MODEL_NOT_FOUND: { retryable: false, crashClass: false },
   /** A checkpoint could not be downloaded (network, status, checksum, size, disk). */
   MODEL_DOWNLOAD_FAILED: { retryable: true, crashClass: false },
+  /** An image URL of the job could not be fetched (its server failed, answered an error, or too slowly). */
+  IMAGE_FETCH_FAILED: { retryable: true, crashClass: false },
   /** RunPod refused the job's result (a 4xx from job-done, most often a result over its size limit). */
   RESULT_REJECTED: { retryable: false, crashClass: false },
   /** The job was cancelled; A1111 was told to interrupt. */
@@ -38,6 +40,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** The lifecycle phase a failure happened in; the job machine's state names. */
 export type JobPhase =
   | 'booting'
+  | 'fetchingImages'
   | 'waitingForApi'
   | 'verifyingModels'
   | 'postDownloadStabilizing'

@@ -90,12 +90,12 @@ export function backendVerdict(failure: JobFailure): BackendVerdict | undefined 
 /** A job's outcome in the runtime's terms. */
 export function toHandlerOutcome(outcome: JobOutcome): HandlerOutcome {
   if (outcome.ok) {
-    const { worker } = outcome.output;
+    const { report } = outcome;
     return {
       ok: true,
       jobId: outcome.jobId,
       output: outcome.output,
-      stats: { timingsMs: worker.timings_ms, recoveries: worker.recoveries },
+      stats: { timingsMs: report.timings_ms, recoveries: report.recoveries },
     };
   }
   const verdict = backendVerdict(outcome.failure);

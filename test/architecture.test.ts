@@ -97,6 +97,7 @@ describe('module boundaries', () => {
       ['src/models/', 2],
       ['src/runpod/', 2],
       ['src/net/', 1],
+      ['src/images/', 1],
       ['src/log/', 1],
       ['src/config/', 0],
       ['src/json/', 0],

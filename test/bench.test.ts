@@ -30,13 +30,14 @@ describe('npm run bench', () => {
     expect(results.machine.node).toBe(process.version);
     expect(Object.keys(results.scenarios).sort()).toEqual([
       'idleGap',
+      'imageUrls',
       'large',
       'readiness',
       'small0',
       'small05',
       'soak',
     ]);
-    expect(Object.keys(results.targets).length).toBe(10);
+    expect(Object.keys(results.targets).length).toBe(12);
     for (const [name, figure] of Object.entries(results.targets)) {
       expect(Number.isFinite(figure.value), name).toBe(true);
       expect(typeof figure.ok, name).toBe('boolean');

@@ -67,6 +67,13 @@ describe('configuration from the environment', () => {
         podId: undefined,
         podHostname: undefined,
       },
+      images: {
+        urlHosts: [],
+        privateAllow: [],
+        maxBytes: 67_108_864,
+        timeoutMs: 30_000,
+        maxPixels: 67_108_864,
+      },
       observability: {
         logLevel: 'info',
         logFormat: 'auto',

@@ -44,7 +44,7 @@ describe('the Stately inspector', () => {
     expect(events.some((e) => e.type === '@xstate.snapshot')).toBe(true);
     const all = messages.join('\n');
     expect(all).toContain('inferring');
-    expect(all).toContain('xstate.done.actor.txt2img');
+    expect(all).toContain('xstate.done.actor.callA1111');
     expect(all).not.toContain('iVBORw0KGgo');
   });
 

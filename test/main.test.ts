@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { decodePng } from './support/png.js';
 
@@ -74,6 +75,33 @@ describe('the worker command line', () => {
     const result = JSON.parse(await readFile(path.join(cwd, 'output', 'bad-1', 'result.json'), 'utf8'));
     expect(JSON.parse(result.error)).toMatchObject({ code: 'INVALID_INPUT', phase: 'booting' });
     expect(stdout).toContain('Job bad-1 failed');
+  });
+
+  it('runs an envelope from --test_input: an upscale written as a picture, a listing as JSON', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+    const image = PNG.sync.write(new PNG({ width: 40, height: 24 })).toString('base64');
+    const upscale = {
+      id: 'upscale-1',
+      input: {
+        api: { method: 'POST', endpoint: '/sdapi/v1/extra-single-image' },
+        payload: { image, upscaler_1: 'Lanczos', upscaling_resize: 2 },
+      },
+    };
+    const listing = { id: 'samplers-1', input: { api: { method: 'GET', endpoint: 'sdapi/v1/samplers' }, payload: {} } };
+
+    const upscaled = await runWorker(['--simulator', '--test_input', JSON.stringify(upscale)], cwd);
+    const listed = await runWorker(['--simulator', '--test_input', JSON.stringify(listing)], cwd);
+
+    expect([upscaled.code, listed.code]).toEqual([0, 0]);
+    const png = decodePng(await readFile(path.join(cwd, 'output', 'upscale-1', 'image-0.png')));
+    expect([png.width, png.height]).toEqual([80, 48]);
+    const result = JSON.parse(await readFile(path.join(cwd, 'output', 'upscale-1', 'result.json'), 'utf8'));
+    expect(result.output).toMatchObject({
+      image: 'output/upscale-1/image-0.png',
+      html_info: '<p>Postprocess upscale by: 2.0, Postprocess upscaler: Lanczos</p>',
+    });
+    const samplers = JSON.parse(await readFile(path.join(cwd, 'output', 'samplers-1', 'result.json'), 'utf8'));
+    expect(samplers.output).toContainEqual(expect.objectContaining({ name: 'DPM++ 2M' }));
   });
 
   it('exits 1 naming the variable, value and rule when the configuration is bad', async () => {

@@ -19,10 +19,16 @@ import { z } from 'zod';
 import { isWorkerError, WorkerError } from '../errors.js';
 import { A1111ErrorSchema, FastApiErrorSchema } from './schemas.js';
 
-/** Which call failed, for messages: `POST /txt2img`. */
+/** Which call failed, for messages: `POST /txt2img` (under /sdapi/v1), or a full `path` outside it. */
 export interface A1111Call {
   method: string;
   route: string;
+  path?: string;
+}
+
+/** The full path of a call, for messages. */
+export function pathOf(call: A1111Call): string {
+  return call.path ?? `/sdapi/v1${call.route}`;
 }
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
@@ -76,7 +82,7 @@ function decodeBody(body: unknown): unknown {
 
 function classifyResponse(status: number, raw: unknown, call: A1111Call, attempts: number): WorkerError {
   const body = decodeBody(raw);
-  const where = `${call.method} /sdapi/v1${call.route}`;
+  const where = `${call.method} ${pathOf(call)}`;
   const a1111 = A1111ErrorSchema.safeParse(body);
   const details: Record<string, unknown> = { status, method: call.method, route: call.route, attempts };
 
@@ -111,11 +117,11 @@ function classifyResponse(status: number, raw: unknown, call: A1111Call, attempt
   const fastApi = FastApiErrorSchema.safeParse(body);
   if (status === 404 && (!fastApi.success || fastApi.data.detail === 'Not Found')) {
     details['body'] = bodyExcerpt(body);
-    return new WorkerError(
-      'BACKEND_ROUTE_MISSING',
-      `A1111 answered 404 Not Found for ${where}: its API routes are not mounted (the WebUI is starting or reloading, or runs without --api)`,
-      { details },
-    );
+    // A route outside /sdapi/ belongs to an extension (ControlNet's /controlnet/...).
+    const why = pathOf(call).startsWith('/sdapi/')
+      ? 'its API routes are not mounted (the WebUI is starting or reloading, or runs without --api)'
+      : 'the extension that serves it is not installed, or the WebUI is reloading';
+    return new WorkerError('BACKEND_ROUTE_MISSING', `A1111 answered 404 Not Found for ${where}: ${why}`, { details });
   }
   if (status === 422) {
     const { text, validation } = describe422(fastApi.success ? fastApi.data.detail : body);
@@ -146,7 +152,7 @@ function classifyResponse(status: number, raw: unknown, call: A1111Call, attempt
  */
 export function classifyA1111Error(error: unknown, call: A1111Call, attempts = attemptsOf(error)): WorkerError {
   if (isWorkerError(error)) return error as WorkerError;
-  const where = `${call.method} /sdapi/v1${call.route}`;
+  const where = `${call.method} ${pathOf(call)}`;
 
   if (error instanceof SyntaxError) {
     return new WorkerError('BACKEND_ERROR', `A1111 answered ${where} with a body that is not JSON (${error.message})`, {

@@ -1,6 +1,7 @@
 /**
- * The A1111 API client: one axios instance per worker with keep-alive sockets and axios-retry, and
- * txt2img, the call on every job's path, on node:http over the same sockets (direct-post.ts). Both
+ * The A1111 API client: one axios instance per worker with keep-alive sockets and axios-retry, and the
+ * operations' POSTs (txt2img, on every job's path, among them) on node:http over the same sockets
+ * (direct-post.ts), their answers checked per operation (answers.ts). Both
  * follow one retry policy (retry-policy.ts). Every failure leaves this module as a classified
  * {@link WorkerError}.
  */
@@ -11,12 +12,13 @@ import axiosRetry, { type IAxiosRetryConfig } from 'axios-retry';
 import type { z } from 'zod';
 import type { A1111Settings } from '../config/index.js';
 import { WorkerError } from '../errors.js';
-import { rememberSourceBytes } from '../json/source-bytes.js';
 import type { Logger } from '../log/index.js';
-import { type A1111Call, classifyA1111Error } from './classify.js';
+import { readAnswer } from './answers.js';
+import { type A1111Call, classifyA1111Error, pathOf } from './classify.js';
 import { DirectPostFailure, postWithRetries } from './direct-post.js';
-import { badImage, imageStats, parseImagesAnswer } from './images-answer.js';
+import { type Operation, TXT2IMG } from './operations.js';
 import type { BackendLiveness } from './process.js';
+import type { A1111Request, Txt2ImgRequest } from './request-fields.js';
 import { axiosRetryOptions, retryPolicy } from './retry-policy.js';
 import {
   type Options,
@@ -29,10 +31,9 @@ import {
   SchedulerListSchema,
   type SdModel,
   SdModelListSchema,
-  type Txt2ImgRequest,
   type Txt2ImgResponse,
-  Txt2ImgResponseSchema,
-  Txt2ImgRestSchema,
+  type Upscaler,
+  UpscalerListSchema,
 } from './schemas.js';
 
 /** Everything the worker asks of A1111. Each method rejects with a classified WorkerError. */
@@ -48,11 +49,16 @@ export interface A1111Client {
   listSchedulers(signal?: AbortSignal): Promise<Scheduler[] | null>;
   getOptions(signal?: AbortSignal): Promise<Options>;
   getProgress(signal?: AbortSignal): Promise<Progress>;
+  listUpscalers(signal?: AbortSignal): Promise<Upscaler[]>;
+  /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
+  send(operation: Operation, request: A1111Request, signal?: AbortSignal): Promise<unknown>;
   txt2img(request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse>;
   interrupt(signal?: AbortSignal): Promise<void>;
   refreshCheckpoints(signal?: AbortSignal): Promise<void>;
   /** Whether POST /txt2img is routed: a GET there answers 405 when mounted, 404 when not. */
   isTxt2ImgRouteMounted(signal?: AbortSignal): Promise<boolean>;
+  /** Whether an operation's route is mounted (a GET on a POST route answers 405 when it is). */
+  isRouteMounted(operation: Operation, signal?: AbortSignal): Promise<boolean>;
   /** The API root, `<A1111_BASE_URL>/sdapi/v1`. */
   readonly apiUrl: string;
   /** Closes idle keep-alive sockets. */
@@ -117,8 +123,7 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
     }
   }
 
-  const txt2imgUrl = `${apiUrl}/txt2img`;
-  const txt2imgHeaders: Record<string, string> = {
+  const postHeaders: Record<string, string> = {
     'Content-Type': 'application/json',
     Accept: 'application/json',
     'Accept-Encoding': 'identity',
@@ -134,7 +139,7 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
     const exit = backend?.describeExit();
     if (!exit || !['BACKEND_UNAVAILABLE', 'BACKEND_CRASHED', 'BACKEND_TIMEOUT'].includes(error.code)) return error;
     const code = target.route === '/sd-models' && target.method === 'GET' ? 'BACKEND_UNAVAILABLE' : 'BACKEND_CRASHED';
-    return new WorkerError(code, `${exit.split('\n')[0]} (during ${target.method} /sdapi/v1${target.route})`, {
+    return new WorkerError(code, `${exit.split('\n')[0]} (during ${target.method} ${pathOf(target)})`, {
       details: {
         ...error.details,
         backendExited: true,
@@ -189,39 +194,39 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
       const { target, options } = get('/progress', signal);
       return call(ProgressSchema, target, { ...options, params: { skip_current_image: true } });
     },
-    async txt2img(request, signal) {
-      const target = { method: 'POST', route: '/txt2img' };
+    async send(operation, request, signal) {
+      const route = operation.path.startsWith('/sdapi/v1/') ? operation.path.slice('/sdapi/v1'.length) : operation.path;
+      const target: A1111Call = { method: operation.method, route, path: operation.path };
       try {
-        const raw = await postWithRetries({
-          url: txt2imgUrl,
-          route: '/txt2img',
-          body: JSON.stringify(request),
-          headers: txt2imgHeaders,
-          agent: txt2imgUrl.startsWith('https:') ? httpsAgent : httpAgent,
-          timeoutMs: config.requestTimeoutMs,
-          policy,
-          ...(signal ? { signal } : {}),
-        });
-        const { value, lazyImages } = parseImagesAnswer(raw);
-        // With lazily decoded images, the images were checked while locating them; the rest is checked
-        // here without reading them, and the object itself is kept (zod would copy it, decoding them).
-        let parsed: Txt2ImgResponse;
-        if (lazyImages) {
-          Txt2ImgRestSchema.parse({ parameters: value['parameters'], info: value['info'] });
-          parsed = value as Txt2ImgResponse;
-        } else parsed = Txt2ImgResponseSchema.parse(value);
-        // A success must hold pictures: a string that is none would be handed to the client as one.
-        const { count } = imageStats(parsed);
-        const broken = count === 0 && request['send_images'] !== false ? 'with no images' : badImage(parsed);
-        if (broken) {
-          throw new WorkerError('BACKEND_ERROR', `A1111 answered POST /sdapi/v1/txt2img with 200, but ${broken}`, {
-            details: { method: 'POST', route: '/txt2img', images: count },
+        let raw: Buffer;
+        if (operation.method === 'GET') {
+          const params =
+            operation.name === 'progress' && typeof request['skip_current_image'] === 'boolean'
+              ? { skip_current_image: request['skip_current_image'] }
+              : {};
+          const response = await instance.get<ArrayBuffer>(`${config.baseUrl}${operation.path}`, {
+            params,
+            responseType: 'arraybuffer',
+            ...(signal ? { signal } : {}),
+          });
+          raw = Buffer.from(response.data);
+        } else {
+          const url = `${config.baseUrl}${operation.path}`;
+          raw = await postWithRetries({
+            url,
+            route,
+            body: JSON.stringify(request),
+            headers: postHeaders,
+            agent: url.startsWith('https:') ? httpsAgent : httpAgent,
+            timeoutMs: config.requestTimeoutMs,
+            policy,
+            ...(signal ? { signal } : {}),
           });
         }
-        // The answer's bytes are posted to RunPod as they are (json/source-bytes.ts).
-        rememberSourceBytes(parsed, raw);
+        const answer = readAnswer(operation, request, raw);
+        if (operation.name.startsWith('refresh-')) lastModels = null; // a list may have changed
         lastOkAt = Date.now();
-        return parsed;
+        return answer;
       } catch (error) {
         lastOkAt = 0;
         lastModels = null;
@@ -231,6 +236,13 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
             : classifyA1111Error(error, target);
         throw afterExit(classified, target);
       }
+    },
+    async txt2img(request, signal) {
+      return (await this.send(TXT2IMG, request, signal)) as Txt2ImgResponse;
+    },
+    listUpscalers(signal) {
+      const { target, options } = get('/upscalers', signal);
+      return call(UpscalerListSchema, target, options);
     },
     async interrupt(signal) {
       await instance
@@ -245,13 +257,20 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
           Promise.reject(classifyA1111Error(error, { method: 'POST', route: '/refresh-checkpoints' })),
         );
     },
-    async isTxt2ImgRouteMounted(signal) {
+    isTxt2ImgRouteMounted(signal) {
+      return this.isRouteMounted(TXT2IMG, signal);
+    },
+    async isRouteMounted(operation, signal) {
+      const route = operation.path.startsWith('/sdapi/v1/') ? operation.path.slice('/sdapi/v1'.length) : operation.path;
       try {
-        await instance.get('/txt2img', { ...(signal ? { signal } : {}), 'axios-retry': { retries: 0 } });
+        await instance.get(`${config.baseUrl}${operation.path}`, {
+          ...(signal ? { signal } : {}),
+          'axios-retry': { retries: 0 },
+        });
         return true;
       } catch (error) {
         if (isAxiosError(error) && error.response?.status === 405) return true;
-        const classified = classifyA1111Error(error, { method: 'GET', route: '/txt2img' });
+        const classified = classifyA1111Error(error, { method: 'GET', route, path: operation.path });
         if (classified.code === 'BACKEND_ROUTE_MISSING') return false;
         throw classified;
       }

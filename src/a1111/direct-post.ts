@@ -51,7 +51,7 @@ function transportError(error: unknown, route: string): unknown {
   if (code?.startsWith('Z_')) {
     return new WorkerError(
       'BACKEND_ERROR',
-      `A1111's answer to POST /sdapi/v1${route} was compressed and could not be decompressed (${error.message})`,
+      `A1111's answer to POST ${route.startsWith('/sdapi/') ? route : `/sdapi/v1${route}`} was compressed and could not be decompressed (${error.message})`,
       { details: { method: 'POST', route, code }, cause: error },
     );
   }

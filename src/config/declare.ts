@@ -143,7 +143,10 @@ export function flag(env: string, opts: { default: boolean; description: string 
 }
 
 /** Comma-separated host names; `*.example.com` matches subdomains. */
-export function hostList(env: string, opts: { default: string; description: string }): Setting<string[]> {
+export function hostList(
+  env: string,
+  opts: { default: string; description: string; shownDefault?: string },
+): Setting<string[]> {
   const rule = 'comma-separated host names; `*.example.com` matches its subdomains';
   const schema = z
     .string()
@@ -161,11 +164,7 @@ export function hostList(env: string, opts: { default: string; description: stri
       }
       return hosts;
     });
-  return setting(env, schema, {
-    description: opts.description,
-    default: opts.default,
-    rule,
-  });
+  return setting(env, schema, { description: opts.description, default: opts.shownDefault ?? opts.default, rule });
 }
 
 /** Comma-separated addresses or CIDR blocks (`10.0.0.0/8,127.0.0.1`). */

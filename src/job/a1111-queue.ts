@@ -1,7 +1,8 @@
 /**
  * The worker's view of A1111's generation queue.
  *
- * A1111 runs txt2img requests one at a time, first in, first out, and `/interrupt` stops whichever
+ * A1111 runs its queued requests (txt2img, img2img, extras, interrogate, refreshes, a checkpoint change)
+ * one at a time, first in, first out, and `/interrupt` stops whichever
  * generation is running at that moment, not a particular one; an interrupt that arrives before a
  * generation has begun is forgotten when it begins. With more than one job in flight
  * (WORKER_CONCURRENCY > 1) the worker therefore has to know which of its requests A1111 is working on:
@@ -28,16 +29,24 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InterruptResult, InterruptStatus } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
-import type { Progress, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import type { Operation } from '../a1111/operations.js';
+import type { A1111Request } from '../a1111/request-fields.js';
+import type { Progress } from '../a1111/schemas.js';
 import { stopWaitingOnAbort } from '../abort.js';
 import { errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 
 interface Entry {
   jobId: string;
-  /** What /progress shows while this request runs. */
-  steps: number;
+  /**
+   * What /progress shows while this request runs: its step count (null when it cannot be told in
+   * advance, as for img2img, whose steps depend on the denoising strength) and its batch count. A
+   * request without one (extras, interrogate, options) is never interrupted: /progress cannot tell it
+   * from the generation behind it.
+   */
+  steps: number | null;
   batches: number;
+  interruptible: boolean;
   /**
    * Aborted once A1111 is done with it: it answered, or (after the HTTP call timed out) /progress shows
    * it ended. Ends the watchers' waits and takes the entry out of the queue.
@@ -60,11 +69,17 @@ const SETTLED = new Error('A1111 is done with the request');
 const MAX_POLL_MS = 250;
 
 /** The step and batch counts A1111's /progress shows for a request (v1.9.3 defaults filled in). */
-function signatureOf(request: Txt2ImgRequest): { steps: number; batches: number } {
+function signatureOf(
+  operation: Operation,
+  request: A1111Request,
+): { steps: number | null; batches: number; interruptible: boolean } {
+  if (operation.kind !== 'generation') return { steps: null, batches: 0, interruptible: false };
   const iterations = typeof request.n_iter === 'number' ? request.n_iter : 1;
+  if (operation.name === 'img2img') return { steps: null, batches: iterations, interruptible: true };
   return {
     steps: typeof request.steps === 'number' ? request.steps : 50,
     batches: request['enable_hr'] === true ? iterations * 2 : iterations,
+    interruptible: true,
   };
 }
 
@@ -94,15 +109,15 @@ export class A1111Queue {
   }
 
   /**
-   * Sends a txt2img request and keeps it in the queue until A1111 is done with it. Aborting `signal`
+   * Sends a queued operation's request and keeps it in the queue until A1111 is done with it. Aborting `signal`
    * stops waiting for the answer, not the request: A1111 would go on with it anyway.
    */
-  submit(jobId: string, request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse> {
-    const call = this.client.txt2img(request);
+  submit(jobId: string, operation: Operation, request: A1111Request, signal?: AbortSignal): Promise<unknown> {
+    const call = this.client.send(operation, request);
     const settled = new AbortController();
     const entry: Entry = {
       jobId,
-      ...signatureOf(request),
+      ...signatureOf(operation, request),
       settled,
       done: new Promise<void>((resolve) => settled.signal.addEventListener('abort', () => resolve(), { once: true })),
       stopping: null,
@@ -120,7 +135,7 @@ export class A1111Queue {
         else settled.abort(SETTLED);
       },
     );
-    return stopWaitingOnAbort(call, signal, 'txt2img was abandoned by its job');
+    return stopWaitingOnAbort(call, signal, `${operation.name} was abandoned by its job`);
   }
 
   /**
@@ -131,6 +146,10 @@ export class A1111Queue {
   async interrupt(jobId: string): Promise<InterruptResult> {
     const entry = this.requests.find((e) => e.jobId === jobId);
     if (!entry) return { interrupt: 'answered', settled: true };
+    if (!entry.interruptible) {
+      this.log.info('leaving the job’s request to finish: /interrupt could stop another job’s generation', { jobId });
+      return { interrupt: 'left-to-finish', settled: false };
+    }
     const stopping = this.stopWhenRunning(entry);
     if (this.requests[0] !== entry) {
       this.log.info(
@@ -264,7 +283,7 @@ export class A1111Queue {
     return (
       this.requests[0] === entry &&
       state.job_count > 0 &&
-      state.sampling_steps === entry.steps &&
+      (entry.steps === null || state.sampling_steps === entry.steps) &&
       state.job_count === entry.batches
     );
   }

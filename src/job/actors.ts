@@ -14,12 +14,16 @@ import type {
   VerifyModelsInput,
 } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
-import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import { operationOf } from '../a1111/operations.js';
+import type { A1111Request } from '../a1111/request-fields.js';
+import type { SdModel } from '../a1111/schemas.js';
+import type { ImageSettings } from '../config/index.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Queue } from './a1111-queue.js';
 import type { A1111Catalog } from './catalog.js';
+import { fetchImageUrls } from './image-inputs.js';
 import { prepareJob } from './prepare.js';
 import { downloadUpdate, toProgressUpdate } from './progress.js';
 import { verifyModels } from './verify.js';
@@ -29,6 +33,8 @@ const PROGRESS_STOPPED = new Error('the job left the inferring state');
 
 export interface JobActorDeps {
   client: A1111Client;
+  /** The limits of a job's image inputs. */
+  images: ImageSettings;
   catalog: A1111Catalog;
   downloader: ModelDownloader;
   /** Each running job's progress callback, by job id (download progress does not pass through the machine). */
@@ -50,8 +56,14 @@ export function provideJobActors(deps: JobActorDeps) {
   return jobMachine.provide({
     actors: {
       validateInput: fromPromise<PreparedJob, { jobId: string; input: unknown }>(async ({ input }) =>
-        prepareJob(input.input, log.child({ jobId: input.jobId })),
+        prepareJob(input.input, deps.images, log.child({ jobId: input.jobId })),
       ),
+      fetchImages: fromPromise<PreparedJob, { jobId: string; job: PreparedJob }>(async ({ input, signal }) => {
+        const { job } = input;
+        const { request, fetched } = await fetchImageUrls(operationOf(job.operation), job.request, deps.images, signal);
+        const notes = fetched.map(({ field, bytes }) => `${field} fetched from its URL (${bytes} bytes)`);
+        return { ...job, request, imageUrls: 0, notes: [...job.notes, ...notes] };
+      }),
       probeApi: fromPromise<SdModel[], void>(({ signal }) => client.probe(signal)),
       verifyModels: fromPromise<VerifiedJob, VerifyModelsInput>(({ input, signal }) => {
         const sink = deps.progressSinks.get(input.jobId);
@@ -67,39 +79,52 @@ export function provideJobActors(deps: JobActorDeps) {
         );
       }),
       refreshCheckpoints: fromPromise<void, void>(({ signal }) => client.refreshCheckpoints(signal)),
-      checkRoute: fromPromise<void, void>(async ({ signal }) => {
-        if (await client.isTxt2ImgRouteMounted(signal)) return;
+      checkRoute: fromPromise<void, { operation: string }>(async ({ input, signal }) => {
+        const operation = operationOf(input.operation);
+        if (await client.isRouteMounted(operation, signal)) return;
+        const why = operation.path.startsWith('/sdapi/')
+          ? 'its API is not mounted'
+          : 'the extension that serves it is not installed, or the WebUI is reloading';
         throw new WorkerError(
           'BACKEND_ROUTE_MISSING',
-          'A1111 has no POST /sdapi/v1/txt2img route yet (GET there answers 404, not 405): its API is not mounted',
+          `A1111 has no ${operation.key} route yet (a GET there answers 404): ${why}`,
         );
       }),
-      txt2img: fromPromise<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(({ input, signal }) =>
-        deps.queue.submit(input.jobId, input.request, signal),
+      callA1111: fromPromise<unknown, { jobId: string; operation: string; request: A1111Request }>(
+        ({ input, signal }) => {
+          const operation = operationOf(input.operation);
+          // What A1111 runs under its queue lock goes into the worker's view of that queue.
+          return operation.queued
+            ? deps.queue.submit(input.jobId, operation, input.request, signal)
+            : client.send(operation, input.request, signal);
+        },
       ),
-      watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(({ input, sendBack }) => {
-        if (input.intervalMs <= 0) return () => undefined;
-        const controller = new AbortController();
-        let timer: NodeJS.Timeout | undefined;
-        const poll = async () => {
-          try {
-            // While another job's request is ahead in A1111's queue, the reading is that job's.
-            if (deps.queue.isGenerating(input.jobId)) {
-              const progress = await client.getProgress(controller.signal);
-              if (progress.state.job_count > 0)
-                sendBack({ type: 'a1111.progress', update: toProgressUpdate(progress) });
+      watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number; operation: string }>(
+        ({ input, sendBack }) => {
+          if (input.intervalMs <= 0 || operationOf(input.operation).kind !== 'generation') return () => undefined;
+          const controller = new AbortController();
+          let timer: NodeJS.Timeout | undefined;
+          const poll = async () => {
+            try {
+              // While another job's request is ahead in A1111's queue, the reading is that job's.
+              if (deps.queue.isGenerating(input.jobId)) {
+                const progress = await client.getProgress(controller.signal);
+                if (progress.state.job_count > 0)
+                  sendBack({ type: 'a1111.progress', update: toProgressUpdate(progress) });
+              }
+            } catch (error) {
+              if (!controller.signal.aborted) log.debug('progress poll failed', errorFields(error));
             }
-          } catch (error) {
-            if (!controller.signal.aborted) log.debug('progress poll failed', errorFields(error));
-          }
-          if (!controller.signal.aborted) timer = setTimeout(poll, input.intervalMs);
-        };
-        timer = setTimeout(poll, input.intervalMs);
-        return () => {
-          controller.abort(PROGRESS_STOPPED);
-          clearTimeout(timer);
-        };
-      }),
+            if (!controller.signal.aborted) timer = setTimeout(poll, input.intervalMs);
+          };
+          timer = setTimeout(poll, input.intervalMs);
+          return () => {
+            controller.abort(PROGRESS_STOPPED);
+            clearTimeout(timer);
+          };
+        },
+      ),
+
       interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async ({ input }) => {
         const result = await deps.queue.interrupt(input.jobId);
         log.child({ jobId: input.jobId }).debug('interrupt', { reason: input.reason, ...result });

@@ -47,6 +47,15 @@ export class A1111Catalog {
     return this.get(signal);
   }
 
+  /** The keys that are no A1111 option, after one refetch if any looked unknown. */
+  async unknownOptions(keys: readonly string[], signal?: AbortSignal): Promise<string[]> {
+    const cached = await this.get(signal);
+    const unknown = keys.filter((key) => !cached.optionKeys.has(key));
+    if (unknown.length === 0) return unknown;
+    const fresh = await this.refresh(signal);
+    return unknown.filter((key) => !fresh.optionKeys.has(key));
+  }
+
   private async load(): Promise<CatalogData> {
     const [samplers, schedulers, options] = await Promise.all([
       this.client.listSamplers(),

@@ -1,6 +1,7 @@
 /**
- * The files a job's output holds, for local runs (test-input mode): A1111's base64 images as
- * `image-<n>.png` (or the type their bytes say), and the output with the files' paths in their place.
+ * The files a job's output holds, for local runs (test-input mode): A1111's base64 images (`images`,
+ * or the extras' single `image`) as `image-<n>.png` (or the type their bytes say), and the output with
+ * the files' paths in their place.
  */
 import path from 'node:path';
 
@@ -19,8 +20,11 @@ function extensionOf(bytes: Buffer): string {
  * const { files, output } = localFiles(result.output, 'output/local_test');
  * // files[0].path === 'output/local_test/image-0.png'; output.images[0] === 'output/local_test/image-0.png'
  */
-export function localFiles(output: object, dir: string): { files: { path: string; data: Buffer }[]; output: object } {
-  const images = (output as { images?: unknown }).images;
+export function localFiles(output: unknown, dir: string): { files: { path: string; data: Buffer }[]; output: unknown } {
+  if (typeof output !== 'object' || output === null || Array.isArray(output)) return { files: [], output };
+  const holder = output as { images?: unknown; image?: unknown };
+  const single = typeof holder.image === 'string';
+  const images = single ? [holder.image] : holder.images;
   if (!Array.isArray(images)) return { files: [], output };
   const files = images
     .filter((image): image is string => typeof image === 'string')
@@ -28,8 +32,6 @@ export function localFiles(output: object, dir: string): { files: { path: string
       const data = Buffer.from(image, 'base64');
       return { path: path.join(dir, `image-${index}.${extensionOf(data)}`), data };
     });
-  return {
-    files,
-    output: { ...output, images: files.map((file) => path.relative(process.cwd(), file.path)) },
-  };
+  const paths = files.map((file) => path.relative(process.cwd(), file.path));
+  return { files, output: single ? { ...output, image: paths[0] } : { ...output, images: paths } };
 }

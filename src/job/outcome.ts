@@ -4,6 +4,7 @@ import type { JobFailure } from '../errors.js';
 
 export type PhaseTimings = {
   booting?: number;
+  fetchingImages?: number;
   waitingForApi?: number;
   verifyingModels?: number;
   postDownloadStabilizing?: number;
@@ -21,9 +22,14 @@ export interface WorkerReport {
   notes: string[];
 }
 
-/** A1111's answer, passed through unchanged, plus the worker's report. */
-export type SuccessOutput = Txt2ImgResponse & { worker: WorkerReport };
+/** A generation's output: A1111's answer, passed through unchanged, plus the worker's report. */
+export type GenerationOutput = Txt2ImgResponse & { worker: WorkerReport };
 
+/**
+ * How a job ended. On success, `output` is A1111's answer passed through: an object answer (every
+ * operation that returns one) with the worker's report as its `worker` key, any other answer (a read
+ * route's list, a refresh's null) as it is.
+ */
 export type JobOutcome =
-  | { ok: true; jobId: string; output: SuccessOutput }
+  | { ok: true; jobId: string; output: unknown; report: WorkerReport }
   | { ok: false; jobId: string; failure: JobFailure; report: WorkerReport };

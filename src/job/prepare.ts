@@ -1,21 +1,23 @@
 /**
- * `booting`: turns a job's raw input into a checked txt2img request, or refuses it before anything is
- * sent to A1111. Known fields must follow their rule (see `TXT2IMG_FIELDS`); every broken rule is
- * reported at once with the field, the value and the rule. Unknown keys go through untouched (A1111
- * and its extensions take more than the worker knows) and are noted; a few common names from other
- * tools that A1111 would silently ignore get a hint.
+ * `booting`: turns a job's raw input into a checked request for one A1111 operation, or refuses it
+ * before anything is sent to A1111. Which operation: a plain input is txt2img, the envelope names any
+ * other (envelope.ts). Known fields must follow their rule (src/a1111/request-fields.ts); every broken
+ * rule is reported at once with the field, the value and the rule. For the generations, unknown keys go
+ * through untouched (A1111 and its extensions take more than the worker knows) and a few common names
+ * from other tools that A1111 would silently ignore get a hint; the other operations take their own
+ * fields only. Inline images are checked and made raw base64 here; image URLs are fetched next
+ * (image-inputs.ts).
  */
 import type { PreparedJob } from '../../machines/job.types.js';
-import { TXT2IMG_FIELD_NAMES, TXT2IMG_FIELDS, type Txt2ImgField, type Txt2ImgRequest } from '../a1111/schemas.js';
+import type { Operation } from '../a1111/operations.js';
+import type { A1111Request } from '../a1111/request-fields.js';
+import type { ImageSettings } from '../config/index.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from '../log/index.js';
-import { fileNameProblem, type ModelSource } from '../models/model-source.js';
-
-export interface InputProblem {
-  field: string;
-  value: unknown;
-  rule: string;
-}
+import type { ModelSource } from '../models/model-source.js';
+import { describeValue, type InputProblem, invalidInput, isPlainObject, readOperation } from './envelope.js';
+import { prepareImages } from './image-inputs.js';
+import { MODEL_KEY, modelProblems, TOKEN_NAME, TOKEN_RULE } from './model-block.js';
 
 /**
  * Names other APIs use that A1111 ignores without a word, and what A1111 calls them. A Map, not an
@@ -32,91 +34,25 @@ const FOREIGN_NAMES = new Map<string, string>([
   ['image_height', 'height'],
 ]);
 
-const KNOWN = new Set<string>(TXT2IMG_FIELD_NAMES);
+/** Fields an operation cannot go without (A1111 would fail, or wait for the GPU and then fail). */
+const REQUIRED: Record<string, { field: string; rule: string }[]> = {
+  img2img: [{ field: 'init_images', rule: 'a list of one or more images (A1111 answers 404 "Init image not found")' }],
+  'extra-single-image': [{ field: 'image', rule: 'an image to process' }],
+  'extra-batch-images': [{ field: 'imageList', rule: 'a list of {"data": <an image>, "name": <text>}' }],
+  'png-info': [{ field: 'image', rule: 'an image to read' }],
+  interrogate: [{ field: 'image', rule: 'an image to caption' }],
+};
 
-/** The worker's own input key, removed before the request goes to A1111. */
-const MODEL_KEY = 'model';
-const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256']);
-/** Keys and URL parameters that carry credentials; the job input must never hold one. */
-const TOKEN_NAME = /^(.*_)?(token|api[-_]?key|apikey|access[-_]?token|auth|authorization|password|secret)$/i;
-const TOKEN_RULE = 'no credentials: Hugging Face and Civitai tokens come from HF_TOKEN and CIVITAI_TOKEN on the worker';
-
-function modelProblems(model: unknown): InputProblem[] {
-  if (typeof model !== 'object' || model === null || Array.isArray(model)) {
-    return [
-      {
-        field: 'model',
-        value: model,
-        rule: 'an object {"checkpoint": "name.safetensors", "url"?: "https://...", "sha256"?: "..."}',
-      },
-    ];
-  }
-  const block = model as Record<string, unknown>;
+/** The rules that tie fields together, per operation. */
+function crossFieldProblems(operation: Operation, input: Record<string, unknown>): InputProblem[] {
   const problems: InputProblem[] = [];
-  for (const key of Object.keys(block)) {
-    if (TOKEN_NAME.test(key)) problems.push({ field: `model.${key}`, value: '***', rule: TOKEN_RULE });
-    else if (!MODEL_KEYS.has(key))
-      problems.push({ field: `model.${key}`, value: block[key], rule: 'one of checkpoint, url, sha256' });
+  for (const { field, rule } of REQUIRED[operation.name] ?? []) {
+    if (!Object.hasOwn(input, field) || input[field] === null) problems.push({ field, value: null, rule });
   }
-  const checkpoint = block['checkpoint'];
-  const nameProblem = typeof checkpoint === 'string' ? fileNameProblem(checkpoint) : 'it must be text';
-  if (nameProblem) {
-    problems.push({
-      field: 'model.checkpoint',
-      value: checkpoint,
-      rule: `a plain file name ending in .safetensors or .ckpt (${nameProblem})`,
-    });
-  }
-  const url = block['url'];
-  if (url !== undefined) {
-    let parsed: URL | null = null;
-    try {
-      parsed = typeof url === 'string' ? new URL(url) : null;
-    } catch {
-      parsed = null;
-    }
-    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
-      problems.push({ field: 'model.url', value: url, rule: 'an absolute http(s) URL' });
-    } else if (parsed.username || parsed.password || [...parsed.searchParams.keys()].some((k) => TOKEN_NAME.test(k))) {
-      problems.push({
-        field: 'model.url',
-        value: `${parsed.protocol}//${parsed.host}${parsed.pathname}`,
-        rule: TOKEN_RULE,
-      });
-    }
-  }
-  const sha256 = block['sha256'];
-  if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256))) {
-    problems.push({ field: 'model.sha256', value: sha256, rule: "the 64 hexadecimal digits of the file's SHA-256" });
-  }
-  return problems;
-}
-
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (value === undefined) return 'undefined';
-  const json = JSON.stringify(value);
-  return json.length > 80 ? `${json.slice(0, 80)}…` : json;
-}
-
-/** The problems of one input object, in field order; empty when the input is acceptable. */
-export function findInputProblems(input: Record<string, unknown>): InputProblem[] {
-  const problems: InputProblem[] = [];
-  for (const key of Object.keys(input)) {
-    if (key !== MODEL_KEY && !KNOWN.has(key) && TOKEN_NAME.test(key))
-      problems.push({ field: key, value: '***', rule: TOKEN_RULE });
-  }
-  if (MODEL_KEY in input) problems.push(...modelProblems(input[MODEL_KEY]));
-  for (const field of TXT2IMG_FIELD_NAMES) {
-    if (!(field in input)) continue;
-    const value = input[field];
-    if (!TXT2IMG_FIELDS[field as Txt2ImgField].schema.safeParse(value).success) {
-      problems.push({ field, value, rule: TXT2IMG_FIELDS[field].rule });
-    }
-  }
+  if (operation.kind !== 'generation') return problems;
   const overrides = input['override_settings'];
-  if (overrides && typeof overrides === 'object' && 'sd_model_checkpoint' in overrides) {
-    const checkpoint = (overrides as Record<string, unknown>)['sd_model_checkpoint'];
+  if (isPlainObject(overrides) && Object.hasOwn(overrides, 'sd_model_checkpoint')) {
+    const checkpoint = overrides['sd_model_checkpoint'];
     if (typeof checkpoint !== 'string' || checkpoint.trim() === '') {
       problems.push({
         field: 'override_settings.sd_model_checkpoint',
@@ -135,6 +71,41 @@ export function findInputProblems(input: Record<string, unknown>): InputProblem[
       rule: 'a number from 0 to 1 when enable_hr is true (A1111 v1.9.3 has no default for the hires pass)',
     });
   }
+  const images = input['init_images'];
+  const batch = typeof input['batch_size'] === 'number' ? input['batch_size'] : 1;
+  if (operation.name === 'img2img' && Array.isArray(images) && images.length > batch) {
+    problems.push({
+      field: 'init_images',
+      value: `${images.length} images`,
+      rule: `at most batch_size (${batch}) images: A1111 v1.9.3 fails with "bad number of images passed"`,
+    });
+  }
+  return problems;
+}
+
+/** The problems of a payload for an operation, in field order; empty when it is acceptable. */
+export function findInputProblems(operation: Operation, input: Record<string, unknown>): InputProblem[] {
+  const problems: InputProblem[] = [];
+  const fields = operation.fields ?? {};
+  const generation = operation.kind === 'generation';
+  for (const key of Object.keys(input)) {
+    if (generation && key === MODEL_KEY) continue;
+    if (Object.hasOwn(fields, key)) continue;
+    if (TOKEN_NAME.test(key)) problems.push({ field: key, value: '***', rule: TOKEN_RULE });
+    else if (!operation.openPayload && operation.fields) {
+      problems.push({
+        field: key,
+        value: input[key],
+        rule: `a field of ${operation.key}: ${Object.keys(fields).join(', ')}`,
+      });
+    }
+  }
+  if (generation && Object.hasOwn(input, MODEL_KEY)) problems.push(...modelProblems(input[MODEL_KEY]));
+  for (const [field, rule] of Object.entries(fields)) {
+    if (!Object.hasOwn(input, field)) continue;
+    if (!rule.schema.safeParse(input[field]).success) problems.push({ field, value: input[field], rule: rule.rule });
+  }
+  problems.push(...crossFieldProblems(operation, input));
   return problems;
 }
 
@@ -142,53 +113,72 @@ export function findInputProblems(input: Record<string, unknown>): InputProblem[
  * Checks the raw input of a job.
  *
  * @example
- * prepareJob({ prompt: 'a lighthouse', steps: 0 }, log);
+ * prepareJob({ prompt: 'a lighthouse', steps: 0 }, settings, log);
  * // throws WorkerError INVALID_INPUT: invalid input: steps = 0 breaks the rule "a whole number from 1 to 1000"
  */
-export function prepareJob(input: unknown, log: Logger): PreparedJob {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+export function prepareJob(input: unknown, settings: Pick<ImageSettings, 'maxPixels'>, log: Logger): PreparedJob {
+  if (!isPlainObject(input)) {
     const kind = input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input;
+    const rule = 'an object: A1111 txt2img fields, or {"api": {...}, "payload": {...}}';
     throw new WorkerError(
       'INVALID_INPUT',
-      `invalid input: input = ${describeValue(input)} breaks the rule "an object of A1111 txt2img fields" (got ${kind})`,
-      { details: { problems: [{ field: 'input', value: input ?? null, rule: 'an object of A1111 txt2img fields' }] } },
+      `invalid input: input = ${describeValue(input)} breaks the rule "${rule}" (got ${kind})`,
+      { details: { problems: [{ field: 'input', value: input ?? null, rule }] } },
     );
   }
-  const raw = input as Record<string, unknown>;
-  const problems = findInputProblems(raw);
-  if (problems.length > 0) {
-    const summary = problems
-      .map((p) => `${p.field} = ${describeValue(p.value)} breaks the rule "${p.rule}"`)
-      .join('; ');
-    throw new WorkerError('INVALID_INPUT', `invalid input: ${summary}`, {
-      details: { problems: problems.map((p) => ({ ...p, value: p.value ?? null })) },
-    });
+  const { operation, payload } = readOperation(input);
+  const problems = findInputProblems(operation, payload);
+  const { [MODEL_KEY]: modelBlock, ...rest } = payload;
+  const request: A1111Request = operation.kind === 'generation' ? rest : { ...payload };
+  // Images are rewritten in place (data URLs to base64): the containers that hold them are the request's own.
+  for (const key of ['init_images', 'imageList', 'alwayson_scripts']) {
+    if (typeof request[key] === 'object' && request[key] !== null) request[key] = structuredClone(request[key]);
   }
+  // The images are checked with the other fields, so one answer lists every broken rule.
+  const images = prepareImages(operation, request, settings, (field) =>
+    log.debug(`${field} is empty; it is left out (A1111 v1.9.3 fails on an empty image)`),
+  );
+  problems.push(...images.problems);
+  if (problems.length > 0) throw invalidInput(problems);
 
   const notes: string[] = [];
-  const unknown = Object.keys(raw).filter((key) => !KNOWN.has(key) && key !== MODEL_KEY);
-  if (unknown.length > 0) {
-    log.debug('passing unknown input keys through to A1111', { keys: unknown });
+  const generation = operation.kind === 'generation';
+  if (generation) {
+    const unknown = Object.keys(payload).filter(
+      (key) => !Object.hasOwn(operation.fields ?? {}, key) && key !== MODEL_KEY,
+    );
+    if (unknown.length > 0) log.debug('passing unknown input keys through to A1111', { keys: unknown });
     for (const key of unknown) {
       const known = FOREIGN_NAMES.get(key);
       if (!known) continue;
-      const note = `"${key}" is not an A1111 txt2img field and A1111 ignores it; did you mean "${known}"?`;
+      const note = `"${key}" is not an A1111 ${operation.name} field and A1111 ignores it; did you mean "${known}"?`;
       log.warn(note, { key, suggestion: known });
       notes.push(note);
     }
+  } else if (!operation.fields && Object.keys(payload).length > 0 && operation.method === 'GET') {
+    const note = `${operation.key} takes no payload; ${Object.keys(payload).join(', ')} ignored`;
+    if (!(operation.name === 'progress' && Object.keys(payload).every((key) => key === 'skip_current_image'))) {
+      notes.push(note);
+    }
   }
-  const { [MODEL_KEY]: modelBlock, ...fields } = raw;
-  const request = fields as Txt2ImgRequest;
-  const model = (modelBlock as ModelSource | undefined) ?? null;
+  const model = generation ? ((modelBlock as ModelSource | undefined) ?? null) : null;
   if (model) {
     // The model block is the worker's; A1111 gets the checkpoint as an override.
     request.override_settings = { ...(request.override_settings ?? {}), sd_model_checkpoint: model.checkpoint };
   }
-  const checkpoint = request.override_settings?.['sd_model_checkpoint'];
+  const checkpoint =
+    operation.kind === 'generation'
+      ? request.override_settings?.['sd_model_checkpoint']
+      : operation.key === 'POST /sdapi/v1/options'
+        ? request['sd_model_checkpoint']
+        : undefined;
   return {
+    operation: operation.key,
     request,
     checkpoint: typeof checkpoint === 'string' ? checkpoint : null,
     model: model ? { ...model } : null,
+    imageUrls: images.urls,
+    verify: operation.kind === 'generation' || operation.kind === 'image' || operation.key === 'POST /sdapi/v1/options',
     notes,
   };
 }

@@ -18,6 +18,7 @@ import { type JobPhase, toJobFailure } from '../errors.js';
 import type { JournalStore } from '../journal/store.js';
 import { withExtraKeys } from '../json/source-bytes.js';
 import { type JobActorDeps, type LiveJobMachine, provideJobActors } from './actors.js';
+import { isPlainObject } from './envelope.js';
 import type { JobOutcome } from './outcome.js';
 import { RunObserver } from './run-observer.js';
 import { type Clock, jobSettings } from './settings.js';
@@ -31,7 +32,7 @@ export interface RunOptions {
   inspect?: (event: InspectionEvent) => void;
 }
 
-export interface JobRunnerDeps extends Omit<JobActorDeps, 'progressSinks'> {
+export interface JobRunnerDeps extends Omit<JobActorDeps, 'progressSinks' | 'images'> {
   config: Config;
   /** Job journals, when JOURNAL_DIR is set. */
   journals?: JournalStore;
@@ -55,7 +56,7 @@ export interface JobRunner {
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const now = deps.now ?? (() => performance.now());
   const progressSinks = new Map<string, (update: ProgressUpdate) => void>();
-  const machine: LiveJobMachine = provideJobActors({ ...deps, progressSinks });
+  const machine: LiveJobMachine = provideJobActors({ ...deps, images: deps.config.images, progressSinks });
 
   async function run(job: { id: string; input: unknown }, options: RunOptions = {}): Promise<JobOutcome> {
     const log = deps.log.child({ jobId: job.id });
@@ -104,9 +105,11 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     const report = observer.finish(output);
     if (output.status === 'succeeded') {
       const { response } = output;
-      const images = imageStats(response);
+      const images = hasImages(response) ? imageStats(response) : { count: 0, chars: 0 };
       log.info('job succeeded', { images: images.count, imageBytes: images.chars, totalMs: report.timings_ms.total });
-      return { ok: true, jobId: job.id, output: withExtraKeys(response, { worker: report }) };
+      // An object answer carries the report; a list or null (a read route, a refresh) stays as A1111 sent it.
+      const answer = isPlainObject(response) ? withExtraKeys(response, { worker: report }) : response;
+      return { ok: true, jobId: job.id, output: answer, report };
     }
     log.warn('job failed', {
       code: output.failure.code,
@@ -124,4 +127,8 @@ function describeAbort(signal: AbortSignal | undefined): string {
   const reason: unknown = signal?.reason;
   if (reason instanceof Error && reason.name !== 'AbortError') return reason.message;
   return typeof reason === 'string' ? reason : 'cancelled by the caller';
+}
+
+function hasImages(value: unknown): value is { images: string[] } {
+  return isPlainObject(value) && Array.isArray(value['images']);
 }

@@ -15,10 +15,13 @@
 import type { VerifiedJob, VerifyModelsInput } from '../../machines/job.types.js';
 import type { A1111Client } from '../a1111/client.js';
 import { findCheckpoint, findClosestCheckpoint, resolveSampler, resolveScheduler } from '../a1111/names.js';
-import type { SdModel, Txt2ImgRequest } from '../a1111/schemas.js';
+import { operationOf } from '../a1111/operations.js';
+import type { A1111Request } from '../a1111/request-fields.js';
+import type { SdModel } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Catalog } from './catalog.js';
+import { verifyOptionsChange, verifyUpscalers } from './verify-other.js';
 
 const SAME_SAMPLER = 'Use same sampler';
 const SAME_SCHEDULER = 'Use same scheduler';
@@ -28,7 +31,7 @@ function listNames(names: readonly string[]): string {
 }
 
 async function resolveSamplerField(
-  request: Txt2ImgRequest,
+  request: A1111Request,
   field: 'sampler_name' | 'sampler_index' | 'hr_sampler_name',
   schedulerField: 'scheduler' | 'hr_scheduler',
   catalog: A1111Catalog,
@@ -84,7 +87,7 @@ async function resolveSamplerField(
 }
 
 async function resolveSchedulerField(
-  request: Txt2ImgRequest,
+  request: A1111Request,
   field: 'scheduler' | 'hr_scheduler',
   catalog: A1111Catalog,
   signal?: AbortSignal,
@@ -114,15 +117,10 @@ async function resolveSchedulerField(
   request[field] = name;
 }
 
-async function checkOverrideKeys(request: Txt2ImgRequest, catalog: A1111Catalog, signal?: AbortSignal): Promise<void> {
+async function checkOverrideKeys(request: A1111Request, catalog: A1111Catalog, signal?: AbortSignal): Promise<void> {
   const overrides = request.override_settings;
   if (!overrides) return;
-  let data = await catalog.get(signal);
-  let unknown = Object.keys(overrides).filter((key) => !data.optionKeys.has(key));
-  if (unknown.length > 0) {
-    data = await catalog.refresh(signal);
-    unknown = unknown.filter((key) => !data.optionKeys.has(key));
-  }
+  const unknown = await catalog.unknownOptions(Object.keys(overrides), signal);
   if (unknown.length > 0) {
     throw new WorkerError(
       'INVALID_INPUT',
@@ -151,7 +149,7 @@ const OTHER_CHECKPOINT_FIELDS = [
   { field: 'hr_checkpoint_name', none: ['', 'Use same checkpoint'], hiresOnly: true },
 ] as const;
 
-function checkOtherCheckpoints(request: Txt2ImgRequest, models: readonly SdModel[], notes: string[]): void {
+function checkOtherCheckpoints(request: A1111Request, models: readonly SdModel[], notes: string[]): void {
   for (const { field, none, hiresOnly } of OTHER_CHECKPOINT_FIELDS) {
     const requested = request[field];
     if (typeof requested !== 'string' || (none as readonly string[]).includes(requested)) continue;
@@ -191,8 +189,17 @@ export async function verifyModels(
   input: VerifyModelsInput,
   signal?: AbortSignal,
 ): Promise<VerifiedJob> {
-  const request: Txt2ImgRequest = { ...input.job.request };
   const notes: string[] = [];
+  const operation = operationOf(input.job.operation);
+  if (operation.kind === 'image') {
+    return { request: await verifyUpscalers(input.job.request, deps.client, notes, signal), notes, downloaded: false };
+  }
+  if (operation.key === 'POST /sdapi/v1/options') {
+    const models = () => (input.models ? Promise.resolve(input.models) : deps.client.listModels(signal));
+    const request = await verifyOptionsChange(input.job.request, models, deps.catalog, notes, signal);
+    return { request, notes, downloaded: false };
+  }
+  const request: A1111Request = { ...input.job.request };
 
   if (input.job.checkpoint !== null) {
     const models = input.models ?? (await deps.client.listModels(signal));

@@ -14,9 +14,13 @@ import type { InspectionEvent } from 'xstate';
 import type { JobOutput, JobSettings } from '../../machines/job.types.js';
 import { summarizePayloads } from './payloads.js';
 
-/** Version 2 added the `invoke` lines; version 1 journals still replay, without that check. */
-export const JOURNAL_VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+/**
+ * Version 3: the job machine serves every operation (its A1111 call is the actor `callA1111`, image
+ * URLs are fetched in `fetchingImages`). Version 2 added the `invoke` lines. Journals of versions 1
+ * and 2 (txt2img only) are read in version 3's terms (upgrade.ts) and replay as recorded.
+ */
+export const JOURNAL_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 
 export interface JournalHeader {
   type: 'journal';
@@ -45,7 +49,7 @@ export interface JournalStep {
 export interface JournalInvoke {
   type: 'invoke';
   at: number;
-  /** The actor's name in the machine (`txt2img`, `probeApi`, …). */
+  /** The actor's name in the machine (`callA1111`, `probeApi`, …). */
   src: string;
   input: unknown;
 }
@@ -170,7 +174,7 @@ export function parseJournal(text: string): JournalLine[] {
   if (header?.type !== 'journal') throw new Error('a journal starts with a {"type":"journal"} header line');
   if (!READABLE_VERSIONS.includes(header.version)) {
     throw new Error(
-      `journal version ${header.version} is not supported (this worker reads versions ${READABLE_VERSIONS.join(' and ')})`,
+      `journal version ${header.version} is not supported: this worker reads versions ${READABLE_VERSIONS.join(', ')}; replay it with the worker that recorded it (${String((header as { workerVersion?: unknown }).workerVersion ?? 'see its header')})`,
     );
   }
   return lines;

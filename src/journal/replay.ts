@@ -27,10 +27,12 @@ import type {
   VerifiedJob,
   VerifyModelsInput,
 } from '../../machines/job.types.js';
-import type { SdModel, Txt2ImgRequest, Txt2ImgResponse } from '../a1111/schemas.js';
+import type { A1111Request } from '../a1111/request-fields.js';
+import type { SdModel } from '../a1111/schemas.js';
 import type { ErrorCode } from '../errors.js';
 import { invocationOf, type JournalHeader, type JournalLine, statePathOf } from './journal.js';
 import { summarizePayloads } from './payloads.js';
+import { upgradeJournal } from './upgrade.js';
 
 /**
  * How late a recorded timer may have fired (a busy event loop on a loaded worker) before it counts as
@@ -86,10 +88,13 @@ const replayMachine = jobMachine.provide({
     probeApi: silent<SdModel[], void>(),
     verifyModels: silent<VerifiedJob, VerifyModelsInput>(),
     refreshCheckpoints: silent<void, void>(),
-    checkRoute: silent<void, void>(),
-    txt2img: silent<Txt2ImgResponse, { jobId: string; request: Txt2ImgRequest }>(),
+    checkRoute: silent<void, { operation: string }>(),
+    fetchImages: silent<PreparedJob, { jobId: string; job: PreparedJob }>(),
+    callA1111: silent<unknown, { jobId: string; operation: string; request: A1111Request }>(),
     interruptBackend: silent<InterruptResult, { jobId: string; reason: ErrorCode }>(),
-    watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number }>(() => () => undefined),
+    watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number; operation: string }>(
+      () => () => undefined,
+    ),
   },
 });
 
@@ -101,9 +106,11 @@ const replayMachine = jobMachine.provide({
  * if (report.divergence) console.error(report.divergence.message);
  */
 export function replayJournal(
-  lines: readonly JournalLine[],
+  recorded: readonly JournalLine[],
   options: { inspect?: (event: InspectionEvent) => void } = {},
 ): ReplayReport {
+  // An older journal is read in today's terms, line for line (the line numbers stay the recording's).
+  const lines = upgradeJournal(recorded);
   const header = lines[0] as JournalHeader;
   const steps: ReplayedStep[] = [];
   const reached: string[] = [];

@@ -42,7 +42,7 @@ export type BackendVerdict = 'suspect' | 'gone';
 
 /** How a job ended, in the runtime's terms. */
 export type HandlerOutcome =
-  | { ok: true; jobId: string; output: object; stats: JobStats }
+  | { ok: true; jobId: string; output: unknown; stats: JobStats }
   | {
       ok: false;
       jobId: string;
@@ -64,7 +64,7 @@ export interface JobHandler {
    * For local runs: the files an output holds (images), and the output with their paths in their
    * place, for a `result.json` a person can read.
    */
-  localFiles(output: object, dir: string): { files: { path: string; data: Buffer }[]; output: object };
+  localFiles(output: unknown, dir: string): { files: { path: string; data: Buffer }[]; output: unknown };
 }
 
 export type BackendReadiness =

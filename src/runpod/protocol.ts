@@ -13,7 +13,7 @@ import { ERROR_CODES } from '../errors.js';
 import { encodeJson } from '../json/source-bytes.js';
 import type { HandlerOutcome, JobFailureBody, ProgressOutput } from './handler.js';
 
-export type ResultBody = { output: object; stopPod?: true } | { error: string; stopPod?: true };
+export type ResultBody = { output: unknown; stopPod?: true } | { error: string; stopPod?: true };
 
 /**
  * The job-done body for a finished job; `stopPod` asks RunPod for a fresh worker.

@@ -102,8 +102,20 @@ export const LATENT_UPSCALE_MODES = [
   'Latent (nearest-exact)',
 ] as const;
 
-/** Lower-cased titles of the always-on scripts a stock v1.9.3 has for txt2img. */
-export const ALWAYSON_SCRIPTS = ['extra options', 'hypertile', 'refiner', 'seed', 'sampler', 'controlnet'] as const;
+/**
+ * Lower-cased titles of the always-on scripts: a stock v1.9.3's, and those of the extensions the
+ * simulated install has (ControlNet, ADetailer, ReActor), as the images of RunPod A1111 workers ship them.
+ */
+export const ALWAYSON_SCRIPTS = [
+  'extra options',
+  'hypertile',
+  'refiner',
+  'seed',
+  'sampler',
+  'controlnet',
+  'adetailer',
+  'reactor',
+] as const;
 
 /** GET /sdapi/v1/options of a fresh install (an excerpt of the 400-odd keys; enough for clients). */
 export function defaultOptions(): Record<string, unknown> {
@@ -147,4 +159,103 @@ export function defaultOptions(): Record<string, unknown> {
     api_enable_requests: true,
     api_forbid_local_requests: true,
   };
+}
+
+/**
+ * The scripts of a stock v1.9.3 (GET /sdapi/v1/scripts lists them in this order): the selectable ones a
+ * request may name in `script_name`, and the rest, always on. "Hypertile" keeps its capital letter.
+ */
+const IMG2IMG_ONLY = ['img2img alternative test', 'loopback', 'outpainting mk2', "poor man's outpainting"];
+const SELECTABLE = ['prompt matrix', 'prompts from file or textbox'];
+const ALWAYS_ON = ['extra options', 'Hypertile'];
+const PROCESSING = ['refiner', 'sampler', 'seed'];
+
+export const SCRIPTS = {
+  txt2img: {
+    listed: [...SELECTABLE, 'x/y/z plot', ...ALWAYS_ON, ...PROCESSING],
+    selectable: [...SELECTABLE, 'x/y/z plot'],
+  },
+  img2img: {
+    listed: [
+      ...IMG2IMG_ONLY,
+      ...SELECTABLE,
+      'sd upscale',
+      'x/y/z plot',
+      ...ALWAYS_ON,
+      'soft inpainting',
+      ...PROCESSING,
+    ],
+    selectable: [...IMG2IMG_ONLY, ...SELECTABLE, 'sd upscale', 'x/y/z plot'],
+  },
+} as const satisfies Record<string, { listed: readonly string[]; selectable: readonly string[] }>;
+
+/** The six R-ESRGAN models GET /realesrgan-models always lists, with their download URLs as `path`. */
+export const REALESRGAN_MODELS = [
+  [
+    'R-ESRGAN General 4xV3',
+    'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-general-x4v3.pth',
+    4,
+  ],
+  [
+    'R-ESRGAN General WDN 4xV3',
+    'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-general-wdn-x4v3.pth',
+    4,
+  ],
+  [
+    'R-ESRGAN AnimeVideo',
+    'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-animevideov3.pth',
+    4,
+  ],
+  ['R-ESRGAN 4x+', 'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth', 4],
+  [
+    'R-ESRGAN 4x+ Anime6B',
+    'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth',
+    4,
+  ],
+  ['R-ESRGAN 2x+', 'https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.1/RealESRGAN_x2plus.pth', 2],
+].map(([name, path, scale]) => ({ name, path, scale }));
+
+/** GET /sdapi/v1/script-info: the scripts with controls, each with its arguments (a short excerpt). */
+export function scriptInfo(): Record<string, unknown>[] {
+  const arg = (label: string, value: unknown, extra: Record<string, unknown> = {}) => ({
+    label,
+    value,
+    minimum: null,
+    maximum: null,
+    step: null,
+    choices: null,
+    ...extra,
+  });
+  const seed = {
+    name: 'seed',
+    is_alwayson: true,
+    args: [
+      arg('Seed', -1),
+      arg('Variation seed', -1),
+      arg('Variation strength', 0, { minimum: 0, maximum: 1, step: 0.01 }),
+    ],
+  };
+  const refiner = {
+    name: 'refiner',
+    is_alwayson: true,
+    args: [
+      arg('Refiner', false),
+      arg('Checkpoint', ''),
+      arg('Switch at', 0.8, { minimum: 0.01, maximum: 1, step: 0.01 }),
+    ],
+  };
+  const matrix = {
+    name: 'prompt matrix',
+    is_alwayson: false,
+    args: [arg('Put variable parts at start of prompt', false), arg('Use different seed for each picture', false)],
+  };
+  const loopback = {
+    name: 'loopback',
+    is_alwayson: false,
+    args: [arg('Loops', 4, { minimum: 1, maximum: 32, step: 1 }), arg('Final denoising strength', 0.5)],
+  };
+  return [
+    ...[matrix, refiner, seed].map((script) => ({ ...script, is_img2img: false })),
+    ...[loopback, matrix, refiner, seed].map((script) => ({ ...script, is_img2img: true })),
+  ];
 }

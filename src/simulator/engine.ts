@@ -3,29 +3,23 @@
  * progress state, and txt2img itself (defaults, sampler check, generation step by step, interrupt,
  * PNG output, `parameters` echo, `info` as a JSON string). Behaviour follows A1111 v1.9.3's API contract.
  */
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ALWAYSON_SCRIPTS, defaultOptions, LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, UPSCALERS } from './catalog.js';
+import {
+  ALWAYSON_SCRIPTS,
+  defaultOptions,
+  LATENT_UPSCALE_MODES,
+  SAMPLERS,
+  SCHEDULERS,
+  SCRIPTS,
+  UPSCALERS,
+} from './catalog.js';
 import { type CheckpointItem, type CheckpointRegistry, stemOf } from './checkpoints.js';
+import { a1111Error, SimulatedCrash } from './errors.js';
+import { decodeImageField, type OpenedImage } from './images.js';
 import { encodePng, renderPixels } from './png.js';
+import { type ExtrasResult, plaintextToHtml, runExtras } from './postprocess.js';
 import { type ParsedRequest, pythonFloat } from './request-model.js';
-
-/** An HTTP answer other than 200, raised from inside the engine. */
-export class HttpFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: unknown,
-  ) {
-    super(`HTTP ${status}`);
-  }
-}
-
-/** A1111's exception body (`api_middleware.handle_exception`). */
-export function a1111Error(status: number, error: string, detail: string, errors = ''): HttpFailure {
-  return new HttpFailure(status, { error, detail, body: '', errors });
-}
-
-/** Raised inside a generation when the simulated process dies; the server drops every connection. */
-export class SimulatedCrash extends Error {}
 
 export interface EngineHooks {
   /** Called before each sampling step; may throw SimulatedCrash. */
@@ -171,8 +165,9 @@ export class WebUiEngine {
   async refreshCheckpoints(): Promise<void> {
     await this.lock.run(async () => {
       await this.checkpoints.scan();
+      // A rescan keeps the selected checkpoint; one is picked only when none was.
       const first = this.checkpoints.list()[0];
-      if (first) this.options['sd_model_checkpoint'] = first.title;
+      if (first && !this.options['sd_model_checkpoint']) this.options['sd_model_checkpoint'] = first.title;
     });
   }
 
@@ -193,29 +188,137 @@ export class WebUiEngine {
     }
   }
 
-  /** Checks that happen before the queue (api.py `text2imgapi`). */
-  precheck(request: ParsedRequest): void {
+  /**
+   * Checks that happen before the queue (api.py `text2imgapi` and `img2imgapi`), in their order: the
+   * selectable script, the sampler, the always-on scripts (names compared case-insensitively).
+   */
+  precheck(request: ParsedRequest, tab: 'txt2img' | 'img2img'): void {
+    const scripts: { selectable: readonly string[] } = SCRIPTS[tab];
+    const scriptName = request['script_name'] as string | null;
+    if (scriptName && !scripts.selectable.includes(scriptName.toLowerCase())) {
+      throw a1111Error(422, 'HTTPException', `Script '${scriptName}' not found`);
+    }
     const samplerName = (request['sampler_name'] as string | null) || (request['sampler_index'] as string);
     if (!SAMPLERS.some((s) => s.name === samplerName) || this.rejectedSamplers.has(samplerName)) {
       throw a1111Error(404, 'HTTPException', 'Sampler not found');
     }
-    const scriptName = request['script_name'] as string | null;
-    if (scriptName) throw a1111Error(422, 'HTTPException', `Script '${scriptName}' not found`);
     for (const title of Object.keys(request['alwayson_scripts'] as Record<string, unknown>)) {
-      if (!(ALWAYSON_SCRIPTS as readonly string[]).includes(title.toLowerCase())) {
-        throw a1111Error(422, 'HTTPException', `always on script ${title} not found`);
+      const name = title.toLowerCase();
+      if (scripts.selectable.includes(name)) {
+        throw a1111Error(422, 'HTTPException', 'Cannot have a selectable script in the always on scripts params');
+      }
+      if (
+        !(ALWAYSON_SCRIPTS as readonly string[]).includes(name) &&
+        !(tab === 'img2img' && name === 'soft inpainting')
+      ) {
+        throw a1111Error(422, 'HTTPException', `Script '${title}' not found`);
       }
     }
   }
 
   async txt2img(request: ParsedRequest): Promise<Record<string, unknown>> {
-    this.precheck(request);
+    this.precheck(request, 'txt2img');
     const requestedAt = Date.now();
-    return this.lock.run(() => this.generate(request, requestedAt));
+    return this.lock.run(() => this.generate(request, requestedAt, null));
   }
 
-  private async generate(request: ParsedRequest, requestedAt: number): Promise<Record<string, unknown>> {
-    await this.loading;
+  /** `img2imgapi`: the init images are decoded in the queue, the mask before it. */
+  async img2img(request: ParsedRequest): Promise<Record<string, unknown>> {
+    if (request['init_images'] === null) throw a1111Error(404, 'HTTPException', 'Init image not found');
+    const maskField = request['mask'];
+    const mask = maskField ? await decodeImageField(maskField, this.options) : null;
+    this.precheck(request, 'img2img');
+    const requestedAt = Date.now();
+    return this.lock.run(async () => {
+      await this.loading;
+      if (this.dead) throw new SimulatedCrash('the process is gone');
+      const images: OpenedImage[] = [];
+      for (const item of request['init_images'] as unknown[]) images.push(await decodeImageField(item, this.options));
+      // processing.py: an empty mask string becomes `image_mask` and is read as a picture.
+      if (maskField === '') throw a1111Error(500, 'AttributeError', '', "'str' object has no attribute 'mode'");
+      if (mask && request['latent_mask'] !== null) {
+        throw a1111Error(500, 'AttributeError', '', "'str' object has no attribute 'convert'");
+      }
+      const batchSize = request['batch_size'] as number;
+      if (images.length === 0) throw a1111Error(500, 'RuntimeError', '', 'stack expects a non-empty TensorList');
+      if (images.length > batchSize) {
+        throw a1111Error(
+          500,
+          'RuntimeError',
+          '',
+          `bad number of images passed: ${images.length}; expecting ${batchSize} or less`,
+        );
+      }
+      // Two or more init images make the batch that many; one is repeated batch_size times.
+      const run = images.length > 1 ? { ...request, batch_size: images.length } : request;
+      return this.generate(run, requestedAt, { images, mask });
+    });
+  }
+
+  /** `extras_single_image_api`: decoded before the queue, processed in it. */
+  async extraSingle(values: ParsedRequest, given: ReadonlySet<string>): Promise<Record<string, unknown>> {
+    const image = await decodeImageField(values['image'], this.options);
+    const [result] = await this.lock.run(() => this.postprocess([image], values, given));
+    return { html_info: plaintextToHtml(result?.infotext ?? ''), image: result?.image ?? null };
+  }
+
+  /** `extras_batch_images_api`: every `imageList[].data` decoded before the queue. */
+  async extraBatch(values: ParsedRequest, given: ReadonlySet<string>): Promise<Record<string, unknown>> {
+    const images: OpenedImage[] = [];
+    for (const item of values['imageList'] as { data: string }[]) {
+      images.push(await decodeImageField(item.data, this.options));
+    }
+    const results = await this.lock.run(() => this.postprocess(images, values, given));
+    return { html_info: plaintextToHtml(results.at(-1)?.infotext ?? ''), images: results.map((r) => r.image) };
+  }
+
+  private async postprocess(
+    images: OpenedImage[],
+    values: ParsedRequest,
+    given: ReadonlySet<string>,
+  ): Promise<ExtrasResult[]> {
+    if (this.dead) throw new SimulatedCrash('the process is gone');
+    this.state = {
+      ...this.state,
+      job: 'extras',
+      job_count: images.length,
+      job_no: 0,
+      sampling_step: 0,
+      sampling_steps: 0,
+    };
+    this.timeStart = Date.now();
+    const results: ExtrasResult[] = [];
+    try {
+      for (const [index, image] of images.entries()) {
+        this.state.job_no = index;
+        if (this.state.interrupted) break;
+        await sleep(this.hooks.stepDelayMs());
+        results.push(runExtras({ values, given }, image));
+      }
+    } finally {
+      this.state = { ...this.state, job: '', job_count: 0, interrupted: false, skipped: false };
+    }
+    return results;
+  }
+
+  /** `interrogateapi`: the image decoded before the queue, the model name checked in it. */
+  async interrogate(values: ParsedRequest): Promise<Record<string, unknown>> {
+    const image = await decodeImageField(values['image'], this.options);
+    return this.lock.run(async () => {
+      if (this.dead) throw new SimulatedCrash('the process is gone');
+      await sleep(this.hooks.stepDelayMs() * 4);
+      if (values['model'] === 'clip') return { caption: captionOf(image.bytes) };
+      if (values['model'] === 'deepdanbooru') return { caption: tagsOf(image.bytes) };
+      throw a1111Error(404, 'HTTPException', 'Model not found');
+    });
+  }
+
+  private async generate(
+    request: ParsedRequest,
+    requestedAt: number,
+    img2img: { images: OpenedImage[]; mask: OpenedImage | null } | null,
+  ): Promise<Record<string, unknown>> {
+    if (!img2img) await this.loading;
     if (this.dead) throw new SimulatedCrash('the process is gone');
     for (const field of ['steps', 'batch_size', 'n_iter', 'width', 'height', 'cfg_scale']) {
       // The generated model fields are Optional: pydantic takes null, processing then fails.
@@ -241,6 +344,9 @@ export class WebUiEngine {
     const batchSize = request['batch_size'] as number;
     const nIter = request['n_iter'] as number;
     const steps = request['steps'] as number;
+    // img2img denoises part of the schedule: int(min(denoising_strength, 0.999) * steps) steps, plus one.
+    const denoising = request['denoising_strength'] as number;
+    const samplingSteps = img2img ? Math.trunc(Math.min(denoising, 0.999) * steps) + 1 : steps;
     // processing.py `get_fixed_seed`: None, '' and -1 all mean a random seed.
     const fixed = (value: unknown) =>
       value === null || value === '' || value === -1 ? randomSeed() : (value as number);
@@ -258,20 +364,20 @@ export class WebUiEngine {
       ...this.state,
       skipped: false,
       interrupted: false,
-      job: 'scripts_txt2img',
+      job: img2img ? 'scripts_img2img' : 'scripts_txt2img',
       job_count: enableHr ? nIter * 2 : nIter,
       job_timestamp: timestamp(new Date(startedAt)),
       job_no: 0,
       sampling_step: 0,
-      sampling_steps: steps,
+      sampling_steps: samplingSteps,
     };
-    const context = { request, model, samplerName, seed, allSeeds, width, height };
+    const context = { request, model, samplerName, seed, allSeeds, width, height, img2img };
     let produced = 0;
     let interrupted = false;
     try {
       for (let iteration = 0; iteration < nIter && !interrupted; iteration++) {
         this.state.job_no = enableHr ? iteration * 2 : iteration;
-        for (let step = 0; step < steps; step++) {
+        for (let step = 0; step < samplingSteps; step++) {
           if (this.dead) throw new SimulatedCrash('the process is gone');
           this.hooks.beforeStep(step);
           if (this.state.interrupted) {
@@ -296,7 +402,9 @@ export class WebUiEngine {
 
     const infotexts = allSeeds.slice(0, produced).map((s) => this.infotext(context, s));
     const images =
-      request['send_images'] === false ? [] : infotexts.map((text, i) => this.image(allSeeds[i]!, width, height, text));
+      request['send_images'] === false
+        ? []
+        : infotexts.map((text, i) => this.image(this.pictureSeed(allSeeds[i]!, img2img, i), width, height, text));
     // save_images:true lets A1111 make a grid of two or more images, returned first (processing.py
     // `process_images_inner`, return_grid and grid_only_if_multiple on by default).
     const grid = request['save_images'] === true && produced > 1 && this.options['return_grid'] !== false;
@@ -342,7 +450,14 @@ export class WebUiEngine {
       is_using_inpainting_conditioning: false,
       version: 'v1.9.3',
     };
-    return { images, parameters: request, info: JSON.stringify(info) };
+    return { images, parameters: img2img ? img2imgEcho(request) : request, info: JSON.stringify(info) };
+  }
+
+  /** The seed a picture is drawn from: an img2img picture also depends on its init image. */
+  private pictureSeed(seed: number, img2img: { images: OpenedImage[] } | null, index: number): number {
+    if (!img2img) return seed;
+    const init = img2img.images[index % img2img.images.length]!;
+    return (seed ^ createHash('sha256').update(init.bytes).digest().readUInt32BE(0)) >>> 0;
   }
 
   /**
@@ -405,10 +520,15 @@ export class WebUiEngine {
     return [Math.floor(width * scale), Math.floor(height * scale)];
   }
 
-  private extraParams(context: { request: ParsedRequest; samplerName: string }): Record<string, unknown> {
+  private extraParams(context: {
+    request: ParsedRequest;
+    samplerName: string;
+    img2img: { mask: OpenedImage | null } | null;
+  }): Record<string, unknown> {
     const extra: Record<string, unknown> = {};
     const schedule = this.scheduleLabel(context.request, context.samplerName);
     if (schedule) extra['Schedule type'] = schedule;
+    if (context.img2img) Object.assign(extra, img2imgParams(context.request, context.img2img.mask !== null));
     return extra;
   }
 
@@ -423,10 +543,18 @@ export class WebUiEngine {
   }
 
   private infotext(
-    context: { request: ParsedRequest; model: CheckpointItem; samplerName: string; width: number; height: number },
+    context: {
+      request: ParsedRequest;
+      model: CheckpointItem;
+      samplerName: string;
+      width: number;
+      height: number;
+      img2img: { mask: OpenedImage | null } | null;
+    },
     seed: number,
   ): string {
     const { request } = context;
+    const img2img = context.img2img ? img2imgParams(request, context.img2img.mask !== null) : {};
     const parts: [string, string | number | null][] = [
       ['Steps', request['steps'] as number],
       ['Sampler', context.samplerName],
@@ -436,6 +564,7 @@ export class WebUiEngine {
       ['Size', `${context.width}x${context.height}`],
       ['Model', stemOf(context.model)],
       ['Denoising strength', request['enable_hr'] === true ? (request['denoising_strength'] as number) : null],
+      ...(Object.entries(img2img) as [string, string | number][]),
       ['Version', 'v1.9.3'],
     ];
     const negative = request['negative_prompt'] as string;
@@ -456,4 +585,50 @@ export class WebUiEngine {
     this.renders.set(key, encoded);
     return encoded;
   }
+}
+
+/** img2img's own infotext entries (processing.py `StableDiffusionProcessingImg2Img.init`). */
+function img2imgParams(request: ParsedRequest, masked: boolean): Record<string, string | number> {
+  const params: Record<string, string | number> = { 'Denoising strength': request['denoising_strength'] as number };
+  if (!masked) return params;
+  const blurX = (request['mask_blur'] as number | null) ?? (request['mask_blur_x'] as number);
+  const blurY = (request['mask_blur'] as number | null) ?? (request['mask_blur_y'] as number);
+  if (blurX === blurY) {
+    if (blurX > 0) params['Mask blur'] = blurX;
+  } else {
+    params['Mask blur x'] = blurX;
+    params['Mask blur y'] = blurY;
+  }
+  if (request['inpainting_mask_invert'] === 1) params['Mask mode'] = 'Inpaint not masked';
+  params['Masked content'] =
+    ['fill', 'original', 'latent noise', 'latent nothing'][request['inpainting_fill'] as number] ?? 'fill';
+  if (request['inpaint_full_res'] === true) {
+    params['Inpaint area'] = 'Only masked';
+    params['Masked area padding'] = request['inpaint_full_res_padding'] as number;
+  }
+  return params;
+}
+
+/** img2img's `parameters`: the request, its images left out unless `include_init_images`. */
+function img2imgEcho(request: ParsedRequest): ParsedRequest {
+  if (request['include_init_images'] === true) return request;
+  return { ...request, init_images: null, mask: null };
+}
+
+const SUBJECTS = ['lighthouse', 'fox', 'harbour', 'mountain lake', 'city street', 'forest path', 'teapot', 'robot'];
+const STYLES = ['by claude monet', 'by hokusai', 'by edward hopper', 'by ansel adams', 'by moebius', 'by turner'];
+const MEDIA = ['oil on canvas', 'watercolor', 'digital art', 'a photograph', 'ink drawing', 'pastel'];
+const TAGS = ['scenery', 'outdoors', 'sky', 'cloud', 'no humans', 'water', 'tree', 'building', 'night', 'sunset'];
+
+/** A CLIP-style caption that depends only on the picture's bytes. */
+function captionOf(bytes: Buffer): string {
+  const digest = createHash('sha256').update(bytes).digest();
+  const pick = <T>(list: readonly T[], at: number) => list[digest[at]! % list.length]!;
+  return `a picture of a ${pick(SUBJECTS, 0)}, ${pick(STYLES, 1)}, ${pick(MEDIA, 2)}`;
+}
+
+/** DeepDanbooru-style tags that depend only on the picture's bytes. */
+function tagsOf(bytes: Buffer): string {
+  const digest = createHash('sha256').update(bytes).digest();
+  return TAGS.filter((_, index) => digest[index]! % 2 === 0).join(', ') || TAGS[0]!;
 }

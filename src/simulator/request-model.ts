@@ -1,12 +1,20 @@
 /**
- * The A1111 v1.9.3 txt2img request model as pydantic v1 sees it: 55 fields in declaration order, their
- * defaults, and pydantic v1's lax coercion ("20" → 20, 20.7 → 20, 123 → "123", "yes" → true).
+ * The A1111 v1.9.3 request models as pydantic v1 sees them: txt2img (55 fields) and img2img (57) in
+ * declaration order with their defaults, the extras, png-info and interrogate models with their
+ * constraints, and pydantic v1's lax coercion ("20" → 20, 20.7 → 20, 123 → "123", "yes" → true).
  *
  * Written from the API contract (A1111 `modules/api/models.py` at v1.9.3), independently of the
  * worker's own schemas: the simulator must not share the worker's assumptions.
  */
 
-type Kind = 'str' | 'int' | 'float' | 'bool' | 'dict' | 'list' | 'list_str';
+type Kind = 'str' | 'int' | 'float' | 'bool' | 'dict' | 'list' | 'list_str' | 'literal_0_1' | 'file_data_list';
+
+/** A pydantic `Field` bound: `ge`, `le` or `gt`. */
+interface Bound {
+  ge?: number;
+  le?: number;
+  gt?: number;
+}
 
 interface FieldSpec {
   name: string;
@@ -14,10 +22,22 @@ interface FieldSpec {
   default: unknown;
   /** Generated fields are `Optional[...]`; some extra fields are not and refuse `null`. */
   nullable: boolean;
+  /** No default: a missing field is `field required`. */
+  required?: boolean;
+  bound?: Bound;
 }
 
 function f(name: string, kind: Kind, def: unknown, nullable = true): FieldSpec {
   return { name, kind, default: def, nullable };
+}
+
+/** A field of the extras, png-info and interrogate models: never Optional, sometimes bounded. */
+function strict(name: string, kind: Kind, def: unknown, bound?: Bound): FieldSpec {
+  return bound ? { name, kind, default: def, nullable: false, bound } : { name, kind, default: def, nullable: false };
+}
+
+function required(name: string, kind: Kind): FieldSpec {
+  return { name, kind, default: undefined, nullable: false, required: true };
 }
 
 export const TXT2IMG_MODEL: readonly FieldSpec[] = [
@@ -78,6 +98,63 @@ export const TXT2IMG_MODEL: readonly FieldSpec[] = [
   f('infotext', 'str', null),
 ];
 
+/**
+ * img2img: the 34 fields of `StableDiffusionProcessing` (with `denoising_strength` taken over by the
+ * extra field: a float, 0.75, not Optional), the img2img class's own, then the API's extras.
+ */
+export const IMG2IMG_MODEL: readonly FieldSpec[] = [
+  ...TXT2IMG_MODEL.slice(0, 34).map((spec) =>
+    spec.name === 'denoising_strength' ? f('denoising_strength', 'float', 0.75, false) : spec,
+  ),
+  f('init_images', 'list', null),
+  f('resize_mode', 'int', 0),
+  f('image_cfg_scale', 'float', null),
+  f('mask', 'str', null),
+  f('mask_blur_x', 'int', 4),
+  f('mask_blur_y', 'int', 4),
+  f('mask_blur', 'int', null),
+  f('mask_round', 'bool', true),
+  f('inpainting_fill', 'int', 0),
+  f('inpaint_full_res', 'bool', true),
+  f('inpaint_full_res_padding', 'int', 0),
+  f('inpainting_mask_invert', 'int', 0),
+  f('initial_noise_multiplier', 'float', null),
+  f('latent_mask', 'str', null),
+  f('force_task_id', 'str', null),
+  f('sampler_index', 'str', 'Euler', false),
+  f('include_init_images', 'bool', false, false),
+  f('script_name', 'str', null),
+  f('script_args', 'list', [], false),
+  f('send_images', 'bool', true, false),
+  f('save_images', 'bool', false, false),
+  f('alwayson_scripts', 'dict', {}, false),
+  f('infotext', 'str', null),
+];
+
+const UNIT = { ge: 0, le: 1 };
+
+/** `ExtrasBaseRequest`. */
+const EXTRAS_BASE: readonly FieldSpec[] = [
+  strict('resize_mode', 'literal_0_1', 0),
+  strict('show_extras_results', 'bool', true),
+  strict('gfpgan_visibility', 'float', 0, UNIT),
+  strict('codeformer_visibility', 'float', 0, UNIT),
+  strict('codeformer_weight', 'float', 0, UNIT),
+  strict('upscaling_resize', 'float', 2, { gt: 0 }),
+  strict('upscaling_resize_w', 'int', 512, { ge: 1 }),
+  strict('upscaling_resize_h', 'int', 512, { ge: 1 }),
+  strict('upscaling_crop', 'bool', true),
+  strict('upscaler_1', 'str', 'None'),
+  strict('upscaler_2', 'str', 'None'),
+  strict('extras_upscaler_2_visibility', 'float', 0, UNIT),
+  strict('upscale_first', 'bool', false),
+];
+
+export const EXTRA_SINGLE_MODEL: readonly FieldSpec[] = [...EXTRAS_BASE, strict('image', 'str', '')];
+export const EXTRA_BATCH_MODEL: readonly FieldSpec[] = [...EXTRAS_BASE, required('imageList', 'file_data_list')];
+export const PNG_INFO_MODEL: readonly FieldSpec[] = [required('image', 'str')];
+export const INTERROGATE_MODEL: readonly FieldSpec[] = [strict('image', 'str', ''), strict('model', 'str', 'clip')];
+
 export interface ValidationError {
   loc: (string | number)[];
   msg: string;
@@ -88,7 +165,9 @@ export interface ValidationError {
 const TRUE_WORDS = new Set(['1', 'on', 't', 'true', 'y', 'yes']);
 const FALSE_WORDS = new Set(['0', 'off', 'f', 'false', 'n', 'no']);
 
-type Coerced = { ok: true; value: unknown } | { ok: false; error: Omit<ValidationError, 'loc'>; subLoc?: number };
+type Coerced =
+  | { ok: true; value: unknown }
+  | { ok: false; error: Omit<ValidationError, 'loc'>; subLoc?: (string | number)[] };
 
 function coerceStr(v: unknown): Coerced {
   if (typeof v === 'string') return { ok: true, value: v };
@@ -147,12 +226,81 @@ function coerce(kind: Kind, v: unknown): Coerced {
       const out: string[] = [];
       for (const [index, item] of v.entries()) {
         const s = coerceStr(item);
-        if (!s.ok) return { ...s, subLoc: index };
+        if (!s.ok) return { ...s, subLoc: [index] };
         out.push(s.value as string);
       }
       return { ok: true, value: out };
     }
+    case 'literal_0_1':
+      // pydantic v1 looks the value up in {0: 0, 1: 1}: 1.0 and true are found, "1" is not.
+      if (v === 0 || v === 1 || typeof v === 'boolean') return { ok: true, value: Number(v) };
+      return {
+        ok: false,
+        error: {
+          msg: 'unexpected value; permitted: 0, 1',
+          type: 'value_error.const',
+          ctx: { given: v, permitted: [0, 1] },
+        },
+      };
+    case 'file_data_list':
+      return coerceFileDataList(v);
   }
+}
+
+/** `list[FileData]`: each item `{data: str, name: str}`, both required. */
+function coerceFileDataList(v: unknown): Coerced {
+  if (!Array.isArray(v)) return { ok: false, error: { msg: 'value is not a valid list', type: 'type_error.list' } };
+  const out: { data: string; name: string }[] = [];
+  for (const [index, item] of v.entries()) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      return { ok: false, error: { msg: 'value is not a valid dict', type: 'type_error.dict' }, subLoc: [index] };
+    }
+    const record = item as Record<string, unknown>;
+    const fields: Record<string, string> = {};
+    for (const key of ['data', 'name']) {
+      if (!(key in record)) {
+        return { ok: false, error: { msg: 'field required', type: 'value_error.missing' }, subLoc: [index, key] };
+      }
+      if (record[key] === null) {
+        return {
+          ok: false,
+          error: { msg: 'none is not an allowed value', type: 'type_error.none.not_allowed' },
+          subLoc: [index, key],
+        };
+      }
+      const s = coerceStr(record[key]);
+      if (!s.ok) return { ...s, subLoc: [index, key] };
+      fields[key] = s.value as string;
+    }
+    out.push({ data: fields['data']!, name: fields['name']! });
+  }
+  return { ok: true, value: out };
+}
+
+/** A bounded number's first broken bound, as pydantic v1 words it. */
+function boundError(value: number, bound: Bound): Omit<ValidationError, 'loc'> | null {
+  if (bound.gt !== undefined && !(value > bound.gt)) {
+    return {
+      msg: `ensure this value is greater than ${bound.gt}`,
+      type: 'value_error.number.not_gt',
+      ctx: { limit_value: bound.gt },
+    };
+  }
+  if (bound.ge !== undefined && !(value >= bound.ge)) {
+    return {
+      msg: `ensure this value is greater than or equal to ${bound.ge}`,
+      type: 'value_error.number.not_ge',
+      ctx: { limit_value: bound.ge },
+    };
+  }
+  if (bound.le !== undefined && !(value <= bound.le)) {
+    return {
+      msg: `ensure this value is less than or equal to ${bound.le}`,
+      type: 'value_error.number.not_le',
+      ctx: { limit_value: bound.le },
+    };
+  }
+  return null;
 }
 
 /** Python's `str()` of a number: 7.0 stays "7.0" for floats the request gave as such. */
@@ -169,10 +317,11 @@ export function pythonFloat(v: number): string {
 export type ParsedRequest = Record<string, unknown>;
 
 /**
- * Validates a parsed JSON body the way FastAPI + pydantic v1 would. Unknown keys are dropped silently.
- * Returns the model's values (all 55 fields, defaults filled in) or the 422 error list.
+ * Validates a parsed JSON body against a model the way FastAPI + pydantic v1 would. Unknown keys are
+ * dropped silently. Returns the model's values (every field, defaults filled in) or the 422 error list.
  */
-export function parseTxt2ImgBody(
+export function parseModelBody(
+  model: readonly FieldSpec[],
   body: unknown,
 ): { ok: true; value: ParsedRequest } | { ok: false; errors: ValidationError[] } {
   if (body === null || body === undefined) {
@@ -191,9 +340,11 @@ export function parseTxt2ImgBody(
   }
   const value: ParsedRequest = {};
   const errors: ValidationError[] = [];
-  for (const spec of TXT2IMG_MODEL) {
+  for (const spec of model) {
     if (!(spec.name in source)) {
-      value[spec.name] = structuredClone(spec.default);
+      if (spec.required) errors.push({ loc: ['body', spec.name], msg: 'field required', type: 'value_error.missing' });
+      // Defaults are not validated: `upscaling_resize` stays the int 2.
+      else value[spec.name] = structuredClone(spec.default);
       continue;
     }
     const raw = source[spec.name];
@@ -208,11 +359,12 @@ export function parseTxt2ImgBody(
       continue;
     }
     const result = coerce(spec.kind, raw);
-    if (result.ok) value[spec.name] = result.value;
-    else {
-      const loc: (string | number)[] = ['body', spec.name];
-      if (result.subLoc !== undefined) loc.push(result.subLoc);
-      errors.push({ loc, ...result.error });
+    const bounded =
+      result.ok && spec.bound && typeof result.value === 'number' ? boundError(result.value, spec.bound) : null;
+    if (result.ok && !bounded) value[spec.name] = result.value;
+    else if (bounded) errors.push({ loc: ['body', spec.name], ...bounded });
+    else if (!result.ok) {
+      errors.push({ loc: ['body', spec.name, ...(result.subLoc ?? [])], ...result.error });
     }
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value };

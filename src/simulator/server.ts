@@ -16,8 +16,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { LATENT_UPSCALE_MODES, SAMPLERS, SCHEDULERS, UPSCALERS } from './catalog.js';
 import { CheckpointRegistry } from './checkpoints.js';
-import { HttpFailure, SimulatedCrash, WebUiEngine } from './engine.js';
-import { parseTxt2ImgBody } from './request-model.js';
+import { WebUiEngine } from './engine.js';
+import { HttpFailure, SimulatedCrash } from './errors.js';
+import { listings } from './listings.js';
+import { pngInfo } from './png-info.js';
+import {
+  EXTRA_BATCH_MODEL,
+  EXTRA_SINGLE_MODEL,
+  IMG2IMG_MODEL,
+  INTERROGATE_MODEL,
+  PNG_INFO_MODEL,
+  parseModelBody,
+  TXT2IMG_MODEL,
+} from './request-model.js';
 
 export interface SimulatorOptions {
   host?: string;
@@ -44,6 +55,8 @@ export interface SimulatorOptions {
   responseDelayMs?: number;
   /** What a crash does to the process: `drop` closes the port (default); `exit` ends the process. */
   crashMode?: 'drop' | 'exit';
+  /** The ControlNet extension is installed (its routes answer); true unless false. */
+  controlnet?: boolean;
 }
 
 export interface RecordedCall {
@@ -377,7 +390,31 @@ export class A1111Simulator {
   private routes(): Record<string, Record<string, Handler>> {
     const engine = this.engineInstance;
     return {
-      [`${API}/txt2img`]: { POST: (req, body) => this.txt2img(req, body) },
+      [`${API}/txt2img`]: {
+        POST: async (req, body) => this.delayed(await engine.txt2img(this.parseBody(req, body, TXT2IMG_MODEL).values)),
+      },
+      [`${API}/img2img`]: {
+        POST: async (req, body) => this.delayed(await engine.img2img(this.parseBody(req, body, IMG2IMG_MODEL).values)),
+      },
+      [`${API}/extra-single-image`]: {
+        POST: (req, body) => {
+          const { values, given } = this.parseBody(req, body, EXTRA_SINGLE_MODEL);
+          return engine.extraSingle(values, given);
+        },
+      },
+      [`${API}/extra-batch-images`]: {
+        POST: (req, body) => {
+          const { values, given } = this.parseBody(req, body, EXTRA_BATCH_MODEL);
+          return engine.extraBatch(values, given);
+        },
+      },
+      [`${API}/png-info`]: {
+        POST: async (req, body) => pngInfo(this.parseBody(req, body, PNG_INFO_MODEL).values, engine.options),
+      },
+      [`${API}/interrogate`]: {
+        POST: (req, body) => engine.interrogate(this.parseBody(req, body, INTERROGATE_MODEL).values),
+      },
+      ...listings({ controlnet: this.options.controlnet !== false }),
       [`${API}/sd-models`]: { GET: () => engine.checkpoints.list() },
       [`${API}/samplers`]: { GET: () => SAMPLERS },
       [`${API}/schedulers`]: { GET: () => SCHEDULERS },
@@ -417,6 +454,10 @@ export class A1111Simulator {
           return null;
         },
       },
+      // refresh-vae and refresh-embeddings rescan under the queue lock; refresh-loras does not.
+      [`${API}/refresh-vae`]: { POST: () => engine.lock.run(async () => null) },
+      [`${API}/refresh-embeddings`]: { POST: () => engine.lock.run(async () => null) },
+      [`${API}/refresh-loras`]: { POST: () => null },
       [`${API}/cmd-flags`]: {
         GET: () => ({
           api: true,
@@ -436,7 +477,15 @@ export class A1111Simulator {
     };
   }
 
-  private async txt2img(req: IncomingMessage, body: Buffer): Promise<unknown> {
+  /**
+   * A POST body as FastAPI reads it for a pydantic model: JSON only, 422 with pydantic's error list
+   * otherwise. `given` holds the keys the body had.
+   */
+  private parseBody(
+    req: IncomingMessage,
+    body: Buffer,
+    model: Parameters<typeof parseModelBody>[0],
+  ): { values: Record<string, unknown>; given: Set<string> } {
     const isJson = /json/i.test(String(req.headers['content-type'] ?? ''));
     let parsed: unknown;
     if (body.length === 0) parsed = null;
@@ -466,9 +515,14 @@ export class A1111Simulator {
         });
       }
     }
-    const request = parseTxt2ImgBody(parsed);
+    const request = parseModelBody(model, parsed);
     if (!request.ok) throw new HttpFailure(422, { detail: request.errors });
-    const response = await this.engineInstance.txt2img(request.value);
+    const given = new Set(typeof parsed === 'object' && parsed !== null ? Object.keys(parsed) : []);
+    return { values: request.value, given };
+  }
+
+  /** A generation's answer, after the configured delay outside the queue lock. */
+  private async delayed(response: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (this.options.responseDelayMs) await sleep(this.options.responseDelayMs);
     return response;
   }

@@ -4,8 +4,9 @@ import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
+import { operationOf } from '../../src/a1111/operations.js';
 import { postForStream } from '../../src/a1111/post-stream.js';
-import type { Txt2ImgRequest } from '../../src/a1111/schemas.js';
+import type { Txt2ImgRequest } from '../../src/a1111/request-fields.js';
 import { loadConfig } from '../../src/config/index.js';
 import { WorkerError } from '../../src/errors.js';
 import { captureLog } from '../support/logs.js';
@@ -25,6 +26,8 @@ afterEach(async () => {
   for (const client of clients.splice(0)) client.close();
   await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
 });
+
+const PNG_BASE64 = pictureOf(200);
 
 function clientFor(url: string, env: Record<string, string> = {}) {
   const config = loadConfig({
@@ -139,6 +142,22 @@ describe('the A1111 client against the simulator', () => {
     expect(error.code).toBe('BACKEND_ERROR');
     expect(error.message).toBe("A1111 failed on POST /sdapi/v1/txt2img: KeyError: 'not_an_option'");
     expect(error.details).toMatchObject({ status: 500, a1111Error: 'KeyError' });
+  });
+
+  it('takes A1111’s application 404s for what they are: a rejected request, not a route to recover', async () => {
+    const sim = await simulator();
+    const client = clientFor(sim.url);
+    const [img2img, interrogate] = ['POST /sdapi/v1/img2img', 'POST /sdapi/v1/interrogate'].map(operationOf);
+
+    const noImage = await failure(client.send(img2img!, { prompt: 'x' }));
+    const noModel = await failure(client.send(interrogate!, { image: PNG_BASE64, model: 'CLIP' }));
+
+    expect(noImage).toMatchObject({
+      code: 'BACKEND_REJECTED',
+      details: { status: 404, detail: 'Init image not found' },
+    });
+    expect(noImage.message).toBe('A1111 rejected POST /sdapi/v1/img2img with 404: Init image not found');
+    expect(noModel).toMatchObject({ code: 'BACKEND_REJECTED', details: { status: 404, detail: 'Model not found' } });
   });
 
   it('sends HTTP Basic credentials and explains a 401', async () => {

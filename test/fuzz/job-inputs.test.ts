@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fuzzRuns, reportFuzz } from '../support/fuzz.js';
 import { simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { generated, testWorker } from '../support/worker.js';
 
 type Kind = 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array';
 
@@ -221,7 +221,7 @@ describe('job inputs of every shape', () => {
         const mistyped = notObject ? [] : fieldNames.filter((f) => Object.hasOwn(raw, f) && wrongType(f, raw[f]));
         if (outcome.ok) {
           expect(notObject || mistyped.length > 0).toBe(false);
-          expect(outcome.output.worker.notes.join(' ')).not.toMatch(/native code|function /);
+          expect(generated(outcome).worker.notes.join(' ')).not.toMatch(/native code|function /);
           return;
         }
         expect(outcome.failure.code).not.toBe('INTERNAL');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { A1111Simulator } from '../../src/simulator/server.js';
 import { bootingSimulator, simulator } from '../support/simulator.js';
-import { runPodResult, testWorker } from '../support/worker.js';
+import { generated, runPodResult, testWorker } from '../support/worker.js';
 
 const input = { prompt: 'a lighthouse', steps: 4, seed: 11 };
 
@@ -146,7 +146,7 @@ describe('a WebUI reload (route 404 {"detail":"Not Found"})', () => {
     const outcome = await runner.run({ id: 'job-reload', input });
 
     if (!outcome.ok) throw new Error(outcome.failure.message);
-    expect(outcome.output.worker.recoveries).toBe(1);
+    expect(generated(outcome).worker.recoveries).toBe(1);
     expect(sim.callsTo('POST', '/txt2img').map((c) => c.status)).toEqual([404, 200]);
     expect(sim.callsTo('GET', '/txt2img').at(-1)?.status).toBe(405); // the route check before the second POST
     expect(logs.statePath()).toEqual([

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { renderPixels } from '../../src/simulator/png.js';
 import { decodePng, rgbOf } from '../support/png.js';
 import { simulator } from '../support/simulator.js';
-import { runPodResult, testWorker } from '../support/worker.js';
+import { generated, runPodResult, testWorker } from '../support/worker.js';
 
 describe('a job that goes well', () => {
   it('returns A1111’s PNGs, decodable and rendered from the requested seeds, with the infotext inside', async () => {
@@ -26,15 +26,15 @@ describe('a job that goes well', () => {
     });
 
     if (!outcome.ok) throw new Error(outcome.failure.message);
-    expect(outcome.output.images).toHaveLength(2);
-    for (const [index, image] of outcome.output.images.entries()) {
+    expect(generated(outcome).images).toHaveLength(2);
+    for (const [index, image] of generated(outcome).images.entries()) {
       const png = decodePng(image);
       expect([png.width, png.height]).toEqual([256, 192]);
       expect(rgbOf(png).equals(renderPixels(1234 + index, 256, 192))).toBe(true);
       expect(png.text['parameters']).toContain(`Seed: ${1234 + index}`);
       expect(png.text['parameters']).toMatch(/^a lighthouse\nNegative prompt: blurry\nSteps: 12, /);
     }
-    const info = JSON.parse(outcome.output.info) as Record<string, unknown>;
+    const info = JSON.parse(generated(outcome).info) as Record<string, unknown>;
     expect(info['all_seeds']).toEqual([1234, 1235]);
     expect(info['sd_model_name']).toBe('model');
   });
@@ -46,11 +46,11 @@ describe('a job that goes well', () => {
     const outcome = await runner.run({ id: 'job-shape', input: { prompt: 'x', steps: 3, seed: 7 } });
 
     if (!outcome.ok) throw new Error(outcome.failure.message);
-    expect(Object.keys(outcome.output).sort()).toEqual(['images', 'info', 'parameters', 'worker']);
-    expect(typeof outcome.output.info).toBe('string');
-    expect(outcome.output.parameters['steps']).toBe(3);
-    expect(outcome.output.parameters['sampler_index']).toBe('Euler');
-    const { timings_ms: timings, recoveries, notes } = outcome.output.worker;
+    expect(Object.keys(generated(outcome)).sort()).toEqual(['images', 'info', 'parameters', 'worker']);
+    expect(typeof generated(outcome).info).toBe('string');
+    expect(generated(outcome).parameters['steps']).toBe(3);
+    expect(generated(outcome).parameters['sampler_index']).toBe('Euler');
+    const { timings_ms: timings, recoveries, notes } = generated(outcome).worker;
     expect(recoveries).toBe(0);
     expect(notes).toEqual([]);
     expect(Object.keys(timings).sort()).toEqual([
@@ -63,7 +63,7 @@ describe('a job that goes well', () => {
     ]);
     const phases = Object.entries(timings).filter(([key]) => key !== 'total');
     expect(phases.reduce((sum, [, ms]) => sum + (ms ?? 0), 0)).toBeCloseTo(timings.total, -1);
-    expect(runPodResult(outcome)).toEqual({ output: outcome.output });
+    expect(runPodResult(outcome)).toEqual({ output: generated(outcome) });
   });
 
   it('sends A1111 the input as given, unknown keys included, and nothing the job did not ask for', async () => {
@@ -78,7 +78,7 @@ describe('a job that goes well', () => {
     expect(post?.body).toEqual(input);
     const hint = logs.records().find((r) => r['level'] === 'warn' && r['key'] === 'num_inference_steps');
     expect(hint?.['message']).toContain('did you mean "steps"');
-    if (outcome.ok) expect(outcome.output.worker.notes[0]).toContain('num_inference_steps');
+    if (outcome.ok) expect(generated(outcome).worker.notes[0]).toContain('num_inference_steps');
   });
 
   it('logs one line per lifecycle transition with job id, from, to, event and elapsed time, and never an image', async () => {
@@ -122,7 +122,7 @@ describe('a job that goes well', () => {
       'xstate.done.actor.probeApi',
       'xstate.done.actor.verifyModels',
       'xstate.done.actor.verifyModels',
-      'xstate.done.actor.txt2img',
+      'xstate.done.actor.callA1111',
     ]);
   });
 
@@ -139,10 +139,10 @@ describe('a job that goes well', () => {
     const [post] = sim.callsTo('POST', '/txt2img');
     expect(post?.body).toMatchObject({ sampler_name: 'DPM++ 2M', scheduler: 'karras' });
     if (outcome.ok) {
-      expect(outcome.output.worker.notes).toEqual([
+      expect(generated(outcome).worker.notes).toEqual([
         'sampler_name "DPM++ 2M Karras" split into sampler_name "DPM++ 2M" and scheduler "karras" (the A1111 1.9 naming)',
       ]);
-      expect(JSON.parse(outcome.output.info).infotexts[0]).toContain('Sampler: DPM++ 2M, Schedule type: Karras');
+      expect(JSON.parse(generated(outcome).info).infotexts[0]).toContain('Sampler: DPM++ 2M, Schedule type: Karras');
     }
   });
 
@@ -158,7 +158,7 @@ describe('a job that goes well', () => {
     });
 
     if (!outcome.ok) throw new Error(outcome.failure.message);
-    expect(JSON.parse(outcome.output.info).sd_model_name).toBe('dreamshaper_8');
+    expect(JSON.parse(generated(outcome).info).sd_model_name).toBe('dreamshaper_8');
     expect(sim.callsTo('POST', '/txt2img')[0]?.body).toMatchObject({
       override_settings: { sd_model_checkpoint: 'dreamshaper_8.safetensors' },
     });

@@ -56,7 +56,8 @@ describe('input the worker refuses before anything reaches A1111', () => {
       name: 'an input that is not an object',
       input: 'a lighthouse',
       field: 'input',
-      message: /input = "a lighthouse" breaks the rule "an object of A1111 txt2img fields" \(got string\)/,
+      message:
+        /input = "a lighthouse" breaks the rule "an object: A1111 txt2img fields, or \{"api": \{...\}, "payload": \{...\}\}" \(got string\)/,
     },
     {
       name: 'no input at all',

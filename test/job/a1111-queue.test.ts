@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { A1111Client } from '../../src/a1111/client.js';
+import { TXT2IMG } from '../../src/a1111/operations.js';
 import type { Progress, Txt2ImgResponse } from '../../src/a1111/schemas.js';
 import { WorkerError } from '../../src/errors.js';
 import { A1111Queue } from '../../src/job/a1111-queue.js';
@@ -38,7 +39,7 @@ function scriptedClient() {
   const answers = new Map<string, { resolve: (r: Txt2ImgResponse) => void; reject: (e: unknown) => void }>();
   const interrupts: number[] = [];
   const client = {
-    txt2img: (request: { prompt: string }) =>
+    send: (_operation: unknown, request: { prompt: string }) =>
       new Promise<Txt2ImgResponse>((resolve, reject) => answers.set(request.prompt, { resolve, reject })),
     getProgress: () => new Promise<Progress>((resolve) => readings.push({ resolve })),
     interrupt: async () => {
@@ -55,7 +56,7 @@ describe('the worker’s view of A1111’s queue', () => {
   it('does not take a reading asked for before the interrupt as proof the timed-out request ended', async () => {
     const { client, readings, answers, interrupts } = scriptedClient();
     const queue = new A1111Queue(client, captureLog().log, 5_000, 60_000);
-    void queue.submit('job-a', { prompt: 'a', steps: 10 });
+    void queue.submit('job-a', TXT2IMG, { prompt: 'a', steps: 10 });
     answers.get('a')!.reject(new WorkerError('BACKEND_TIMEOUT', 'no answer in time'));
     await expect.poll(() => readings.length).toBe(1); // the watcher of the timed-out request asks first…
     const stopping = queue.interrupt('job-a');
@@ -78,9 +79,9 @@ describe('the worker’s view of A1111’s queue', () => {
   it('leaves an unwanted request to finish when any request behind it, not just the next, looks the same', async () => {
     const { client, readings, interrupts } = scriptedClient();
     const queue = new A1111Queue(client, captureLog().log, 200, 60_000);
-    void queue.submit('job-unwanted', { prompt: 'unwanted', steps: 30 });
-    void queue.submit('job-answering', { prompt: 'answering', steps: 20 }); // finished, its answer still on the way
-    void queue.submit('job-wanted', { prompt: 'wanted', steps: 30 });
+    void queue.submit('job-unwanted', TXT2IMG, { prompt: 'unwanted', steps: 30 });
+    void queue.submit('job-answering', TXT2IMG, { prompt: 'answering', steps: 20 }); // finished, its answer still on the way
+    void queue.submit('job-wanted', TXT2IMG, { prompt: 'wanted', steps: 30 });
 
     const stopping = queue.interrupt('job-unwanted');
     await expect.poll(() => readings.length).toBe(1);

@@ -45,14 +45,28 @@ const DELAYS: Record<string, number> = {
 };
 const INPUT: JobMachineInput = { jobId: 'graph-job', input: { prompt: 'p' }, settings: SETTINGS };
 
-const prepared: PreparedJob = { request: { prompt: 'p' }, checkpoint: null, model: null, notes: [] };
+const prepared: PreparedJob = {
+  operation: 'POST /sdapi/v1/txt2img',
+  request: { prompt: 'p' },
+  imageUrls: 0,
+  verify: true,
+  checkpoint: null,
+  model: null,
+  notes: [],
+};
+const withUrls: PreparedJob = { ...prepared, operation: 'POST /sdapi/v1/img2img', imageUrls: 2 };
+const unverified: PreparedJob = { ...prepared, operation: 'GET /sdapi/v1/samplers', request: {}, verify: false };
 const verified: VerifiedJob = { request: { prompt: 'p' }, notes: [], downloaded: false };
 const model = { title: 'model.safetensors', model_name: 'model', filename: '/model.safetensors' };
 const routeMissing = new WorkerError('BACKEND_ROUTE_MISSING', 'routes are not mounted');
 
 const EVENTS = [
   { type: 'xstate.done.actor.validateInput', output: prepared },
+  { type: 'xstate.done.actor.validateInput', output: withUrls },
+  { type: 'xstate.done.actor.validateInput', output: unverified },
   { type: 'xstate.error.actor.validateInput', error: new WorkerError('INVALID_INPUT', 'steps = 0') },
+  { type: 'xstate.done.actor.fetchImages', output: { ...withUrls, imageUrls: 0 } },
+  { type: 'xstate.error.actor.fetchImages', error: new WorkerError('IMAGE_FETCH_FAILED', 'HTTP 404') },
   { type: 'xstate.done.actor.probeApi', output: [model] },
   { type: 'xstate.error.actor.probeApi', error: new WorkerError('BACKEND_UNAVAILABLE', 'refused') },
   { type: 'xstate.error.actor.probeApi', error: new WorkerError('BACKEND_REJECTED', 'Not authenticated') },
@@ -66,10 +80,10 @@ const EVENTS = [
   { type: 'xstate.error.actor.healthCheck', error: new WorkerError('BACKEND_UNAVAILABLE', 'refused') },
   { type: 'xstate.done.actor.checkRoute' },
   { type: 'xstate.error.actor.checkRoute', error: routeMissing },
-  { type: 'xstate.done.actor.txt2img', output: { images: ['iVBOR'], parameters: {}, info: '{}' } },
-  { type: 'xstate.error.actor.txt2img', error: routeMissing },
-  { type: 'xstate.error.actor.txt2img', error: new WorkerError('BACKEND_REJECTED', 'Sampler not found') },
-  { type: 'xstate.error.actor.txt2img', error: new WorkerError('BACKEND_TIMEOUT', 'no answer in 600000 ms') },
+  { type: 'xstate.done.actor.callA1111', output: { images: ['iVBOR'], parameters: {}, info: '{}' } },
+  { type: 'xstate.error.actor.callA1111', error: routeMissing },
+  { type: 'xstate.error.actor.callA1111', error: new WorkerError('BACKEND_REJECTED', 'Sampler not found') },
+  { type: 'xstate.error.actor.callA1111', error: new WorkerError('BACKEND_TIMEOUT', 'no answer in 600000 ms') },
   { type: 'xstate.done.actor.interruptBackend', output: { interrupt: 'sent', settled: true } },
   { type: 'xstate.error.actor.interruptBackend', error: new WorkerError('BACKEND_UNAVAILABLE', 'refused') },
   { type: 'a1111.progress', update: { progress: 0.5, etaSeconds: 1, step: 10, steps: 20, jobNo: 0, jobCount: 1 } },
@@ -83,7 +97,7 @@ const EVENTS = [
 
 function serialize(snapshot: Snapshot): string {
   const c = snapshot.context;
-  return `${JSON.stringify(snapshot.value)} r${c.recoveryAttempts} d${c.downloadDone} ${c.failure?.code ?? '-'} ${snapshot.status}`;
+  return `${JSON.stringify(snapshot.value)} r${c.recoveryAttempts} d${c.downloadDone} ${c.job?.verify === false ? 'n' : 'v'} ${c.failure?.code ?? '-'} ${snapshot.status}`;
 }
 
 const traversal = {
@@ -154,7 +168,8 @@ async function drive(events: AnyEventObject[], taken: Set<string>): Promise<Snap
       verifyModels: scripted(),
       refreshCheckpoints: scripted(),
       checkRoute: scripted(),
-      txt2img: scripted(),
+      fetchImages: scripted(),
+      callA1111: scripted(),
       interruptBackend: scripted(),
       watchProgress: fromCallback(() => () => undefined),
     },
@@ -195,7 +210,7 @@ async function drive(events: AnyEventObject[], taken: Set<string>): Promise<Snap
 
 describe('job machine, every edge of its state graph', () => {
   it('has the expected number of edges (update after covering a new transition)', () => {
-    expect(edges.length).toBe(217);
+    expect(edges.length).toBe(300);
   });
 
   it('rests in every state it defines, except the eventless decision points it only passes through', () => {

@@ -13,6 +13,7 @@ import type {
   PreparedJob,
   VerifiedJob,
 } from '../../machines/job.types.js';
+import type { A1111Request } from '../../src/a1111/request-fields.js';
 import type { SdModel, Txt2ImgResponse } from '../../src/a1111/schemas.js';
 import { WorkerError } from '../../src/errors.js';
 
@@ -26,14 +27,22 @@ const settings: JobSettings = {
   modelRegistryWaitMs: 3_000,
   progressIntervalMs: 0,
 };
-const prepared: PreparedJob = { request: { prompt: 'p' }, checkpoint: null, model: null, notes: [] };
+const prepared: PreparedJob = {
+  operation: 'POST /sdapi/v1/txt2img',
+  request: { prompt: 'p' },
+  imageUrls: 0,
+  verify: true,
+  checkpoint: null,
+  model: null,
+  notes: [],
+};
 const response: Txt2ImgResponse = { images: ['iVBOR'], parameters: {}, info: '{}' };
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 interface Stubs {
   probe?: () => Promise<SdModel[]>;
   verify?: () => Promise<VerifiedJob>;
-  txt2img?: () => Promise<Txt2ImgResponse>;
+  callA1111?: () => Promise<Txt2ImgResponse>;
   checkRoute?: () => Promise<void>;
   refresh?: () => Promise<void>;
   interrupt?: () => Promise<InterruptResult>;
@@ -61,8 +70,12 @@ function start(stubs: Stubs, overrides: Partial<JobSettings> = {}) {
       refreshCheckpoints: fromPromise<void, void>(
         track('refreshCheckpoints', stubs.refresh ?? (async () => undefined)),
       ),
-      checkRoute: fromPromise<void, void>(track('checkRoute', stubs.checkRoute ?? (async () => undefined))),
-      txt2img: fromPromise(track('txt2img', stubs.txt2img ?? (async () => response))),
+      checkRoute: fromPromise<void, { operation: string }>(
+        track('checkRoute', stubs.checkRoute ?? (async () => undefined)),
+      ),
+      callA1111: fromPromise<unknown, { jobId: string; operation: string; request: A1111Request }>(
+        track('callA1111', stubs.callA1111 ?? (async () => response)),
+      ),
       interruptBackend: fromPromise(
         track(
           'interruptBackend',
@@ -127,7 +140,7 @@ describe('waitingForApi', () => {
 
 describe('recovering', () => {
   it('waits the recovery delay before each attempt and gives up after the configured number', async () => {
-    const { actor, clock, calls, emitted } = start({ txt2img: routeMissing, checkRoute: routeMissing });
+    const { actor, clock, calls, emitted } = start({ callA1111: routeMissing, checkRoute: routeMissing });
     await waitFor(actor, (s) => s.matches('recovering'));
     for (let attempt = 1; attempt <= 3; attempt++) {
       expect(actor.getSnapshot().context.recoveryAttempts).toBe(attempt);
@@ -142,27 +155,27 @@ describe('recovering', () => {
       recoveries: 3,
       failure: { code: 'BACKEND_ROUTE_MISSING', phase: 'ready', details: { recoveryAttempts: 3 } },
     });
-    expect(calls.filter((c) => c === 'txt2img')).toHaveLength(1);
+    expect(calls.filter((c) => c === 'callA1111')).toHaveLength(1);
     expect(calls.filter((c) => c === 'checkRoute')).toHaveLength(3);
     expect(emitted.filter((e) => e.type === 'job.recovering')).toHaveLength(3);
   });
 
   it('is not entered for an application 404: the job fails BACKEND_REJECTED at once', async () => {
     const { actor, calls } = start({
-      txt2img: () => Promise.reject(new WorkerError('BACKEND_REJECTED', 'A1111 rejected ...: Sampler not found')),
+      callA1111: () => Promise.reject(new WorkerError('BACKEND_REJECTED', 'A1111 rejected ...: Sampler not found')),
     });
     await waitFor(actor, (s) => s.status === 'done');
     expect(actor.getSnapshot().output).toMatchObject({
       failure: { code: 'BACKEND_REJECTED', phase: 'inferring' },
       recoveries: 0,
     });
-    expect(calls.filter((c) => c === 'txt2img')).toHaveLength(1);
+    expect(calls.filter((c) => c === 'callA1111')).toHaveLength(1);
   });
 });
 
 describe('the job deadline', () => {
   it('interrupts a running generation and fails BACKEND_TIMEOUT', async () => {
-    const { actor, clock, calls } = start({ txt2img: never }, { jobTimeoutMs: 60_000 });
+    const { actor, clock, calls } = start({ callA1111: never }, { jobTimeoutMs: 60_000 });
     await waitFor(actor, (s) => s.matches('inferring'));
     clock.increment(59_999);
     await flush();
@@ -186,7 +199,7 @@ describe('the job deadline', () => {
 
   it('keeps the original failure when the interrupt itself fails, noting why', async () => {
     const { actor } = start({
-      txt2img: never,
+      callA1111: never,
       interrupt: () => Promise.reject(new WorkerError('BACKEND_UNAVAILABLE', 'connection refused')),
     });
     await waitFor(actor, (s) => s.matches('inferring'));
@@ -211,7 +224,7 @@ describe('postDownloadStabilizing', () => {
     expect(actor.getSnapshot().matches({ postDownloadStabilizing: 'settling' })).toBe(true);
     clock.increment(1);
     await waitFor(actor, (s) => s.status === 'done');
-    expect(calls).toEqual(['probeApi', 'verifyModels', 'refreshCheckpoints', 'probeApi', 'verifyModels', 'txt2img']);
+    expect(calls).toEqual(['probeApi', 'verifyModels', 'refreshCheckpoints', 'probeApi', 'verifyModels', 'callA1111']);
     expect(actor.getSnapshot().output).toMatchObject({ status: 'succeeded' });
   });
 

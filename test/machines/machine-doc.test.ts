@@ -21,7 +21,7 @@ describe('docs/machine.md', () => {
     ]) {
       expect(doc).toMatch(new RegExp(`\\| \`${state}\` \\| \\S`));
     }
-    expect(doc).toContain('inferring --> recovering : error: txt2img [canRecoverRoute]');
+    expect(doc).toContain('inferring --> recovering : error: callA1111 [canRecoverRoute]');
   });
 
   it('labels events briefly', () => {

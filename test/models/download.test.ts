@@ -12,7 +12,7 @@ import { tokenFor } from '../../src/models/fetch-to-disk.js';
 import { HOST_TAG, STALE_AFTER_MS } from '../../src/models/temp-files.js';
 import { FileServer } from '../support/file-server.js';
 import { simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { generated, testWorker } from '../support/worker.js';
 
 async function setup(env: Record<string, string> = {}) {
   const modelsDir = await mkdtemp(path.join(tmpdir(), 'models-'));
@@ -48,14 +48,14 @@ describe('a job whose checkpoint A1111 does not have', () => {
     );
 
     if (!outcome.ok) throw new Error(outcome.failure.message);
-    expect(JSON.parse(outcome.output.info).sd_model_name).toBe('dream');
+    expect(JSON.parse(generated(outcome).info).sd_model_name).toBe('dream');
     expect(await readdir(modelsDir)).toEqual(['dream.safetensors']);
     expect((await readFile(path.join(modelsDir, 'dream.safetensors'))).equals(file.bytes)).toBe(true);
     expect(sim.callsTo('POST', '/txt2img')[0]?.body).toMatchObject({
       override_settings: { sd_model_checkpoint: 'dream.safetensors' },
     });
     expect(sim.callsTo('POST', '/txt2img')[0]?.body).not.toHaveProperty('model');
-    expect(outcome.output.worker.notes).toContain('checkpoint "dream.safetensors" downloaded (3000000 bytes)');
+    expect(generated(outcome).worker.notes).toContain('checkpoint "dream.safetensors" downloaded (3000000 bytes)');
     expect(updates.filter((u) => u.stage === 'downloading').at(-1)).toMatchObject({
       bytes: 3_000_000,
       totalBytes: 3_000_000,

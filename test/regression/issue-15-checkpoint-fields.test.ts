@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { generated, testWorker } from '../support/worker.js';
 
 const base = { prompt: 'x', steps: 2, seed: 1, width: 64, height: 64 };
 
@@ -52,7 +52,7 @@ describe('the refiner and hires-pass checkpoints', () => {
       refiner_checkpoint: 'model.safetensors',
       hr_checkpoint_name: 'unknown, but no hires pass',
     });
-    expect(outcome.output.worker.notes).toContain('refiner_checkpoint "mod" sent as "model.safetensors"');
+    expect(generated(outcome).worker.notes).toContain('refiner_checkpoint "mod" sent as "model.safetensors"');
     expect(sentNone).toMatchObject({ refiner_checkpoint: 'None' });
   });
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { simulator } from '../support/simulator.js';
-import { testWorker } from '../support/worker.js';
+import { generated, testWorker } from '../support/worker.js';
 
 describe('keys named like JavaScript built-ins', () => {
   it('get no hint and reach A1111 as the unknown keys they are', async () => {
@@ -18,7 +18,7 @@ describe('keys named like JavaScript built-ins', () => {
     const outcome = await runner.run({ id: 'job-builtins', input });
 
     if (!outcome.ok) throw new Error(outcome.failure.message);
-    expect(outcome.output.worker.notes).toEqual([
+    expect(generated(outcome).worker.notes).toEqual([
       '"num_inference_steps" is not an A1111 txt2img field and A1111 ignores it; did you mean "steps"?',
     ]);
     expect(logs.lines.join('\n')).not.toContain('native code');

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { A1111Simulator } from '../../src/simulator/server.js';
 import { FileServer } from '../support/file-server.js';
+import { pngImage } from '../support/images.js';
 import { simulator } from '../support/simulator.js';
 import { testWorker } from '../support/worker.js';
 
@@ -17,6 +18,7 @@ const DIR = fileURLToPath(new URL('.', import.meta.url));
 const recording = process.env['RECORD_REPLAYS'] === '1';
 const journal = { JOURNAL_DIR: DIR, JOURNAL_KEEP: 'all' };
 const input = { prompt: 'a lighthouse', steps: 6, seed: 42, width: 64, height: 64 };
+const envelope = (method: string, endpoint: string, payload: Record<string, unknown>) => ({ api: { method, endpoint }, payload });
 
 describe.skipIf(!recording)('recording replay journals', () => {
   it('happy-path (with progress)', async () => {
@@ -108,6 +110,48 @@ describe.skipIf(!recording)('recording replay journals', () => {
     await rm(modelsDir, { recursive: true });
   });
 
+  it('img2img-url (an init image fetched by URL)', async () => {
+    const sim = await simulator();
+    const files = new FileServer();
+    await files.start();
+    files.serve('/init.png', pngImage(64, 64, 3), { contentType: 'image/png' });
+    const { runner } = testWorker(sim.url, { ...journal, IMAGE_URL_PRIVATE_ALLOW: '127.0.0.1' });
+    const outcome = await runner.run({
+      id: 'img2img-url',
+      input: envelope('POST', '/sdapi/v1/img2img', { ...input, init_images: [`${files.url}/init.png`] }),
+    });
+    expect(outcome.ok).toBe(true);
+  });
+
+  it('image-fetch-failed', async () => {
+    const sim = await simulator();
+    const files = new FileServer();
+    await files.start();
+    const { runner } = testWorker(sim.url, { ...journal, IMAGE_URL_PRIVATE_ALLOW: '127.0.0.1' });
+    const outcome = await runner.run({
+      id: 'image-fetch-failed',
+      input: envelope('POST', '/sdapi/v1/img2img', { ...input, init_images: [`${files.url}/missing.png`] }),
+    });
+    expect(outcome.ok ? 'ok' : outcome.failure.code).toBe('IMAGE_FETCH_FAILED');
+  });
+
+  it('extras-upscale', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url, journal);
+    const image = pngImage(32, 32, 4).toString('base64');
+    const outcome = await runner.run({
+      id: 'extras-upscale',
+      input: envelope('POST', '/sdapi/v1/extra-single-image', { image, upscaler_1: 'Lanczos', upscaling_resize: 2 }),
+    });
+    expect(outcome.ok).toBe(true);
+  });
+
+  it('read-samplers (no model verification)', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url, journal);
+    expect((await runner.run({ id: 'read-samplers', input: envelope('GET', '/sdapi/v1/samplers', {}) })).ok).toBe(true);
+  });
+
   it('writes the index of scenarios', async () => {
     await writeFile(
       path.join(DIR, 'README.md'),
@@ -117,6 +161,9 @@ describe.skipIf(!recording)('recording replay journals', () => {
         'Each `*.jsonl` here is the journal of a real job run against the A1111 simulator, recorded by',
         '`test/replays/record.test.ts`. `test/replays/replay.test.ts` replays every one of them on each test run:',
         'a change to the job machine that alters its behaviour shows up as a diverging replay.',
+        '',
+        '`v2/` keeps journals recorded by the txt2img-only worker (journal version 2). They replay on today\'s',
+        'machine, read in its terms (src/journal/upgrade.ts): a journal recorded once stays replayable.',
         '',
         'When a change is deliberate, re-record them and review the difference:',
         '',

@@ -15,10 +15,12 @@ import { formatReplay, replayJournal } from '../../src/journal/replay.js';
 import { WORKER_ENTRY } from '../support/worker-process.js';
 
 const DIR = fileURLToPath(new URL('.', import.meta.url));
+const V2 = path.join(DIR, 'v2');
 const journals = readdirSync(DIR).filter((name) => name.endsWith('.jsonl'));
+const olderJournals = readdirSync(V2).filter((name) => name.endsWith('.jsonl'));
 
-async function load(name: string): Promise<JournalLine[]> {
-  return parseJournal(await readFile(path.join(DIR, name), 'utf8'));
+async function load(name: string, dir = DIR): Promise<JournalLine[]> {
+  return parseJournal(await readFile(path.join(dir, name), 'utf8'));
 }
 
 const EXPECTED: Record<string, string> = {
@@ -31,7 +33,17 @@ const EXPECTED: Record<string, string> = {
   'deadline.jsonl': 'BACKEND_TIMEOUT',
   'unknown-checkpoint.jsonl': 'MODEL_NOT_FOUND',
   'model-download.jsonl': 'succeeded',
+  'img2img-url.jsonl': 'succeeded',
+  'image-fetch-failed.jsonl': 'IMAGE_FETCH_FAILED',
+  'extras-upscale.jsonl': 'succeeded',
+  'read-samplers.jsonl': 'succeeded',
 };
+
+function endOf(lines: JournalLine[]): string | undefined {
+  const result = lines.at(-1) as { type: string; output: { status: string; failure?: { code: string } } };
+  expect(result.type).toBe('result');
+  return result.output.status === 'failed' ? result.output.failure?.code : result.output.status;
+}
 
 describe('recorded journals', () => {
   it('cover every scenario', () => {
@@ -44,10 +56,32 @@ describe('recorded journals', () => {
       const report = replayJournal(lines);
 
       expect(report.divergence, formatReplay(report)).toBeNull();
-      const result = lines.at(-1) as { type: string; output: { status: string; failure?: { code: string } } };
-      expect(result.type).toBe('result');
-      expect(result.output.status === 'failed' ? result.output.failure?.code : result.output.status).toBe(EXPECTED[name]);
+      expect(endOf(lines)).toBe(EXPECTED[name]);
       expect(report.steps.length).toBeGreaterThan(2);
+    });
+  }
+
+  it('take every path a job may take: image URLs fetched, model checks skipped for a read', async () => {
+    const states = async (name: string) => (await load(name)).flatMap((l) => (l.type === 'step' ? [l.state] : []));
+    expect(await states('img2img-url.jsonl')).toEqual(['booting', 'fetchingImages', 'waitingForApi.probing', 'verifyingModels', 'ready.routing', 'inferring', 'succeeded']);
+    expect(await states('read-samplers.jsonl')).toEqual(['booting', 'waitingForApi.probing', 'ready.routing', 'inferring', 'succeeded']);
+  });
+});
+
+describe('journals recorded by the txt2img-only worker (version 2)', () => {
+  it('are all still here', () => {
+    expect(olderJournals.sort()).toEqual(Object.keys(EXPECTED).filter((name) => !/img2img|image|extras|read-/.test(name)).sort());
+  });
+
+  for (const name of olderJournals) {
+    it(`${name} replays exactly on today's machine`, async () => {
+      const lines = await load(name, V2);
+      expect((lines[0] as { version: number }).version).toBe(2);
+
+      const report = replayJournal(lines);
+
+      expect(report.divergence, formatReplay(report)).toBeNull();
+      expect(endOf(lines)).toBe(EXPECTED[name]);
     });
   }
 });
@@ -55,7 +89,7 @@ describe('recorded journals', () => {
 describe('a replay that differs from its recording', () => {
   it('stops at the first different state, naming the journal line', async () => {
     const lines = await load('route-404-recovery.jsonl');
-    const index = lines.findIndex((l) => l.type === 'event' && l.event['type'] === 'xstate.error.actor.txt2img');
+    const index = lines.findIndex((l) => l.type === 'event' && l.event['type'] === 'xstate.error.actor.callA1111');
     const tampered = structuredClone(lines);
     const event = tampered[index] as unknown as { event: { error: { code: string } } };
     event.event.error.code = 'BACKEND_ERROR';
@@ -63,7 +97,7 @@ describe('a replay that differs from its recording', () => {
     const report = replayJournal(tampered);
 
     expect(report.divergence?.message).toBe(
-      'after xstate.error.actor.txt2img, the recording went to recovering but the replay went to failed',
+      'after xstate.error.actor.callA1111, the recording went to recovering but the replay went to failed',
     );
     expect(report.divergence?.line).toBe(index + 2);
   });
@@ -98,18 +132,18 @@ describe('a replay that differs from its recording', () => {
       event: { output: { request: { steps: number } } };
     };
     verified.event.output.request.steps = 13;
-    const invokeLine = tampered.findIndex((l) => l.type === 'invoke' && l.src === 'txt2img') + 1;
+    const invokeLine = tampered.findIndex((l) => l.type === 'invoke' && l.src === 'callA1111') + 1;
 
     const report = replayJournal(tampered);
 
     expect(report.divergence).toEqual({
       line: invokeLine,
-      message: 'txt2img was started with another input at input.request.steps: 13 ≠ 12 (replay ≠ recording)',
+      message: 'callA1111 was started with another input at input.request.steps: 13 ≠ 12 (replay ≠ recording)',
     });
   });
 
   it('still replays a version 1 journal, which has no actor inputs to compare', async () => {
-    const lines = await load('happy-path.jsonl');
+    const lines = await load('happy-path.jsonl', V2);
     const old = structuredClone(lines).filter((l) => l.type !== 'invoke');
     (old[0] as { version: number }).version = 1;
 
@@ -120,7 +154,7 @@ describe('a replay that differs from its recording', () => {
   it('notices a different output', async () => {
     const lines = await load('happy-path.jsonl');
     const tampered = structuredClone(lines);
-    const done = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.done.actor.txt2img') as unknown as {
+    const done = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.done.actor.callA1111') as unknown as {
       event: { output: { info: string } };
     };
     done.event.output.info = '{"seed":1}';
@@ -143,14 +177,14 @@ describe('the replay command', () => {
   it('prints the transitions and exits 0 when the replay matches', async () => {
     const { code, stdout } = await run(path.join(DIR, 'crash.jsonl'));
     expect(code).toBe(0);
-    expect(stdout).toMatch(/inferring\s+→ failed\s+xstate\.error\.actor\.txt2img/);
+    expect(stdout).toMatch(/inferring\s+→ failed\s+xstate\.error\.actor\.callA1111/);
     expect(stdout).toContain('replay of crash matches the recording');
   });
 
   it('exits 1 with the first divergence', async () => {
     const lines = await load('crash.jsonl');
     const tampered = structuredClone(lines);
-    const event = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.error.actor.txt2img') as unknown as {
+    const event = tampered.find((l) => l.type === 'event' && l.event['type'] === 'xstate.error.actor.callA1111') as unknown as {
       event: { error: { code: string } };
     };
     event.event.error.code = 'BACKEND_ROUTE_MISSING';

@@ -10,6 +10,8 @@ import { afterEach } from 'vitest';
 export interface ServedFile {
   bytes: Buffer;
   sha256: string;
+  /** The Content-Type answered (application/octet-stream unless given). */
+  contentType?: string;
   /** What to do instead of a plain 200. */
   behaviour?:
     | { kind: 'drop-half-way' }
@@ -41,6 +43,27 @@ export class FileServer {
     };
     this.files.set(path, file);
     return file;
+  }
+
+  /** Serves `bytes` at `path`, with a content type of the test's choosing. */
+  serve(
+    path: string,
+    bytes: Buffer,
+    options: { contentType?: string; behaviour?: ServedFile['behaviour'] } = {},
+  ): ServedFile {
+    const file: ServedFile = {
+      bytes,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      ...(options.contentType ? { contentType: options.contentType } : {}),
+      ...(options.behaviour ? { behaviour: options.behaviour } : {}),
+    };
+    this.files.set(path, file);
+    return file;
+  }
+
+  /** How many requests asked for `path`. */
+  hits(path: string): number {
+    return this.requests.filter((request) => request.path === path).length;
   }
 
   async start(host = '127.0.0.1'): Promise<string> {
@@ -80,12 +103,13 @@ export class FileServer {
       res.writeHead(behaviour.status).end();
       return;
     }
+    const contentType = file.contentType ?? 'application/octet-stream';
     if (behaviour?.kind === 'no-length') {
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      res.writeHead(200, { 'Content-Type': contentType });
       res.end(file.bytes);
       return;
     }
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': file.bytes.length });
+    res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': file.bytes.length });
     if (behaviour?.kind === 'drop-half-way') {
       res.write(file.bytes.subarray(0, Math.floor(file.bytes.length / 2)), () => res.socket?.destroy());
       return;

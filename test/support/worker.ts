@@ -7,7 +7,7 @@ import { type A1111Client, createA1111Client } from '../../src/a1111/client.js';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { A1111Queue } from '../../src/job/a1111-queue.js';
 import { A1111Catalog } from '../../src/job/catalog.js';
-import type { JobOutcome } from '../../src/job/outcome.js';
+import type { GenerationOutput, JobOutcome } from '../../src/job/outcome.js';
 import { createJobRunner, type JobRunner } from '../../src/job/runner.js';
 import type { Clock } from '../../src/job/settings.js';
 import { JournalStore } from '../../src/journal/store.js';
@@ -75,4 +75,10 @@ export function testWorker(
 /** The body RunPod would receive for an outcome. */
 export function runPodResult(outcome: JobOutcome): ResultBody {
   return resultBody(toHandlerOutcome(outcome), { stopPod: false });
+}
+
+/** The output of a generation that succeeded (a test fails with the failure's message otherwise). */
+export function generated(outcome: JobOutcome): GenerationOutput {
+  if (!outcome.ok) throw new Error(`the job failed: ${outcome.failure.code} ${outcome.failure.message}`);
+  return outcome.output as GenerationOutput;
 }

@@ -1,0 +1,77 @@
+/**
+ * The read routes of a stock v1.9.3 with the ControlNet, ADetailer and ReActor extensions installed, in the shapes api.py
+ * gives them: what a fresh install lists (no hypernetworks, styles, VAEs, LoRAs or embeddings), the
+ * built-in face restorers and R-ESRGAN models, the scripts, the memory report.
+ */
+import { REALESRGAN_MODELS, SCRIPTS, scriptInfo } from './catalog.js';
+
+type Handler = () => unknown;
+
+const API = '/sdapi/v1';
+
+/** The ControlNet models the simulated extension offers (GET /controlnet/model_list). */
+export const CONTROLNET_MODELS = ['control_v11p_sd15_canny [d14c016b]', 'control_v11f1p_sd15_depth [cfd03158]'];
+
+/** The extensions of the simulated install. */
+const EXTENSIONS: [string, string, string][] = [
+  ['adetailer', 'https://github.com/Bing-su/adetailer.git', 'a7d961131e879ea8a930034a21a2dee21b173e8c'],
+  [
+    'sd-webui-controlnet',
+    'https://github.com/Mikubill/sd-webui-controlnet.git',
+    '56cec5b2958edf3b1807b7e7b2b1b5186dbd2f81',
+  ],
+  ['sd-webui-reactor', 'https://github.com/Gourieff/sd-webui-reactor.git', '9ad7c7ffa00f6a4b3a0c7f4e4e3bd9a2da27b3c8'],
+];
+
+function memory(): Record<string, unknown> {
+  const usage = process.memoryUsage();
+  const total = 24 * 1024 ** 3;
+  return {
+    ram: { free: total - usage.rss, used: usage.rss, total },
+    cuda: {
+      system: { free: 20 * 1024 ** 3, used: 4 * 1024 ** 3, total: 24 * 1024 ** 3 },
+      active: { current: 2.2e9, peak: 3.1e9 },
+      allocated: { current: 2.2e9, peak: 3.1e9 },
+      reserved: { current: 2.6e9, peak: 3.4e9 },
+      inactive: { current: 0.4e9, peak: 0.9e9 },
+      events: { retries: 0, oom: 0 },
+    },
+  };
+}
+
+export function listings(installed: { controlnet: boolean }): Record<string, { GET: Handler }> {
+  const routes: Record<string, { GET: Handler }> = {
+    [`${API}/sd-vae`]: { GET: () => [] },
+    [`${API}/loras`]: { GET: () => [] },
+    [`${API}/embeddings`]: { GET: () => ({ loaded: {}, skipped: {} }) },
+    [`${API}/hypernetworks`]: { GET: () => [] },
+    [`${API}/face-restorers`]: {
+      GET: () => [
+        { name: 'CodeFormer', cmd_dir: null },
+        { name: 'GFPGAN', cmd_dir: null },
+      ],
+    },
+    [`${API}/realesrgan-models`]: { GET: () => REALESRGAN_MODELS },
+    [`${API}/prompt-styles`]: { GET: () => [] },
+    [`${API}/scripts`]: { GET: () => ({ txt2img: [...SCRIPTS.txt2img.listed], img2img: [...SCRIPTS.img2img.listed] }) },
+    [`${API}/script-info`]: { GET: () => scriptInfo() },
+    [`${API}/extensions`]: {
+      GET: () =>
+        EXTENSIONS.map(([name, remote, commit]) => ({
+          name,
+          remote,
+          branch: 'main',
+          commit_hash: commit,
+          version: commit.slice(0, 8),
+          commit_date: '1714000000',
+          enabled: true,
+        })),
+    },
+    [`${API}/memory`]: { GET: memory },
+  };
+  if (installed.controlnet) {
+    routes['/controlnet/model_list'] = { GET: () => ({ model_list: [...CONTROLNET_MODELS] }) };
+    routes['/controlnet/version'] = { GET: () => ({ version: 2 }) };
+  }
+  return routes;
+}
