@@ -10,8 +10,9 @@
  * - the first of the worker's requests is the one A1111 generates (or is about to, while it waits for the
  *   model or the queue lock); the others wait inside A1111;
  * - stopping a request means waiting until A1111 reports it running, then sending /interrupt, but only
- *   while the reading is that request's (same step count and batch count) with at least two steps to
- *   go, so the interrupt cannot land on the request behind it. A1111 answers a request after it has
+ *   while the reading is that request's (the job A1111 names, `scripts_txt2img`, `scripts_img2img` or
+ *   `extras`, the same step count and batch count) with at least two steps (or images) to go, so the
+ *   interrupt cannot land on the request behind it. A1111 answers a request after it has
  *   released its queue lock, so the next one may already run when the answer arrives; when the request
  *   behind looks the same in /progress the two cannot be told apart, and the unwanted one is left to
  *   finish rather than risk stopping a wanted one;
@@ -39,11 +40,13 @@ import type { Logger } from '../log/index.js';
 interface Entry {
   jobId: string;
   /**
-   * What /progress shows while this request runs: its step count (null when it cannot be told in
-   * advance, as for img2img, whose steps depend on the denoising strength) and its batch count. A
-   * request without one (extras, interrogate, options) is never interrupted: /progress cannot tell it
-   * from the generation behind it.
+   * What /progress shows while this request runs: its `job` (`scripts_txt2img`, `scripts_img2img`,
+   * `extras`), its step count (null when it cannot be told in advance: img2img's depends on the
+   * denoising strength, the extras have none) and its batch count (the extras: one per image). A
+   * request /progress does not show (interrogate, options, refreshes) is never interrupted: it cannot
+   * be told from the request behind it.
    */
+  job: string;
   steps: number | null;
   batches: number;
   interruptible: boolean;
@@ -68,19 +71,35 @@ const POLL_MS = 20;
 const SETTLED = new Error('A1111 is done with the request');
 const MAX_POLL_MS = 250;
 
-/** The step and batch counts A1111's /progress shows for a request (v1.9.3 defaults filled in). */
+/** What A1111's /progress shows for a request (v1.9.3 defaults filled in). */
 function signatureOf(
   operation: Operation,
   request: A1111Request,
-): { steps: number | null; batches: number; interruptible: boolean } {
-  if (operation.kind !== 'generation') return { steps: null, batches: 0, interruptible: false };
+): { job: string; steps: number | null; batches: number; interruptible: boolean } {
   const iterations = typeof request.n_iter === 'number' ? request.n_iter : 1;
-  if (operation.name === 'img2img') return { steps: null, batches: iterations, interruptible: true };
-  return {
-    steps: typeof request.steps === 'number' ? request.steps : 50,
-    batches: request['enable_hr'] === true ? iterations * 2 : iterations,
-    interruptible: true,
-  };
+  switch (operation.name) {
+    case 'txt2img':
+      return {
+        job: 'scripts_txt2img',
+        steps: typeof request.steps === 'number' ? request.steps : 50,
+        batches: request['enable_hr'] === true ? iterations * 2 : iterations,
+        interruptible: true,
+      };
+    case 'img2img':
+      return { job: 'scripts_img2img', steps: null, batches: iterations, interruptible: true };
+    // The extras stop between images and inside an upscaler's passes when interrupted.
+    case 'extra-single-image':
+      return { job: 'extras', steps: null, batches: 1, interruptible: true };
+    case 'extra-batch-images':
+      return {
+        job: 'extras',
+        steps: null,
+        batches: Array.isArray(request['imageList']) ? request['imageList'].length : 0,
+        interruptible: true,
+      };
+    default:
+      return { job: operation.name, steps: null, batches: 0, interruptible: false };
+  }
 }
 
 export class A1111Queue {
@@ -215,7 +234,9 @@ export class A1111Queue {
   /** Interrupts the running request, unless the interrupt could land on a request behind it. */
   private async stopRunning(entry: Entry, progress: Progress): Promise<InterruptStatus> {
     // Requests A1111 has finished but not yet answered may still sit between this one and the next.
-    const lookalike = this.requests.slice(1).find((e) => e.steps === entry.steps && e.batches === entry.batches);
+    const lookalike = this.requests
+      .slice(1)
+      .find((e) => e.job === entry.job && e.steps === entry.steps && e.batches === entry.batches);
     if (lookalike) {
       this.log.info('leaving an unwanted generation to finish: a request behind it looks the same in /progress', {
         jobId: entry.jobId,
@@ -283,13 +304,18 @@ export class A1111Queue {
     return (
       this.requests[0] === entry &&
       state.job_count > 0 &&
+      // A1111 names what runs (state.job); a reading without it is matched on the counts alone.
+      (state.job === undefined || state.job === entry.job) &&
       (entry.steps === null || state.sampling_steps === entry.steps) &&
       state.job_count === entry.batches
     );
   }
 
+  /** What is left of the running request: sampling steps, or for the extras the images after this one. */
   private stepsLeft(progress: Progress): number {
     const { state } = progress;
+    // The extras count their images in job_no from 1 and leave sampling_steps as the last generation set it.
+    if (state.job === 'extras') return Math.max(0, state.job_count - state.job_no);
     const batchesLeft = Math.max(0, state.job_count - state.job_no - 1);
     return state.sampling_steps - state.sampling_step + batchesLeft * state.sampling_steps;
   }

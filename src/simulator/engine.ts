@@ -259,7 +259,9 @@ export class WebUiEngine {
   async extraSingle(values: ParsedRequest, given: ReadonlySet<string>): Promise<Record<string, unknown>> {
     const image = await decodeImageField(values['image'], this.options);
     const [result] = await this.lock.run(() => this.postprocess([image], values, given));
-    return { html_info: plaintextToHtml(result?.infotext ?? ''), image: result?.image ?? null };
+    // result[0][0] of an interrupted run that produced nothing.
+    if (!result) throw a1111Error(500, 'IndexError', '', 'list index out of range');
+    return { html_info: plaintextToHtml(result.infotext), image: result.image };
   }
 
   /** `extras_batch_images_api`: every `imageList[].data` decoded before the queue. */
@@ -290,7 +292,8 @@ export class WebUiEngine {
     const results: ExtrasResult[] = [];
     try {
       for (const [index, image] of images.entries()) {
-        this.state.job_no = index;
+        // state.nextjob() before each image: job_no counts from 1.
+        this.state.job_no = index + 1;
         if (this.state.interrupted) break;
         await sleep(this.hooks.stepDelayMs());
         results.push(runExtras({ values, given }, image));

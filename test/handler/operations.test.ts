@@ -183,6 +183,24 @@ describe('extras', () => {
     expect(result['html_info']).toContain('Postprocess crop to: 96x96');
   });
 
+  it('stops a batch at its deadline with /interrupt, as a generation, and leaves A1111 free', async () => {
+    const sim = await simulator({ stepDelayMs: 300 });
+    const { runner } = testWorker(sim.url, { JOB_TIMEOUT_MS: '500' });
+    const imageList = Array.from({ length: 8 }, (_, i) => ({ data: red, name: `${i}.png` }));
+
+    const outcome = await runner.run({
+      id: 'extra-deadline',
+      input: envelope('POST', '/sdapi/v1/extra-batch-images', { imageList, upscaler_1: 'Lanczos' }),
+    });
+
+    expect(failure(outcome)).toMatchObject({
+      code: 'BACKEND_TIMEOUT',
+      details: { interrupt: 'sent', a1111Idle: true },
+    });
+    expect(sim.callsTo('POST', '/interrupt')).toHaveLength(1);
+    expect(sim.engine.busy).toBe(false);
+  });
+
   it('refuses an upscaler A1111 does not have, naming it and the ones it has, before the image goes out', async () => {
     const sim = await simulator();
     const { runner } = testWorker(sim.url);

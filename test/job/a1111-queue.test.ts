@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { A1111Client } from '../../src/a1111/client.js';
-import { TXT2IMG } from '../../src/a1111/operations.js';
+import { operationOf, TXT2IMG } from '../../src/a1111/operations.js';
 import type { Progress, Txt2ImgResponse } from '../../src/a1111/schemas.js';
 import { WorkerError } from '../../src/errors.js';
 import { A1111Queue } from '../../src/job/a1111-queue.js';
@@ -90,5 +90,25 @@ describe('the worker’s view of A1111’s queue', () => {
 
     await expect(stopping).resolves.toEqual({ interrupt: 'left-to-finish', settled: false });
     expect(interrupts).toEqual([]);
+  });
+
+  it('tells an upscale from the generation behind it by the job A1111 names, and interrupts only the upscale', async () => {
+    const { client, readings, interrupts } = scriptedClient();
+    const queue = new A1111Queue(client, captureLog().log, 5_000, 60_000);
+    const batch = operationOf('POST /sdapi/v1/extra-batch-images');
+    const imageList = [1, 2, 3].map((n) => ({ data: 'x', name: String(n) }));
+    void queue.submit('job-upscale', batch, { prompt: 'upscale', imageList });
+    void queue.submit('job-generate', TXT2IMG, { prompt: 'generate', steps: 20, n_iter: 3 });
+
+    const stopping = queue.interrupt('job-upscale');
+    await expect.poll(() => readings.length).toBe(1);
+    // Three batches of something else: not the upscale, whatever the counts say.
+    readings[0]!.resolve(running(20, { job: 'scripts_txt2img', job_count: 3 }));
+    await expect.poll(() => readings.length, { timeout: 2_000 }).toBe(2);
+    expect(interrupts).toEqual([]);
+    // The upscale on its first of three images: two to go, so the interrupt cannot reach the next job.
+    readings[1]!.resolve(running(20, { job: 'extras', job_count: 3, job_no: 1 }));
+    await expect.poll(() => interrupts.length).toBe(1);
+    void stopping;
   });
 });
