@@ -323,7 +323,11 @@ export const jobMachine = jobSetup.createMachine({
         input: ({ context }) => ({ jobId: context.jobId, job: context.job! }),
         onDone: {
           target: 'waitingForApi',
-          actions: assign({ job: ({ event }) => event.output, request: ({ event }) => event.output.request }),
+          actions: assign({
+            job: ({ event }) => event.output,
+            request: ({ event }) => event.output.request,
+            notes: ({ event }) => [...event.output.notes],
+          }),
         },
         onError: { target: 'failed', actions: { type: 'recordFailure', params: withError } },
       },

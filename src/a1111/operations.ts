@@ -12,7 +12,8 @@
  * - `write` (options, refresh-*): the call, through A1111's queue when A1111 takes its lock for it.
  *
  * Routes that must never be reachable from a job (server-kill, server-restart, server-stop, train and
- * create) are not here, so no job reaches them.
+ * create, and cmd-flags, whose answer holds the WebUI's --api-auth and --gradio-auth credentials) are
+ * not here, so no job reaches them.
  */
 import {
   EXTRA_BATCH_FIELDS,
@@ -101,7 +102,6 @@ export const OPERATIONS: readonly Operation[] = [
   read('memory'),
   read('options'),
   read('progress'),
-  read('cmd-flags'),
   read('model_list', '/controlnet/model_list'),
   // A checkpoint change through the options is verified like a job's checkpoint, and waits for A1111's
   // queue (v1.9.3 loads the new weights under its lock).

@@ -155,8 +155,9 @@ export const IMG2IMG_FIELDS = {
   inpaint_full_res_padding: rule(wholeNumber(0, 1024), 'a whole number from 0 to 1024'),
   inpainting_mask_invert: rule(wholeNumber(0, 1), '0 (inpaint the masked area) or 1 (inpaint the rest)'),
   initial_noise_multiplier: optionalNonNegative,
-  // v1.9.3 never decodes it: any value but null crashes the generation (processing.py).
-  latent_mask: rule(z.null(), 'null (A1111 v1.9.3 fails on any other value)'),
+  // v1.9.3 never decodes it: a value beside a mask crashes the generation (processing.py). An empty
+  // string (what some clients send by default) is left out.
+  latent_mask: rule(z.union([z.null(), z.literal('')]), 'null (A1111 v1.9.3 fails on any other value)'),
   include_init_images: flag,
   ...GENERATION_EXTRAS,
 } as const satisfies Record<string, FieldRule>;

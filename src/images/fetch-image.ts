@@ -45,6 +45,7 @@ export async function fetchImage(
   settings: ImageSettings,
   signal: AbortSignal,
 ): Promise<FetchedImage> {
+  if (!URL.canParse(url)) throw refused(field, url, 'it is not a valid URL');
   const source = new URL(url);
   const shown = safeUrl(source);
   const deadline = AbortSignal.timeout(settings.timeoutMs);
@@ -60,6 +61,8 @@ export async function fetchImage(
       signal: combined,
       idleTimeoutMs: settings.timeoutMs,
       checkAllowlist: settings.urlHosts.length > 0,
+      // A redirect may not lead off IMAGE_URL_HOSTS either (an open redirect would make the list moot).
+      allowlistOnEveryHop: true,
     });
     const announced = Number(response.headers['content-length']);
     if (Number.isFinite(announced) && announced > settings.maxBytes) {

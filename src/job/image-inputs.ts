@@ -72,8 +72,9 @@ function unitSlots(scripts: unknown): ImageSlot[] {
     if (!Array.isArray(args)) continue;
     args.forEach((unit, index) => {
       const at = `alwayson_scripts.${title}.args[${index}]`;
-      // A positional data URL (ReActor's source face, say) is an image wherever it is.
-      if (typeof unit === 'string' && /^data:image\//i.test(unit)) {
+      // A positional data URL or http(s) URL (ReActor's source face, say) is an image wherever it is:
+      // A1111 gets base64 only, and an extension never fetches anything itself.
+      if (typeof unit === 'string' && (/^data:image\//i.test(unit) || isUrl(unit))) {
         const set = (next: string) => {
           args[index] = next;
         };
@@ -159,6 +160,7 @@ function inlineBase64(value: string): { base64: string } | { problem: string } {
 function checkBase64Image(base64: string, maxPixels: number): string | null {
   const head = Buffer.from(base64.slice(0, HEADER_CHARS), 'base64');
   let sniffed = sniffImage(head);
+  // A header longer than the head (a JPEG's large metadata, a GIF's frames) is read from all the bytes.
   if (sniffed && sniffed.width === null && base64.length > HEADER_CHARS)
     sniffed = sniffImage(Buffer.from(base64, 'base64'));
   return imageProblem(sniffed, maxPixels);
@@ -184,7 +186,13 @@ export function prepareImages(
       continue;
     }
     if (isUrl(slot.value)) {
-      urls++;
+      if (URL.canParse(slot.value)) urls++;
+      else
+        problems.push({
+          field: slot.field,
+          value: slot.value,
+          rule: 'an image: base64, a data: URL or an http(s) URL (it is not a valid URL)',
+        });
       continue;
     }
     const inline = inlineBase64(slot.value);
@@ -216,13 +224,15 @@ export async function fetchImageUrls(
 ): Promise<{ request: A1111Request; fetched: { field: string; bytes: number }[] }> {
   const copy = structuredClone(request);
   const slots = imageSlots(operation, copy).filter((slot) => isUrl(slot.value));
-  const fetched: { field: string; bytes: number }[] = [];
+  // In the request's order, whichever finishes first.
+  const fetched: { field: string; bytes: number }[] = new Array(slots.length);
   let next = 0;
   const worker = async () => {
-    for (let slot = slots[next++]; slot; slot = slots[next++]) {
+    for (let index = next++; index < slots.length; index = next++) {
+      const slot = slots[index]!;
       const image = await fetchImage(slot.field, slot.value, settings, signal);
       slot.set(image.bytes.toString('base64'));
-      fetched.push({ field: slot.field, bytes: image.bytes.length });
+      fetched[index] = { field: slot.field, bytes: image.bytes.length };
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, slots.length) }, worker));

@@ -140,6 +140,10 @@ export function prepareJob(input: unknown, settings: Pick<ImageSettings, 'maxPix
   );
   problems.push(...images.problems);
   if (problems.length > 0) throw invalidInput(problems);
+  if (request['latent_mask'] === '') {
+    delete request['latent_mask'];
+    log.debug('latent_mask is empty; it is left out (A1111 v1.9.3 fails on any value but null beside a mask)');
+  }
 
   const notes: string[] = [];
   const generation = operation.kind === 'generation';

@@ -25,9 +25,13 @@ export async function verifyUpscalers(
   notes: string[],
   signal?: AbortSignal,
 ): Promise<A1111Request> {
-  const fields = (['upscaler_1', 'upscaler_2'] as const).filter(
-    (field) => typeof request[field] === 'string' && request[field] !== NONE,
-  );
+  // v1.9.3 looks at upscaler_2 only when upscaler_1 is one: with "None" there is no upscaling at all.
+  const fields =
+    request['upscaler_1'] === NONE || request['upscaler_1'] === undefined
+      ? []
+      : (['upscaler_1', 'upscaler_2'] as const).filter(
+          (field) => typeof request[field] === 'string' && request[field] !== NONE,
+        );
   if (fields.length === 0) return request;
   const available = (await client.listUpscalers(signal)).map((upscaler) => upscaler.name);
   const verified = { ...request };

@@ -80,7 +80,13 @@ export function encodeJson(value: unknown): Buffer[] {
     const keys = Object.entries(source.extra).filter(([, v]) => v !== undefined);
     if (end > 0 && keys.length === 0) return [source.bytes];
     if (end > 0) {
-      const tail = keys.map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('');
+      // An empty source object (`{}`, or `{ }`) takes the first key without a comma.
+      let before = end - 1;
+      while (before > 0 && isJsonSpace(source.bytes[before]!)) before--;
+      const empty = source.bytes[before] === 0x7b;
+      const tail = keys
+        .map(([k, v], i) => `${empty && i === 0 ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`)
+        .join('');
       return [source.bytes.subarray(0, end), Buffer.from(`${tail}}`)];
     }
   }
@@ -130,4 +136,8 @@ export function lazyStrings(
 export function lazyStringLengths(value: object, key: string): number[] | undefined {
   const lazy = lazyLists.get(value);
   return lazy && lazy.key === key ? lazy.spans.map(([start, end]) => end - start) : undefined;
+}
+
+function isJsonSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 }

@@ -33,6 +33,11 @@ export interface GuardedGetOptions {
   onRedirect?: (to: URL) => void;
   /** Whether the job's own URL must be on the policy's host list (default: yes). */
   checkAllowlist?: boolean;
+  /**
+   * Whether every redirect must stay on the host list too. Checkpoint hosts redirect to CDNs off the
+   * list (Hugging Face to its storage), so for them only the first hop is checked.
+   */
+  allowlistOnEveryHop?: boolean;
 }
 
 /**
@@ -43,7 +48,7 @@ export async function guardedGet(source: URL, options: GuardedGetOptions): Promi
   let url = source;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const target = await vetTarget(url, options.policy, {
-      checkAllowlist: hop === 0 && options.checkAllowlist !== false,
+      checkAllowlist: (hop === 0 || options.allowlistOnEveryHop === true) && options.checkAllowlist !== false,
     });
     const response = await request(target, options);
     const status = response.statusCode ?? 0;

@@ -115,6 +115,7 @@ export const ALWAYSON_SCRIPTS = [
   'controlnet',
   'adetailer',
   'reactor',
+  'comments',
 ] as const;
 
 /** GET /sdapi/v1/options of a fresh install (an excerpt of the 400-odd keys; enough for clients). */
@@ -168,11 +169,13 @@ export function defaultOptions(): Record<string, unknown> {
 const IMG2IMG_ONLY = ['img2img alternative test', 'loopback', 'outpainting mk2', "poor man's outpainting"];
 const SELECTABLE = ['prompt matrix', 'prompts from file or textbox'];
 const ALWAYS_ON = ['extra options', 'Hypertile'];
+/** The extensions' scripts, after the built-in ones, in their folders' order. */
+const EXTENSION_SCRIPTS = ['adetailer', 'controlnet', 'reactor'];
 const PROCESSING = ['refiner', 'sampler', 'seed'];
 
 export const SCRIPTS = {
   txt2img: {
-    listed: [...SELECTABLE, 'x/y/z plot', ...ALWAYS_ON, ...PROCESSING],
+    listed: [...SELECTABLE, 'x/y/z plot', ...ALWAYS_ON, ...EXTENSION_SCRIPTS, ...PROCESSING],
     selectable: [...SELECTABLE, 'x/y/z plot'],
   },
   img2img: {
@@ -183,6 +186,7 @@ export const SCRIPTS = {
       'x/y/z plot',
       ...ALWAYS_ON,
       'soft inpainting',
+      ...EXTENSION_SCRIPTS,
       ...PROCESSING,
     ],
     selectable: [...IMG2IMG_ONLY, ...SELECTABLE, 'sd upscale', 'x/y/z plot'],

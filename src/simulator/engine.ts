@@ -290,17 +290,16 @@ export class WebUiEngine {
     };
     this.timeStart = Date.now();
     const results: ExtrasResult[] = [];
-    try {
-      for (const [index, image] of images.entries()) {
-        // state.nextjob() before each image: job_no counts from 1.
-        this.state.job_no = index + 1;
-        if (this.state.interrupted) break;
-        await sleep(this.hooks.stepDelayMs());
-        results.push(runExtras({ values, given }, image));
-      }
-    } finally {
-      this.state = { ...this.state, job: '', job_count: 0, interrupted: false, skipped: false };
+    for (const [index, image] of images.entries()) {
+      // state.nextjob() before each image: job_no counts from 1.
+      this.state.job_no = index + 1;
+      if (this.state.interrupted) break;
+      await sleep(this.hooks.stepDelayMs());
+      results.push(runExtras({ values, given }, image));
     }
+    // run_postprocessing calls state.end() only when it gets there: after an exception /progress goes on
+    // showing the extras until the next job begins.
+    this.state = { ...this.state, job: '', job_count: 0, interrupted: false, skipped: false };
     return results;
   }
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobOutcome } from '../../src/job/outcome.js';
 import { FileServer } from '../support/file-server.js';
-import { bombPng, jpegImage, pngImage, webpImage } from '../support/images.js';
+import { bombPng, jpegBomb, jpegImage, pngImage, webpImage } from '../support/images.js';
 import { simulator } from '../support/simulator.js';
 import { testWorker } from '../support/worker.js';
 
@@ -70,6 +70,11 @@ describe('image URLs the worker fetches', () => {
     });
     expect(sentToA1111(sim)).not.toContain('http');
     expect(outcome.report.timings_ms.fetchingImages).toBeGreaterThan(0);
+    expect(outcome.report.notes).toEqual([
+      `init_images[0] fetched from its URL (${png.bytes.length} bytes)`,
+      `init_images[1] fetched from its URL (${jpeg.bytes.length} bytes)`,
+      `init_images[2] fetched from its URL (${webp.bytes.length} bytes)`,
+    ]);
   });
 
   it('fetches the images wherever an operation takes one: mask, extras, png-info, interrogate, ControlNet units', async () => {
@@ -94,7 +99,10 @@ describe('image URLs the worker fetches', () => {
       {
         prompt: 'txt2img with a unit',
         steps: 2,
-        alwayson_scripts: { controlnet: { args: [{ image: { image: url, mask: url } }] } },
+        alwayson_scripts: {
+          controlnet: { args: [{ image: { image: url, mask: url } }] },
+          reactor: { args: [url, true, '0', '0'] },
+        },
       },
     ];
 
@@ -115,7 +123,10 @@ describe('image URLs the worker fetches', () => {
     expect(sim.callsTo('POST', '/png-info')[0]?.body).toEqual({ image: base64 });
     expect(sim.callsTo('POST', '/interrogate')[0]?.body).toEqual({ image: base64 });
     expect(sim.callsTo('POST', '/txt2img')[0]?.body).toMatchObject({
-      alwayson_scripts: { controlnet: { args: [{ image: { image: base64, mask: base64 } }] } },
+      alwayson_scripts: {
+        controlnet: { args: [{ image: { image: base64, mask: base64 } }] },
+        reactor: { args: [base64, true, '0', '0'] },
+      },
     });
     expect(sentToA1111(sim)).not.toContain('http');
   });
@@ -250,15 +261,17 @@ describe('image URLs the worker fetches', () => {
     const sim = await simulator();
     const files = await imageServer();
     files.serve('/bomb.png', bombPng(60_000, 60_000), { contentType: 'image/png' });
+    files.serve('/bomb.jpg', jpegBomb(60_000, 60_000), { contentType: 'image/jpeg' });
     const { runner } = testWorker(sim.url, LOOPBACK);
 
     const byUrl = await runner.run({ id: 'bomb-url', input: img2img([`${files.url}/bomb.png`]) });
+    const jpegByUrl = await runner.run({ id: 'bomb-jpeg-url', input: img2img([`${files.url}/bomb.jpg`]) });
     const inline = await runner.run({
       id: 'bomb-inline',
       input: img2img([bombPng(60_000, 60_000).toString('base64')]),
     });
 
-    for (const outcome of [byUrl, inline]) {
+    for (const outcome of [byUrl, jpegByUrl, inline]) {
       expect(failure(outcome)).toMatchObject({
         code: 'INVALID_INPUT',
         details: { problems: [{ field: 'init_images[0]' }] },
@@ -313,6 +326,39 @@ describe('image URLs the worker refuses without a request', () => {
     }
     expect(files.requests).toEqual([]);
     expect(sim.callsTo('POST', '/img2img')).toEqual([]);
+  });
+
+  it('keeps redirects on IMAGE_URL_HOSTS too: an open redirect on a listed host leads nowhere else', async () => {
+    const sim = await simulator();
+    const files = await imageServer();
+    files.serve('/x.png', pngImage(8, 8), { contentType: 'image/png' });
+    const port = new URL(files.url).port;
+    files.serve('/go', Buffer.alloc(0), { behaviour: { kind: 'redirect', to: `http://localhost:${port}/x.png` } });
+    const { runner } = testWorker(sim.url, { ...LOOPBACK, IMAGE_URL_HOSTS: '127.0.0.1' });
+
+    const outcome = await runner.run({ id: 'redirect-off-list', input: img2img([`${files.url}/go`]) });
+
+    expect(failure(outcome)).toMatchObject({
+      code: 'INVALID_INPUT',
+      details: { problems: [{ field: 'init_images[0]' }] },
+    });
+    expect(failure(outcome).message).toMatch(/localhost.*IMAGE_URL_HOSTS/);
+    expect(files.requests.map((request) => request.path)).toEqual(['/go']);
+  });
+
+  it('refuses a URL that is none, naming the field, before anything is fetched', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url, LOOPBACK);
+
+    const outcome = await runner.run({
+      id: 'bad-urls',
+      input: img2img(['http://', 'http://exa mple.com/a.png', 'https://[::1/x']),
+    });
+
+    const problems = failure(outcome).details?.['problems'] as { field: string; rule: string }[];
+    expect(problems.map((problem) => problem.field)).toEqual(['init_images[0]', 'init_images[1]', 'init_images[2]']);
+    expect(problems.every((problem) => problem.rule.includes('it is not a valid URL'))).toBe(true);
+    expect(failure(outcome).phase).toBe('booting');
   });
 
   it('refuses inline images that are not images, naming the field and index', async () => {

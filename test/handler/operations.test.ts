@@ -72,6 +72,7 @@ describe('img2img', () => {
           prompt: 'a boat',
           init_images: [`data:image/png;charset=utf-8;base64,${red}`],
           mask: `data:image/png;base64,${blue}`,
+          latent_mask: '',
           mask_blur: 8,
           inpainting_fill: 1,
           inpaint_full_res: false,
@@ -88,6 +89,7 @@ describe('img2img', () => {
 
     const [first, second] = sim.callsTo('POST', '/img2img').map((call) => call.body as Record<string, unknown>);
     expect(first).toMatchObject({ init_images: [red], mask: blue, mask_blur: 8, inpainting_fill: 1 });
+    expect(first).not.toHaveProperty('latent_mask');
     expect(JSON.parse(masked['info'] as string).infotexts[0]).toContain('Mask blur: 8, Masked content: original');
     expect(unmasked.ok).toBe(true);
     expect(second).not.toHaveProperty('mask');
@@ -217,6 +219,33 @@ describe('extras', () => {
     expect(failure(outcome).message).toContain('"Lanczos"');
     expect(sim.callsTo('POST', '/extra-single-image')).toEqual([]);
   });
+
+  it('checks upscaler_2 only when upscaler_1 is one, as A1111 does', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    const none = await runner.run({
+      id: 'extra-none',
+      input: envelope('POST', '/sdapi/v1/extra-single-image', {
+        image: red,
+        upscaler_1: 'None',
+        upscaler_2: 'whatever',
+      }),
+    });
+    const second = await runner.run({
+      id: 'extra-second',
+      input: envelope('POST', '/sdapi/v1/extra-single-image', {
+        image: red,
+        upscaler_1: 'Lanczos',
+        upscaler_2: 'whatever',
+      }),
+    });
+
+    expect(none.ok).toBe(true);
+    expect(failure(second).details?.['problems']).toEqual([
+      expect.objectContaining({ field: 'upscaler_2', value: 'whatever' }),
+    ]);
+  });
 });
 
 describe('png-info and interrogate', () => {
@@ -288,7 +317,6 @@ describe('the read routes', () => {
     '/sdapi/v1/memory',
     '/sdapi/v1/options',
     '/sdapi/v1/progress',
-    '/sdapi/v1/cmd-flags',
     '/controlnet/model_list',
   ];
 
@@ -383,6 +411,12 @@ describe('what is not on the allow-list', () => {
     ['server-kill', envelope('POST', '/sdapi/v1/server-kill'), 'api.endpoint', /\/sdapi\/v1\/server-kill is not on it/],
     ['server-restart', envelope('POST', 'sdapi/v1/server-restart'), 'api.endpoint', /server-restart is not on it/],
     ['server-stop', envelope('POST', '/sdapi/v1/server-stop'), 'api.endpoint', /server-stop is not on it/],
+    [
+      'cmd-flags (it holds --api-auth)',
+      envelope('GET', '/sdapi/v1/cmd-flags'),
+      'api.endpoint',
+      /cmd-flags is not on it/,
+    ],
     ['an unknown path', envelope('GET', '/sdapi/v1/secrets'), 'api.endpoint', /secrets is not on it/],
     ['a path with ..', envelope('GET', '/sdapi/v1/../../internal/ping'), 'api.endpoint', /must not contain "\.\."/],
     ['a query string', envelope('GET', '/sdapi/v1/sd-models?x=1'), 'api.endpoint', /without a query/],

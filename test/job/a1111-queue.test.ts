@@ -93,7 +93,7 @@ describe('the worker’s view of A1111’s queue', () => {
   });
 
   it('tells an upscale from the generation behind it by the job A1111 names, and interrupts only the upscale', async () => {
-    const { client, readings, interrupts } = scriptedClient();
+    const { client, readings, answers, interrupts } = scriptedClient();
     const queue = new A1111Queue(client, captureLog().log, 5_000, 60_000);
     const batch = operationOf('POST /sdapi/v1/extra-batch-images');
     const imageList = [1, 2, 3].map((n) => ({ data: 'x', name: String(n) }));
@@ -109,6 +109,8 @@ describe('the worker’s view of A1111’s queue', () => {
     // The upscale on its first of three images: two to go, so the interrupt cannot reach the next job.
     readings[1]!.resolve(running(20, { job: 'extras', job_count: 3, job_no: 1 }));
     await expect.poll(() => interrupts.length).toBe(1);
-    void stopping;
+    // A1111 answers the upscale: the job learns its request was interrupted and is done.
+    answers.get('upscale')!.resolve({ images: [], parameters: {}, info: '{}' });
+    await expect(stopping).resolves.toEqual({ interrupt: 'sent', settled: true });
   });
 });

@@ -48,6 +48,19 @@ describe('txt2img answers as bytes', () => {
     expect(JSON.parse(Buffer.concat(parts).toString('utf8'))).toEqual(JSON.parse(JSON.stringify(body)));
   });
 
+  it('take the worker’s keys on an empty object answer too, as valid JSON', () => {
+    for (const raw of ['{}', '{ }', '{\n}']) {
+      const bytes = Buffer.from(raw);
+      const parsed = JSON.parse(raw) as Record<string, unknown>;
+      rememberSourceBytes(parsed, bytes);
+      const output = withExtraKeys(parsed, { worker: { notes: [] } });
+
+      expect(JSON.parse(Buffer.concat(encodeJson({ output })).toString()), raw).toEqual({
+        output: { worker: { notes: [] } },
+      });
+    }
+  });
+
   it('encode objects of unknown origin like JSON.stringify', () => {
     const value = { error: 'x', nested: { a: [1, 'b', null], skipped: undefined }, n: 1.5 };
     expect(Buffer.concat(encodeJson(value)).toString()).toBe(JSON.stringify(value));

@@ -1,6 +1,6 @@
 /**
  * Real image files for tests, made here: PNG (pngjs), JPEG (jpeg-js), a lossless WebP, a GIF and a
- * BMP of one colour, a noisy PNG of about a given size, and a "bomb": a small PNG whose header claims
+ * BMP of one colour, a noisy PNG of about a given size, and "bombs": small files whose headers claim
  * a picture far too large to decode.
  */
 import { crc32, deflateSync } from 'node:zlib';
@@ -31,6 +31,29 @@ export function noisyPng(bytes: number, seed = 1): Buffer {
     png.data[i] = (i & 3) === 3 ? 255 : state & 0xff;
   }
   return PNG.sync.write(png, { deflateLevel: 0 });
+}
+
+/** A JPEG frame header (SOF0) stating a size, three components. */
+export function jpegFrameHeader(width: number, height: number): Buffer {
+  const segment = Buffer.from([0xff, 0xc0, 0x00, 0x11, 0x08, 0, 0, 0, 0, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+  segment.writeUInt16BE(height, 5);
+  segment.writeUInt16BE(width, 7);
+  return segment;
+}
+
+/**
+ * A small JPEG with a second frame header that claims `width` × `height`, hidden behind junk bytes
+ * after its first segment (PIL skips them, and takes the size of the last frame header it reads).
+ */
+export function jpegBomb(width: number, height: number): Buffer {
+  const jpeg = jpegImage(40, 30);
+  const firstEnd = 4 + jpeg.readUInt16BE(4);
+  return Buffer.concat([
+    jpeg.subarray(0, firstEnd),
+    Buffer.from([0x00, 0x13]),
+    jpegFrameHeader(width, height),
+    jpeg.subarray(firstEnd),
+  ]);
 }
 
 export function jpegImage(width: number, height: number): Buffer {
