@@ -80,7 +80,7 @@ describe('standard output for log lines', () => {
   });
 
   it('loses no line when the process ends in the same turn, however it ends', () => {
-    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    const log = fileURLToPath(new URL('../dist/src/log/index.js', import.meta.url));
     const endings = {
       'process.exit(3)': 3,
       "throw new Error('boom')": 1,
@@ -98,7 +98,7 @@ describe('standard output for log lines', () => {
   });
 
   it('formats a line with its turn’s batch, stamped with the time it was logged, and never one of a level not logged', () => {
-    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    const log = fileURLToPath(new URL('../dist/src/log/index.js', import.meta.url));
     // The proxy reports every time a formatter lists its keys.
     const script = `import { createLogger } from ${JSON.stringify(log)};
       const log = createLogger({ level: 'info', format: 'json' });
@@ -127,7 +127,7 @@ describe('standard output for log lines', () => {
   });
 
   it('writes an error line for a line it cannot format, and goes on', () => {
-    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    const log = fileURLToPath(new URL('../dist/src/log/index.js', import.meta.url));
     const script = `import { createLogger } from ${JSON.stringify(log)};
       const log = createLogger({ level: 'info', format: 'json' });
       const loop = {};
@@ -150,7 +150,7 @@ describe('standard output for log lines', () => {
   });
 
   it('writes a warning or an error at once, with the lines before it, so a SIGKILL loses neither', () => {
-    const log = fileURLToPath(new URL('../dist/src/log.js', import.meta.url));
+    const log = fileURLToPath(new URL('../dist/src/log/index.js', import.meta.url));
     for (const level of ['warn', 'error']) {
       const script = `import { createLogger } from ${JSON.stringify(log)};
         const log = createLogger({ level: 'info', format: 'json' });
