@@ -45,7 +45,7 @@ export const RUNPOD_SETTINGS = settingGroup(
       min: 0,
       max: 100,
       description:
-        'Retries of a job-done post on 5xx and network errors, with backoff; a result still unsent is logged with the job id.',
+        'Retries of a job-done post on 5xx and network errors, with backoff; a result still unsent is logged with the job id and posted again, round after round, until RunPod takes or refuses it.',
     }),
     jobDoneRetryDelayMs: integer('JOB_DONE_RETRY_DELAY_MS', {
       default: 1_000,

@@ -5,7 +5,11 @@
  * Contract: progress posts of a job go out one at a time; once `finish` is called no progress post is
  * started, and the final post waits for one already on the wire. A late progress post therefore can
  * never overwrite the final state (the race of RunPod's Python runtime, runpod-python#250).
+ *
+ * The final result is the job's only copy, and RunPod waits for it: it is posted until RunPod takes it
+ * or refuses it, however long RunPod fails or cannot be reached.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errorFields } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { ControlPlane, PostOutcome } from './control-plane.js';
@@ -88,7 +92,8 @@ export class JobReporter {
 
   /**
    * Posts the final result once; later calls return the first call's outcome. Resolves when RunPod
-   * has it or every retry failed (then the failure is logged with the job id and the body's size).
+   * has it or refused it (a status below 500); while RunPod fails or cannot be reached, the post is
+   * tried again (see `deliver`).
    */
   finish(result: ResultBody): Promise<PostOutcome> {
     if (this.finished) return this.finished;
@@ -110,20 +115,14 @@ export class JobReporter {
     }
     const bytes = body.reduce((sum, part) => sum + part.length, 0);
     this.resultBytes = bytes;
-    const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };
     this.finished = this.chain.then(async () => {
-      const outcome = await this.controlPlane.postJobDone(this.jobId, body, post);
+      const outcome = await this.deliver(body);
       if (outcome.ok) {
         this.log.debug('result posted', { bytes, attempts: outcome.attempts });
         return outcome;
       }
-      this.log.error('failed to post the job result to RunPod', {
-        bytes,
-        attempts: outcome.attempts,
-        status: outcome.status,
-        error: outcome.error,
-      });
-      if (outcome.status === undefined || outcome.status >= 500 || !isOutput) return outcome;
+      this.log.error('RunPod refused the job result', { bytes, attempts: outcome.attempts, status: outcome.status });
+      if (outcome.status === undefined || !isOutput) return outcome;
       if (NOT_ABOUT_THE_RESULT.includes(outcome.status)) {
         // The credentials or the job itself were refused: a second post would be refused the same way.
         this.log.error('RunPod refused the post itself, not the result; not posting again', {
@@ -138,7 +137,7 @@ export class JobReporter {
       // RunPod refused the output itself (most often over its size limit): post a small error so the job
       // ends FAILED instead of COMPLETED without an output.
       const failure = rejectedResultFailure(outcome.status, bytes);
-      const fallback = await this.controlPlane.postJobDone(this.jobId, encodeResult(failureBody(failure)), post);
+      const fallback = await this.deliver(encodeResult(failureBody(failure)));
       this.log.error('posted RESULT_REJECTED in place of the refused result', {
         status: fallback.status,
         ok: fallback.ok,
@@ -146,5 +145,33 @@ export class JobReporter {
       return fallback;
     });
     return this.finished;
+  }
+
+  /**
+   * Posts a final body, in rounds of the configured retries, until RunPod takes it or refuses it (a
+   * status below 500). A round that ends with RunPod failing (5xx) or out of reach is logged at error
+   * level with the job id and the body's size, and the next one starts after the backoff's ceiling:
+   * giving up would lose a finished job while RunPod still waits for it (the heartbeat names it until
+   * then), since nothing else holds its result.
+   */
+  private async deliver(body: Buffer[]): Promise<PostOutcome> {
+    const bytes = body.reduce((sum, part) => sum + part.length, 0);
+    const post = { retries: this.options.retries, retryDelayMs: this.options.retryDelayMs };
+    const pauseMs = this.options.retryDelayMs * 10;
+    let attempts = 0;
+    for (;;) {
+      const outcome = await this.controlPlane.postJobDone(this.jobId, body, post);
+      attempts += outcome.attempts;
+      const unanswered = outcome.status === undefined || outcome.status >= 500;
+      if (outcome.ok || !unanswered) return { ...outcome, attempts };
+      this.log.error('failed to post the job result to RunPod; posting it again', {
+        bytes,
+        attempts,
+        status: outcome.status,
+        error: outcome.error,
+        retryInMs: pauseMs,
+      });
+      await sleep(pauseMs);
+    }
   }
 }
