@@ -67,6 +67,8 @@ export interface RecordedCall {
   body: unknown;
   /** The status answered; -1 when the simulated process died during the call, -2 when the answer was cut. */
   status: number;
+  /** For an answer that was cut (status -2): the status its headers carried, which the client did read. */
+  cutStatus?: number;
   at: number;
 }
 
@@ -245,6 +247,18 @@ export class A1111Simulator {
     this.crash = { atStep: options.atStep ?? 1, restartAfterMs: options.restartAfterMs };
   }
 
+  /**
+   * Disarms every fault still waiting for a request (failures, cut answers, a crash, route reloads and
+   * missing routes): what comes next meets a healthy WebUI. A restart already under way still happens.
+   */
+  clearFaults(): void {
+    this.failures = [];
+    this.cuts = [];
+    this.crash = null;
+    this.reloadTriggers = [];
+    this.routesMissingUntil = 0;
+  }
+
   setStepDelay(ms: number): void {
     this.stepDelay = ms;
   }
@@ -316,6 +330,7 @@ export class A1111Simulator {
       cut.remaining--;
       this.cuts = this.cuts.filter((c) => c.remaining > 0);
       call.status = -2;
+      call.cutStatus = status;
       this.sendHalf(res, status, payload);
       return;
     }

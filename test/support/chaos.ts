@@ -10,13 +10,17 @@
  * - every failure has a fault behind it that makes it legitimate, and the code that fault calls for
  *   (read from the simulator's own record of what it did, during the job's life);
  * - no progress post arrives after a job's result;
- * - the worker is alive at the end (it serves one more job), and its memory and open handles are back
- *   to where they were after the warm-up.
+ * - the worker is alive at the end (it serves one more job, once the faults still armed are disarmed),
+ *   and its memory and open handles are back to where they were after the warm-up.
+ *
+ * A run that cannot finish (a job never answered, the worker exited) throws a ChaosRunError that names
+ * the seed and, for each job without an accepted result, its job-done posts and the worker's last lines
+ * about it.
  *
  * Used by test/chaos.test.ts (a fixed seed in CI) and `npm run chaos` (longer runs, any seeds).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +50,28 @@ export interface ChaosOptions {
   timeoutMs?: number;
   /** Progress lines. */
   onLine?: (line: string) => void;
+  /** Writes every line the worker prints (stdout and stderr) to this file, for a run to be read later. */
+  workerLogPath?: string;
+  /** The worker's LOG_LEVEL (`info` unless given; `debug` shows every post, and changes the timing). */
+  logLevel?: string;
+}
+
+/** How many of the worker's last lines a run keeps in memory for a failure's report. */
+const KEPT_LINES = 20_000;
+
+/**
+ * A run that could not finish (a job never answered, the worker exited): the message names the seed,
+ * so the run can be repeated, and for a job never answered, what the control plane and the worker last
+ * did with it.
+ */
+export class ChaosRunError extends Error {
+  override readonly name = 'ChaosRunError';
+  constructor(
+    readonly seed: number,
+    message: string,
+  ) {
+    super(`seed ${seed}: ${message}`);
+  }
 }
 
 export interface ChaosReport {
@@ -100,10 +126,13 @@ const WORKER_ENV = {
   LOG_LEVEL: 'info',
 };
 
-/** Which codes a failure may carry, and what the simulator must have done during the job for it. */
-const LEGITIMATE: Record<string, (call: { status: number; body404: boolean }) => boolean> = {
-  BACKEND_UNAVAILABLE: (c) => c.status === 502 || c.status === 503 || c.status === 504,
-  BACKEND_ROUTE_MISSING: (c) => c.status === 404 && c.body404,
+/**
+ * Which codes a failure may carry, and what the simulator must have done during the job for it. A cut
+ * answer (status -2) still carried its status line: a cut 502 is a 502 to the worker, as well as a cut.
+ */
+const LEGITIMATE: Record<string, (call: { status: number; answered: number | undefined }) => boolean> = {
+  BACKEND_UNAVAILABLE: (c) => c.answered === 502 || c.answered === 503 || c.answered === 504,
+  BACKEND_ROUTE_MISSING: (c) => c.answered === 404,
   BACKEND_CRASHED: (c) => c.status === -2,
 };
 
@@ -114,6 +143,43 @@ function figuresOf(record: Record<string, unknown>): ProcessFigures | undefined 
   if (!process) return undefined;
   const handles = Object.values(process.activeResources).reduce((sum, n) => sum + n, 0);
   return { heapUsedBytes: process.heapUsedBytes, rssBytes: process.rssBytes, handles };
+}
+
+/**
+ * Before the run's last job, the one without faults: the faults armed during the run and not yet met
+ * (a cut answer, 5xx answers, a crash at the next generation, missing routes, job-take and job-done
+ * failures) are disarmed, or they fall on that job, which then fails for a fault after all. An A1111
+ * restart already under way still happens, and the job waits for it as any job would.
+ */
+export function disarmFaults(sim: A1111Simulator, plane: FakeRunPod): void {
+  sim.clearFaults();
+  plane.clearFaults();
+}
+
+/** Milliseconds since the run started, for a report a person reads. */
+function since(started: number, at: number | undefined): string {
+  return at === undefined ? '-' : `+${Math.round(at - started)} ms`;
+}
+
+/**
+ * One job without an accepted result: when it was handed out, every job-done post for it (progress or
+ * final, and how the control plane answered), and the worker's last lines that name it.
+ */
+function describeUnfinished(id: string, run: { plane: FakeRunPod; lines: string[]; started: number }): string {
+  const { plane, lines, started } = run;
+  const posts = plane.of('job-done', id).map((post) => {
+    const kind = post.body.startsWith('{"status":"IN_PROGRESS"') ? 'progress' : 'final';
+    const answer = post.answeredStatus === undefined ? 'no answer (dropped or pending)' : post.answeredStatus;
+    return `    ${kind} post at ${since(started, post.at)} answered ${answer}: ${post.body.slice(0, 160)}`;
+  });
+  const quoted = JSON.stringify(id);
+  const mentions = lines.filter((line) => line.includes(quoted)).slice(-12);
+  return [
+    `  ${id}: handed out at ${since(started, plane.handedOutAt.get(id))}; ${posts.length} job-done post(s)`,
+    ...posts.slice(-8),
+    `    the worker's last ${mentions.length} line(s) naming it:`,
+    ...mentions.map((line) => `    | ${line.slice(0, 600)}`),
+  ].join('\n');
 }
 
 function checkPng(base64: string): string | null {
@@ -140,6 +206,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       ...WORKER_ENV,
       ...plane.env({ RUNPOD_PING_INTERVAL: '1000' }),
       A1111_BASE_URL: sim.url,
+      ...(options.logLevel ? { LOG_LEVEL: options.logLevel } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -147,8 +214,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
+  const workerLog = options.workerLogPath ? createWriteStream(options.workerLogPath) : undefined;
+  const lines: string[] = [];
+  const keep = (line: string) => {
+    if (workerLog?.writable) workerLog.write(`${line}\n`);
+    lines.push(line);
+    if (lines.length > KEPT_LINES * 1.5) lines.splice(0, lines.length - KEPT_LINES);
+  };
+  createInterface({ input: child.stderr! }).on('line', keep);
   const metrics: { at: number; figures: ProcessFigures }[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
+    keep(line);
     if (!line.includes('"metrics')) return;
     try {
       const figures = figuresOf(JSON.parse(line) as Record<string, unknown>);
@@ -168,13 +244,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const inputs = new Map<string, { seed: number; batch: number }>();
   const finals = (id: string) => plane.results(id);
   const done = (id: string) => finals(id).some((r) => r.answeredStatus !== undefined && r.answeredStatus < 300);
-  const waitUntil = async (predicate: () => boolean, what: string, timeoutMs: number) => {
+  const fail = (message: string) => new ChaosRunError(options.seed, message);
+  /** What the control plane and the worker last did with the jobs that have no accepted result. */
+  const unfinished = (ids: string[]) =>
+    ids
+      .filter((id) => !done(id))
+      .map((id) => describeUnfinished(id, { plane, lines, started }))
+      .join('\n');
+  const waitUntil = async (ids: string[], what: string, timeoutMs: number) => {
     const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (!alive) throw new Error(`the worker exited while waiting for ${what}: ${stderr.slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    while (!ids.every(done)) {
+      if (!alive) throw fail(`the worker exited while waiting for ${what}: ${stderr.slice(-2000)}`);
+      if (Date.now() > deadline) throw fail(`timed out waiting for ${what}\n${unfinished(ids)}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  };
+  const waitForMetrics = async (after: number, what: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!metrics.some((m) => m.at > after)) {
+      if (!alive) throw fail(`the worker exited while waiting for ${what}: ${stderr.slice(-2000)}`);
+      if (Date.now() > deadline) throw fail(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return metrics.find((m) => m.at > after)!.figures;
   };
   const enqueue = (id: string) => {
     const seed = 1000 + inputs.size;
@@ -199,22 +291,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // Warm-up, without faults: the baseline the end is compared with.
     const warmup = Array.from({ length: 10 }, (_, i) => `warmup-${i}`);
     for (const id of warmup) enqueue(id);
-    await waitUntil(() => warmup.every(done), 'the warm-up jobs', 30_000);
+    await waitUntil(warmup, 'the warm-up jobs', 30_000);
     // A job’s result is posted before it is counted, so the metrics line after its last post counts it
     // (both times are milliseconds since the epoch).
     const lastPost = (ids: string[]) => Math.max(...ids.flatMap((id) => finals(id).map((r) => r.at)));
     const afterWarmup = lastPost(warmup);
-    await waitUntil(() => metrics.some((m) => m.at > afterWarmup), 'a metrics line after the warm-up', 10_000);
-    baseline = metrics.find((m) => m.at > afterWarmup)!.figures;
+    baseline = await waitForMetrics(afterWarmup, 'a metrics line after the warm-up');
 
     const ids = Array.from({ length: options.jobs }, (_, i) => `chaos-${i}`);
     for (const id of ids) enqueue(id);
     let lastKill = 0;
     const deadline = started + (options.timeoutMs ?? 120_000);
     while (!ids.every(done)) {
-      if (!alive) throw new Error(`the worker exited during the run: ${stderr.slice(-2000)}`);
-      if (Date.now() > deadline)
-        throw new Error(`the run did not finish in time (${ids.filter(done).length} of ${ids.length} jobs)`);
+      if (!alive) throw fail(`the worker exited during the run: ${stderr.slice(-2000)}\n${unfinished(ids)}`);
+      if (Date.now() > deadline) {
+        throw fail(
+          `the run did not finish in time (${ids.filter(done).length} of ${ids.length} jobs)\n${unfinished(ids)}`,
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 20 + rng() * 120));
       const roll = rng();
       let kind: FaultKind;
@@ -253,13 +347,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     say(`seed ${options.seed}: ${ids.length} jobs answered after ${Date.now() - started} ms`);
 
     // The worker is alive and serves one more job; its figures then are compared with the baseline.
+    disarmFaults(sim, plane);
     await new Promise((resolve) => setTimeout(resolve, 300));
     enqueue('final');
-    await waitUntil(() => done('final'), 'the last job', 30_000);
-    const afterFinal = lastPost(['final']);
-    await waitUntil(() => metrics.some((m) => m.at > afterFinal), 'a metrics line after the last job', 10_000);
-    end = metrics.find((m) => m.at > afterFinal)!.figures;
-    if (!JSON.parse(finals('final')[0]!.body).output) violations.push('final: the last job, without faults, failed');
+    await waitUntil(['final'], 'the last job', 30_000);
+    end = await waitForMetrics(lastPost(['final']), 'a metrics line after the last job');
+    const last = JSON.parse(finals('final')[0]!.body) as { output?: unknown; error?: string };
+    if (!last.output) {
+      violations.push(`final: the last job, without faults, failed: ${last.error}; ${a1111During('final')}`);
+    }
 
     for (const id of [...warmup, ...ids]) checkJob(id);
     if (end.handles > baseline.handles + 4) {
@@ -277,6 +373,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     } else if (code !== 0) violations.push(`the worker exited with code ${code} on SIGTERM`);
     await plane.close();
     await sim.close();
+    // After the exit: the worker's shutdown lines belong to the log too.
+    workerLog?.end();
+  }
+
+  /** The simulator's record of a job's life: each call and its status (-1 a crash, -2 a cut answer). */
+  function a1111During(id: string): string {
+    const from = plane.handedOutAt.get(id) ?? started;
+    const to = finals(id)[0]?.at ?? Date.now();
+    const calls = sim.calls.filter((c) => c.at >= from && c.at <= to).map((c) => `${c.method} ${c.path} ${c.status}`);
+    const downtimes = sim.downtimes
+      .filter((d) => (d.to ?? Number.POSITIVE_INFINITY) >= from && d.from <= to)
+      .map((d) => `; A1111 down from ${since(started, d.from)} to ${d.to === null ? 'the end' : since(started, d.to)}`);
+    return `A1111 during it: ${calls.join(', ') || 'no call'}${downtimes.join('')}`;
   }
 
   function checkJob(id: string): void {
@@ -310,9 +419,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const crashCode = failure.code === 'BACKEND_UNAVAILABLE' || failure.code === 'BACKEND_CRASHED';
     const cause =
       (crashCode && down) ||
-      (legit ? during.some((c) => legit({ status: c.status, body404: c.status === 404 })) : false);
+      (legit
+        ? during.some((c) => legit({ status: c.status, answered: c.status === -2 ? c.cutStatus : c.status }))
+        : false);
     if (!cause) {
-      violations.push(`${id}: failed ${failure.code} without a fault that calls for it (${failure.message ?? ''})`);
+      violations.push(
+        `${id}: failed ${failure.code} without a fault that calls for it (${failure.message ?? ''}); ${a1111During(id)}`,
+      );
     }
   }
 

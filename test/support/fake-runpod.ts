@@ -134,6 +134,13 @@ export class FakeRunPod {
     for (let i = 0; i < count; i++) this.anyDone.push({ answer, delayMs });
   }
 
+  /** Forgets the scripted answers not yet given (job-take statuses, job-done failures): RunPod behaves again. */
+  clearFaults(): void {
+    this.takeScript = [];
+    this.anyDone.length = 0;
+    this.doneScript.clear();
+  }
+
   /** Puts job ids on the stop channel. */
   stop(...jobIds: string[]): void {
     this.stops.push(...jobIds);
