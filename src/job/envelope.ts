@@ -79,23 +79,22 @@ export function readOperation(input: Record<string, unknown>): RequestedOperatio
   }
   const method = api['method'];
   const endpoint = api['endpoint'];
-  if (typeof method !== 'string' || !/^(get|post)$/i.test(method)) {
-    problems.push({ field: 'api.method', value: method ?? null, rule: '"GET" or "POST"' });
-  }
+  const verb = typeof method === 'string' && /^(get|post)$/i.test(method) ? method.toUpperCase() : undefined;
+  if (!verb) problems.push({ field: 'api.method', value: method ?? null, rule: '"GET" or "POST"' });
   let operation: Operation | undefined;
   if (typeof endpoint !== 'string' || endpoint.trim() === '') {
     problems.push({ field: 'api.endpoint', value: endpoint ?? null, rule: ENDPOINT_RULE });
   } else {
     const bad = endpointProblem(endpoint);
     const path = `/${endpoint.replace(/^\/+/, '')}`;
-    const verb = typeof method === 'string' ? method.toUpperCase() : '';
-    operation = bad ? undefined : findOperation(verb, path);
+    const routes = OPERATIONS.filter((candidate) => candidate.path === path);
     if (bad) problems.push({ field: 'api.endpoint', value: endpoint, rule: `${ENDPOINT_RULE} (${bad})` });
-    else if (!operation && OPERATIONS.some((candidate) => candidate.path === path) && verb) {
-      const methods = OPERATIONS.filter((candidate) => candidate.path === path).map((candidate) => candidate.method);
-      problems.push({ field: 'api.method', value: method, rule: `${methods.join(' or ')} for ${path}` });
-    } else if (!operation && verb) {
+    else if (routes.length === 0) {
       problems.push({ field: 'api.endpoint', value: endpoint, rule: `${ENDPOINT_RULE}; ${path} is not on it` });
+    } else if (verb) {
+      operation = findOperation(verb, path);
+      const methods = routes.map((candidate) => candidate.method).join(' or ');
+      if (!operation) problems.push({ field: 'api.method', value: method, rule: `${methods} for ${path}` });
     }
   }
   const payload = input['payload'] ?? {};

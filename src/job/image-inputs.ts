@@ -72,9 +72,10 @@ function unitSlots(scripts: unknown): ImageSlot[] {
     if (!Array.isArray(args)) continue;
     args.forEach((unit, index) => {
       const at = `alwayson_scripts.${title}.args[${index}]`;
-      // A positional data URL or http(s) URL (ReActor's source face, say) is an image wherever it is:
-      // A1111 gets base64 only, and an extension never fetches anything itself.
-      if (typeof unit === 'string' && (/^data:image\//i.test(unit) || isUrl(unit))) {
+      // A positional data URL or URL (ReActor's source face, say) is an image wherever it is: A1111
+      // gets base64 only, and an extension never fetches anything itself. A data URL of another type
+      // or a URL the worker does not fetch (file:, ftp:) is refused here rather than left to A1111.
+      if (typeof unit === 'string' && (/^data:/i.test(unit) || /^[a-z][a-z0-9+.-]*:\/\//i.test(unit))) {
         const set = (next: string) => {
           args[index] = next;
         };

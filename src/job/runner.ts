@@ -129,6 +129,12 @@ function describeAbort(signal: AbortSignal | undefined): string {
   return typeof reason === 'string' ? reason : 'cancelled by the caller';
 }
 
+/**
+ * True when an answer holds a list of images. A generation's images stay undecoded until read (a getter,
+ * images-answer.ts): that one is taken as a list without reading it.
+ */
 function hasImages(value: unknown): value is { images: string[] } {
-  return isPlainObject(value) && Array.isArray(value['images']);
+  if (!isPlainObject(value)) return false;
+  const descriptor = Object.getOwnPropertyDescriptor(value, 'images');
+  return descriptor !== undefined && (descriptor.get !== undefined || Array.isArray(descriptor.value));
 }

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { PNG } from 'pngjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fuzzRuns, reportFuzz } from '../support/fuzz.js';
+import { fuzzRuns, fuzzTimeout, reportFuzz } from '../support/fuzz.js';
 import { generated, testWorker } from '../support/worker.js';
 
 interface Answer {
@@ -158,34 +158,38 @@ const answer: fc.Arbitrary<Answer> = fc.record({
 });
 
 describe('A1111 answers of every shape', () => {
-  it('end in a classified failure or a success with pictures, never INTERNAL', async () => {
-    let current: Answer | undefined;
-    const url = await standIn(() => current!);
-    const { runner } = testWorker(url, {
-      LOG_LEVEL: 'error',
-      A1111_HTTP_RETRIES: '0',
-      A1111_ROUTE_RECOVERY_ATTEMPTS: '0',
-      A1111_REQUEST_TIMEOUT_MS: '5000',
-      PROGRESS_POLL_INTERVAL_MS: '0',
-    });
-    const runs = fuzzRuns(1_500);
-    const started = performance.now();
-    let id = 0;
-    await fc.assert(
-      fc.asyncProperty(answer, async (given) => {
-        current = given;
-        const outcome = await runner.run({ id: `answer-${id++}`, input: { prompt: 'x', steps: 1, seed: 1 } });
-        if (!outcome.ok) {
-          expect(outcome.failure.code, outcome.failure.message).not.toBe('INTERNAL');
-          return;
-        }
-        expect(typeof generated(outcome).info).toBe('string');
-        expect(generated(outcome).images.length).toBeGreaterThan(0);
-        for (const image of generated(outcome).images)
-          expect(() => PNG.sync.read(Buffer.from(image, 'base64'))).not.toThrow();
-      }),
-      { numRuns: runs },
-    );
-    reportFuzz('A1111 answers', runs, started);
-  }, 600_000);
+  it(
+    'end in a classified failure or a success with pictures, never INTERNAL',
+    async () => {
+      let current: Answer | undefined;
+      const url = await standIn(() => current!);
+      const { runner } = testWorker(url, {
+        LOG_LEVEL: 'error',
+        A1111_HTTP_RETRIES: '0',
+        A1111_ROUTE_RECOVERY_ATTEMPTS: '0',
+        A1111_REQUEST_TIMEOUT_MS: '5000',
+        PROGRESS_POLL_INTERVAL_MS: '0',
+      });
+      const runs = fuzzRuns(1_500);
+      const started = performance.now();
+      let id = 0;
+      await fc.assert(
+        fc.asyncProperty(answer, async (given) => {
+          current = given;
+          const outcome = await runner.run({ id: `answer-${id++}`, input: { prompt: 'x', steps: 1, seed: 1 } });
+          if (!outcome.ok) {
+            expect(outcome.failure.code, outcome.failure.message).not.toBe('INTERNAL');
+            return;
+          }
+          expect(typeof generated(outcome).info).toBe('string');
+          expect(generated(outcome).images.length).toBeGreaterThan(0);
+          for (const image of generated(outcome).images)
+            expect(() => PNG.sync.read(Buffer.from(image, 'base64'))).not.toThrow();
+        }),
+        { numRuns: runs },
+      );
+      reportFuzz('A1111 answers', runs, started);
+    },
+    fuzzTimeout(15),
+  );
 });

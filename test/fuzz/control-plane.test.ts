@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/index.js';
 import type { Backend, JobHandler } from '../../src/runpod/handler.js';
 import { WorkerLoop } from '../../src/runpod/worker-loop.js';
 import { FakeRunPod } from '../support/fake-runpod.js';
-import { fuzzRuns, reportFuzz } from '../support/fuzz.js';
+import { fuzzRuns, fuzzTimeout, reportFuzz } from '../support/fuzz.js';
 import { captureLog } from '../support/logs.js';
 
 const planes: FakeRunPod[] = [];
@@ -80,61 +80,65 @@ function identifiable(body: string, contentType: string): string[] {
 }
 
 describe('job-take answers of every shape', () => {
-  it('keep the loop up and asking, and every job it can identify gets a result', async () => {
-    const plane = new FakeRunPod({ longPollMs: 60_000 });
-    planes.push(plane);
-    await plane.start();
-    const settings = loadConfig({
-      ...plane.env(),
-      WORKER_CONCURRENCY: '4',
-      JOB_TAKE_ERROR_DELAY_MS: '10',
-      JOB_TAKE_ERROR_DELAY_MAX_MS: '10',
-      JOB_DONE_RETRIES: '0',
-    }).runpod;
-    const loop = new WorkerLoop({
-      settings: { ...settings, pingUrl: undefined },
-      log: captureLog({ level: 'error' }).log,
-      handler,
-      backend,
-    });
-    const running = loop.run();
-    const takes = () => plane.requests.filter((r) => r.kind === 'job-take' || r.kind === 'job-take-batch').length;
-    const waitFor = async (predicate: () => boolean, what: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!predicate()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
-    };
-    await waitFor(() => takes() > 0, 'the first job-take');
-    const runs = fuzzRuns(1_500);
-    const started = performance.now();
-    await fc.assert(
-      fc.asyncProperty(answer, async ({ body, contentType }) => {
-        const before = takes();
-        const answered = plane.requests.length;
-        plane.scriptTake({ status: 200, body, contentType });
-        const ids = identifiable(body, contentType);
-        const posted = () =>
-          new Set(
-            plane.requests
-              .slice(answered)
-              .filter((r) => r.kind === 'job-done')
-              .map((r) => r.jobId),
+  it(
+    'keep the loop up and asking, and every job it can identify gets a result',
+    async () => {
+      const plane = new FakeRunPod({ longPollMs: 60_000 });
+      planes.push(plane);
+      await plane.start();
+      const settings = loadConfig({
+        ...plane.env(),
+        WORKER_CONCURRENCY: '4',
+        JOB_TAKE_ERROR_DELAY_MS: '10',
+        JOB_TAKE_ERROR_DELAY_MAX_MS: '10',
+        JOB_DONE_RETRIES: '0',
+      }).runpod;
+      const loop = new WorkerLoop({
+        settings: { ...settings, pingUrl: undefined },
+        log: captureLog({ level: 'error' }).log,
+        handler,
+        backend,
+      });
+      const running = loop.run();
+      const takes = () => plane.requests.filter((r) => r.kind === 'job-take' || r.kind === 'job-take-batch').length;
+      const waitFor = async (predicate: () => boolean, what: string) => {
+        const deadline = Date.now() + 10_000;
+        while (!predicate()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      };
+      await waitFor(() => takes() > 0, 'the first job-take');
+      const runs = fuzzRuns(1_500);
+      const started = performance.now();
+      await fc.assert(
+        fc.asyncProperty(answer, async ({ body, contentType }) => {
+          const before = takes();
+          const answered = plane.requests.length;
+          plane.scriptTake({ status: 200, body, contentType });
+          const ids = identifiable(body, contentType);
+          const posted = () =>
+            new Set(
+              plane.requests
+                .slice(answered)
+                .filter((r) => r.kind === 'job-done')
+                .map((r) => r.jobId),
+            );
+          await waitFor(
+            () =>
+              takes() >= before + 1 &&
+              [...new Set(ids)].every((jobId) => posted().has(encodeURIComponent(jobId)) || posted().has(jobId)),
+            `the results of ${JSON.stringify(ids)}`,
           );
-        await waitFor(
-          () =>
-            takes() >= before + 1 &&
-            [...new Set(ids)].every((jobId) => posted().has(encodeURIComponent(jobId)) || posted().has(jobId)),
-          `the results of ${JSON.stringify(ids)}`,
-        );
-        expect(loop.runningJobIds.length).toBeLessThanOrEqual(4);
-      }),
-      { numRuns: runs },
-    );
-    reportFuzz('job-take answers', runs, started);
-    loop.shutdown('the test is over');
-    await plane.close();
-    expect(await running).toBe(0);
-  }, 600_000);
+          expect(loop.runningJobIds.length).toBeLessThanOrEqual(4);
+        }),
+        { numRuns: runs },
+      );
+      reportFuzz('job-take answers', runs, started);
+      loop.shutdown('the test is over');
+      await plane.close();
+      expect(await running).toBe(0);
+    },
+    fuzzTimeout(30),
+  );
 });

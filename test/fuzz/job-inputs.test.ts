@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fuzzRuns, reportFuzz } from '../support/fuzz.js';
+import { fuzzRuns, fuzzTimeout, reportFuzz } from '../support/fuzz.js';
 import { simulator } from '../support/simulator.js';
 import { generated, testWorker } from '../support/worker.js';
 
@@ -201,44 +201,48 @@ const input = fc.oneof(
 );
 
 describe('job inputs of every shape', () => {
-  it('never throw, never fail INTERNAL, and a wrong JSON type never reaches A1111', async () => {
-    const sim = await simulator();
-    const { runner } = testWorker(sim.url, {
-      LOG_LEVEL: 'error',
-      JOB_TIMEOUT_MS: '5000',
-      PROGRESS_POLL_INTERVAL_MS: '0',
-      A1111_HTTP_RETRIES: '0',
-    });
-    const runs = fuzzRuns(2_500);
-    const started = performance.now();
-    let id = 0;
-    await fc.assert(
-      fc.asyncProperty(input, async (raw) => {
-        const callsBefore = sim.calls.length;
-        const outcome = await runner.run({ id: `fuzz-${id++}`, input: raw });
-        const calls = sim.calls.slice(callsBefore);
-        const notObject = typeof raw !== 'object' || raw === null || Array.isArray(raw);
-        const mistyped = notObject ? [] : fieldNames.filter((f) => Object.hasOwn(raw, f) && wrongType(f, raw[f]));
-        if (outcome.ok) {
-          expect(notObject || mistyped.length > 0).toBe(false);
-          expect(generated(outcome).worker.notes.join(' ')).not.toMatch(/native code|function /);
-          return;
-        }
-        expect(outcome.failure.code).not.toBe('INTERNAL');
-        if (outcome.failure.code === 'INVALID_INPUT') {
-          const problems = outcome.failure.details['problems'] as { field: unknown }[];
-          expect(problems.length).toBeGreaterThan(0);
-          for (const problem of problems) expect(typeof problem.field).toBe('string');
-        }
-        if (notObject || mistyped.length > 0) {
-          expect(outcome.failure.code).toBe('INVALID_INPUT');
-          expect(calls).toEqual([]);
-          const refused = (outcome.failure.details['problems'] as { field: string }[]).map((p) => p.field);
-          for (const field of mistyped) expect(refused).toContain(field);
-        }
-      }),
-      { numRuns: runs },
-    );
-    reportFuzz('job inputs', runs, started);
-  }, 600_000);
+  it(
+    'never throw, never fail INTERNAL, and a wrong JSON type never reaches A1111',
+    async () => {
+      const sim = await simulator();
+      const { runner } = testWorker(sim.url, {
+        LOG_LEVEL: 'error',
+        JOB_TIMEOUT_MS: '5000',
+        PROGRESS_POLL_INTERVAL_MS: '0',
+        A1111_HTTP_RETRIES: '0',
+      });
+      const runs = fuzzRuns(2_500);
+      const started = performance.now();
+      let id = 0;
+      await fc.assert(
+        fc.asyncProperty(input, async (raw) => {
+          const callsBefore = sim.calls.length;
+          const outcome = await runner.run({ id: `fuzz-${id++}`, input: raw });
+          const calls = sim.calls.slice(callsBefore);
+          const notObject = typeof raw !== 'object' || raw === null || Array.isArray(raw);
+          const mistyped = notObject ? [] : fieldNames.filter((f) => Object.hasOwn(raw, f) && wrongType(f, raw[f]));
+          if (outcome.ok) {
+            expect(notObject || mistyped.length > 0).toBe(false);
+            expect(generated(outcome).worker.notes.join(' ')).not.toMatch(/native code|function /);
+            return;
+          }
+          expect(outcome.failure.code).not.toBe('INTERNAL');
+          if (outcome.failure.code === 'INVALID_INPUT') {
+            const problems = outcome.failure.details['problems'] as { field: unknown }[];
+            expect(problems.length).toBeGreaterThan(0);
+            for (const problem of problems) expect(typeof problem.field).toBe('string');
+          }
+          if (notObject || mistyped.length > 0) {
+            expect(outcome.failure.code).toBe('INVALID_INPUT');
+            expect(calls).toEqual([]);
+            const refused = (outcome.failure.details['problems'] as { field: string }[]).map((p) => p.field);
+            for (const field of mistyped) expect(refused).toContain(field);
+          }
+        }),
+        { numRuns: runs },
+      );
+      reportFuzz('job inputs', runs, started);
+    },
+    fuzzTimeout(15),
+  );
 });

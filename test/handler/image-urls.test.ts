@@ -381,4 +381,29 @@ describe('image URLs the worker refuses without a request', () => {
     expect(problems[2]?.rule).toContain('"text/plain" is not an image');
     expect(sim.calls).toEqual([]);
   });
+
+  it('refuses a positional script argument that is a file: URL or a data URL of no image', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({
+      id: 'positional',
+      input: {
+        prompt: 'p',
+        alwayson_scripts: {
+          reactor: { args: ['file:///etc/passwd', true, 'inswapper_128.onnx'] },
+          other: { args: ['data:text/plain;base64,aGVsbG8=', 'plain text: kept'] },
+        },
+      },
+    });
+
+    const problems = failure(outcome).details?.['problems'] as { field: string; rule: string }[];
+    expect(problems.map((p) => p.field)).toEqual([
+      'alwayson_scripts.reactor.args[0]',
+      'alwayson_scripts.other.args[0]',
+    ]);
+    expect(problems[0]?.rule).toMatch(/only http\(s\) URLs/);
+    expect(problems[1]?.rule).toContain('"text/plain" is not an image');
+    expect(sim.calls).toEqual([]);
+  });
 });
