@@ -18,9 +18,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { type LossyFormat, reencode } from '../src/results/encode.js';
 import { A1111Simulator } from '../src/simulator/server.js';
 import { FakeRunPod } from '../test/support/fake-runpod.js';
 import { noisyPng } from '../test/support/images.js';
+import { startMoto, TEST_KEYS } from '../test/support/s3.js';
 import { imageRuntime } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -29,7 +31,7 @@ const WORKER = path.join(ROOT, 'dist', 'src', 'main.js');
 const { values } = parseArgs({
   options: { quick: { type: 'boolean' }, out: { type: 'string' }, doc: { type: 'string' }, only: { type: 'string' } },
 });
-/** Runs one scenario only (small0, small05, large, imageUrls, readiness, gap, soak), for profiling; writes nothing. */
+/** Runs one scenario only (small0, small05, large, upload, formats, imageUrls, readiness, gap, soak), for profiling; writes nothing. */
 const ONLY = values.only;
 /** The worker runs as the image runs it (bench/image.ts): its allocator setting and its node flags. */
 const IMAGE = imageRuntime(path.join(ROOT, 'Dockerfile'));
@@ -205,16 +207,111 @@ async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: nu
 // ---- scenarios ----------------------------------------------------------------------------------------
 
 /**
+ * The large result again (8 × 1024² PNG, 27 MB of base64), this time past RESULT_INLINE_MAX_BYTES with a
+ * bucket (moto_server on loopback): the job's time against the direct call, which is what uploading
+ * the eight images and presigning their URLs adds, and the worker's peak memory.
+ */
+async function uploadScenario() {
+  const moto = await startMoto();
+  await moto.createBucket('bench-results');
+  const { sim, plane, worker, close } = await setup({
+    env: {
+      BUCKET_ENDPOINT_URL: moto.url,
+      BUCKET_ACCESS_KEY_ID: TEST_KEYS.accessKeyId,
+      BUCKET_SECRET_ACCESS_KEY: TEST_KEYS.secretAccessKey,
+      BUCKET_NAME: 'bench-results',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
+  });
+  const jobInput = input(1, { width: 1024, height: 1024, batch_size: 8 });
+  const added: number[] = [];
+  const delivering: number[] = [];
+  let uploaded = 0;
+  let postedBytes = 0;
+  for (let i = 0; i < n(5, 1) + n(30, 2); i++) {
+    const floor = await directCall(sim.url, jobInput);
+    const job = await workerJob(plane, jobInput);
+    if (i < n(5, 1)) continue;
+    added.push(job.ms - floor);
+    const report = JSON.parse(job.body) as {
+      output?: { worker?: { timings_ms?: { delivering?: number }; uploads?: unknown[] } };
+    };
+    delivering.push(report.output?.worker?.timings_ms?.delivering ?? Number.NaN);
+    uploaded = report.output?.worker?.uploads?.length ?? 0;
+    postedBytes = job.bytes;
+  }
+  const peakRss = procStatus(worker.child.pid!, 'VmHWM');
+  await close();
+  await moto.stop();
+  return {
+    name: 'large result uploaded (8 × 1024² PNG to moto_server)',
+    imagesPerJob: uploaded,
+    postedBytes,
+    addedMs: summarize(added),
+    deliveringMs: summarize(delivering),
+    workerPeakRssBytes: peakRss,
+  };
+}
+
+/**
+ * Re-encoding one of the simulator's pictures as WebP and JPEG (quality 90, the worker's default), at
+ * 512² and 1024²: the bytes of each format and the time per image. The simulator's pictures are noisier
+ * than a model's, so PNG is larger against the lossy formats than it is for real images.
+ */
+async function formatScenario() {
+  const sim = new A1111Simulator({ stepDelayMs: 0 });
+  await sim.start();
+  const sizes = [512, 1024];
+  const rows: { size: number; format: string; bytes: number; msP50: number; ratioToPng: number }[] = [];
+  for (const size of sizes) {
+    const answer = (await (
+      await fetch(`${sim.url}/sdapi/v1/txt2img`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(input(1, { width: size, height: size })),
+      })
+    ).json()) as { images: string[]; info: string };
+    const png = Buffer.from(answer.images[0]!, 'base64');
+    rows.push({ size, format: 'png', bytes: png.length, msP50: 0, ratioToPng: 1 });
+    for (const format of ['webp', 'jpeg'] as LossyFormat[]) {
+      const times: number[] = [];
+      let bytes = 0;
+      for (let i = 0; i < n(12, 2); i++) {
+        const started = performance.now();
+        bytes = (await reencode(png, format, 90, null)).length;
+        times.push(performance.now() - started);
+      }
+      rows.push({
+        size,
+        format,
+        bytes,
+        msP50: summarize(times).p50,
+        ratioToPng: Math.round((png.length / bytes) * 10) / 10,
+      });
+    }
+  }
+  await sim.close();
+  return { name: 'image formats (quality 90)', rows };
+}
+
+/**
  * Jobs through a fresh worker, each after the same request sent straight to the simulator. The first
  * `warmup` pairs are reported on their own (`warmupAddedMs`): V8 compiles the job path's hot functions
  * over the first few hundred jobs, and a worker serves thousands in its life.
  */
 async function latencyScenario(
   name: string,
-  options: { stepDelayMs: number; steps: number; jobs: number; warmup: number; extra?: Record<string, unknown> },
+  options: {
+    stepDelayMs: number;
+    steps: number;
+    jobs: number;
+    warmup: number;
+    extra?: Record<string, unknown>;
+    env?: Record<string, string>;
+  },
 ) {
   const { stepDelayMs, steps, jobs, warmup } = options;
-  const { sim, plane, worker, close } = await setup({ stepDelayMs });
+  const { sim, plane, worker, close } = await setup({ stepDelayMs, ...(options.env ? { env: options.env } : {}) });
   const jobInput = input(steps, options.extra);
   const warmupAdded: number[] = [];
   for (let i = 0; i < warmup; i++) {
@@ -455,7 +552,11 @@ async function main(): Promise<void> {
         jobs: n(100, 2),
         warmup: n(20, 2),
         extra: { width: 1024, height: 1024, batch_size: 8 },
+        // Inline past the default RESULT_INLINE_MAX_BYTES: the fake control plane takes any size.
+        env: { RESULT_INLINE_MAX_BYTES: '100000000' },
       }),
+    upload: uploadScenario,
+    formats: formatScenario,
     imageUrls: imageUrlScenario,
     readiness: readinessScenario,
     gap: async () => [await idleGapScenario(1), await idleGapScenario(2)] as const,
@@ -474,6 +575,10 @@ async function main(): Promise<void> {
   process.stdout.write(`small/0.5s done\n`);
   const large = await scenarios.large();
   process.stdout.write(`large done\n`);
+  const upload = await scenarios.upload();
+  process.stdout.write(`upload done\n`);
+  const formats = await scenarios.formats();
+  process.stdout.write(`formats done\n`);
   const imageUrls = await scenarios.imageUrls();
   process.stdout.write(`image URLs done\n`);
   const readiness = await scenarios.readiness();
@@ -492,6 +597,11 @@ async function main(): Promise<void> {
       value: large.workerPeakRssBytes,
       target: Math.round(2.5 * large.resultBytes + 100 * 1024 * 1024),
       ok: large.workerPeakRssBytes <= 2.5 * large.resultBytes + 100 * 1024 * 1024,
+    },
+    uploadPeakRssBytes: {
+      value: upload.workerPeakRssBytes,
+      target: Math.round(2.5 * large.resultBytes + 100 * 1024 * 1024),
+      ok: upload.workerPeakRssBytes <= 2.5 * large.resultBytes + 100 * 1024 * 1024,
     },
     imageUrlAddedP50Ms: { value: imageUrls.addedMs.p50, target: 25, ok: imageUrls.addedMs.p50 <= 25 },
     imageUrlFetchP50Ms: {
@@ -528,7 +638,7 @@ async function main(): Promise<void> {
     recordedAt: new Date().toISOString(),
     quick: QUICK,
     machine,
-    scenarios: { small0, small05, large, imageUrls, readiness, idleGap: [gap1, gap2], soak },
+    scenarios: { small0, small05, large, upload, formats, imageUrls, readiness, idleGap: [gap1, gap2], soak },
     targets,
   };
   await mkdir(path.dirname(OUT), { recursive: true });
@@ -566,6 +676,29 @@ async function main(): Promise<void> {
       `≤ ${mb(targets.largePeakRssBytes.target)}`,
       targets.largePeakRssBytes.ok ? 'ok' : 'MISSED',
     ],
+    [
+      `large, uploaded (${upload.imagesPerJob} images to moto_server on loopback; ${upload.postedBytes} bytes posted): job time minus the direct call, and \`delivering\` (p50 / p95)`,
+      `${upload.addedMs.p50} / ${upload.addedMs.p95} ms; ${upload.deliveringMs.p50} / ${upload.deliveringMs.p95} ms`,
+      '',
+      '',
+    ],
+    [
+      'large, uploaded: worker peak RSS',
+      mb(upload.workerPeakRssBytes),
+      `≤ ${mb(targets.uploadPeakRssBytes.target)}`,
+      targets.uploadPeakRssBytes.ok ? 'ok' : 'MISSED',
+    ],
+    ...formats.rows
+      .filter((row) => row.format !== 'png')
+      .map((row): [string, string, string, string] => {
+        const png = formats.rows.find((other) => other.size === row.size && other.format === 'png')!;
+        return [
+          `${row.size}² image as ${row.format}, quality 90: bytes (PNG ${png.bytes}), re-encoding time p50`,
+          `${row.bytes} (${row.ratioToPng} × smaller), ${row.msP50} ms`,
+          '',
+          '',
+        ];
+      }),
     [
       `img2img, 4 init images (${mb(imageUrls.imageBytes)}) by URL: job time minus the same job with base64 inputs (p50 / p95)`,
       `${imageUrls.addedMs.p50} / ${imageUrls.addedMs.p95} ms (${imageUrls.urlMs.p50} / ${imageUrls.inlineMs.p50} ms)`,

@@ -1,7 +1,7 @@
 /**
  * The job machine: one instance per RunPod job, from raw input to images or a classified failure.
  *
- * booting ─▶ waitingForApi ─▶ verifyingModels ─▶ ready ─▶ inferring ─▶ succeeded
+ * booting ─▶ waitingForApi ─▶ verifyingModels ─▶ ready ─▶ inferring ─▶ delivering ─▶ succeeded
  *                 ▲                 │   ▲          │           │
  *                 │                 ▼   │          │           │ route 404
  *                 │      postDownloadStabilizing   │           ▼
@@ -19,6 +19,8 @@ import type { A1111Request } from '../src/a1111/request-fields.js';
 import type { SdModel } from '../src/a1111/schemas.js';
 import { type ErrorCode, type JobFailure, type JobPhase, toJobFailure } from '../src/errors.js';
 import type {
+  Delivered,
+  DeliverInput,
   InterruptResult,
   JobEmitted,
   JobEvent,
@@ -26,6 +28,7 @@ import type {
   JobOutput,
   JobSettings,
   PreparedJob,
+  UploadedImage,
   VerifiedJob,
   VerifyModelsInput,
 } from './job.types.js';
@@ -58,6 +61,8 @@ export interface JobContext {
   downloadDone: boolean;
   /** A1111's answer; `undefined` until it came (null is an answer: the refresh routes give it). */
   response: unknown;
+  /** The images `delivering` stored in the bucket. */
+  uploads: UploadedImage[];
   failure: JobFailure | null;
 }
 
@@ -78,6 +83,7 @@ function initialContext(input: JobMachineInput): JobContext {
     lastRouteError: null,
     downloadDone: false,
     response: undefined,
+    uploads: [],
     failure: null,
   };
 }
@@ -130,6 +136,9 @@ const jobSetup = setup({
     ),
     interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async () => {
       throw new Error('interruptBackend is provided by src/job/actors.ts');
+    }),
+    deliverResult: fromPromise<Delivered, DeliverInput>(async () => {
+      throw new Error('deliverResult is provided by src/job/actors.ts');
     }),
   },
   guards: {
@@ -449,7 +458,7 @@ export const jobMachine = jobSetup.createMachine({
           id: 'callA1111',
           src: 'callA1111',
           input: ({ context }) => ({ jobId: context.jobId, operation: context.operation!, request: context.request! }),
-          onDone: { target: 'succeeded', actions: assign({ response: ({ event }) => event.output }) },
+          onDone: { target: 'delivering', actions: assign({ response: ({ event }) => event.output }) },
           onError: [
             {
               guard: { type: 'isRequestTimeout', params: withError },
@@ -529,6 +538,31 @@ export const jobMachine = jobSetup.createMachine({
         },
       },
     },
+    delivering: {
+      description:
+        "Makes A1111's answer the result: images re-encoded when the job asks for WebP or JPEG, and uploaded to the bucket (the answer then holds their URLs) when the result would pass RESULT_INLINE_MAX_BYTES or the job asks for it. Too large with no bucket fails RESULT_TOO_LARGE, a failed upload UPLOAD_FAILED (its objects deleted); an answer without images passes as it is.",
+      entry: { type: 'enterPhase', params: { phase: 'delivering' } },
+      invoke: {
+        id: 'deliverResult',
+        src: 'deliverResult',
+        input: ({ context }) => ({
+          jobId: context.jobId,
+          operation: context.operation!,
+          response: context.response,
+          output: context.job?.output ?? null,
+        }),
+        onDone: {
+          target: 'succeeded',
+          actions: assign({
+            response: ({ event }) => event.output.response,
+            uploads: ({ event }) => event.output.uploads,
+            notes: ({ context, event }) =>
+              event.output.notes.length > 0 ? [...context.notes, ...event.output.notes] : context.notes,
+          }),
+        },
+        onError: { target: 'failed', actions: { type: 'recordFailure', params: withError } },
+      },
+    },
     succeeded: {
       type: 'final',
       description: "Final: A1111's response is the job's output.",
@@ -548,5 +582,11 @@ export const jobMachine = jobSetup.createMachine({
           notes: context.notes,
           recoveries: context.recoveryAttempts,
         }
-      : { status: 'succeeded', response: context.response, notes: context.notes, recoveries: context.recoveryAttempts },
+      : {
+          status: 'succeeded',
+          response: context.response,
+          notes: context.notes,
+          recoveries: context.recoveryAttempts,
+          ...(context.uploads.length > 0 ? { uploads: context.uploads } : {}),
+        },
 });

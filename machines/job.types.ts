@@ -41,6 +41,8 @@ export interface PreparedJob {
   checkpoint: string | null;
   /** The job's `model` block, when it has one. */
   model: ModelSource | null;
+  /** The job's `output` block, when it has one (how its images come back). */
+  output?: OutputChoice;
   /** Things the worker noticed or changed, reported with the result. */
   notes: string[];
 }
@@ -77,8 +79,43 @@ export interface ProgressUpdate {
   totalBytes?: number | null;
 }
 
+/** How a job's images come back (its `output` block, src/job/output-block.ts). */
+export interface OutputChoice {
+  /** `auto`: inline, uploaded when too large for RunPod; `inline`: never uploaded; `upload`: always. */
+  delivery: 'auto' | 'inline' | 'upload';
+  /** `png` keeps A1111's bytes; `webp` and `jpeg` are re-encoded by the worker. */
+  format: 'png' | 'webp' | 'jpeg';
+  /** For webp and jpeg, 1 to 100. */
+  quality: number;
+}
+
+/** An image of the result stored in the bucket (`worker.uploads` of the result lists them). */
+export interface UploadedImage {
+  key: string;
+  url: string;
+  bytes: number;
+  sha256: string;
+  content_type: string;
+}
+
+/** What `delivering` takes: A1111's answer and how the job wants its images. */
+export interface DeliverInput {
+  jobId: string;
+  operation: string;
+  response: unknown;
+  /** The job's `output` block; null for the defaults (and in journals recorded before it existed). */
+  output: OutputChoice | null;
+}
+
+/** What `delivering` produces: the answer as it is posted (images inline or their URLs). */
+export interface Delivered {
+  response: unknown;
+  uploads: UploadedImage[];
+  notes: string[];
+}
+
 export type JobOutput =
-  | { status: 'succeeded'; response: unknown; notes: string[]; recoveries: number }
+  | { status: 'succeeded'; response: unknown; notes: string[]; recoveries: number; uploads?: UploadedImage[] }
   | { status: 'failed'; failure: JobFailure; notes: string[]; recoveries: number };
 
 /** What the start-up readiness wait ends with; `probes` counts the probes it took. */

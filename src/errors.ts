@@ -27,6 +27,12 @@ export const ERROR_CODES = {
   MODEL_DOWNLOAD_FAILED: { retryable: true, crashClass: false },
   /** An image URL of the job could not be fetched (its server failed, answered an error, or too slowly). */
   IMAGE_FETCH_FAILED: { retryable: true, crashClass: false },
+  /** The result would pass RESULT_INLINE_MAX_BYTES and no bucket is set (or the job asked for inline). */
+  RESULT_TOO_LARGE: { retryable: false, crashClass: false },
+  /** Uploading the job's images to the bucket failed (after the SDK's retries); its objects were deleted. */
+  UPLOAD_FAILED: { retryable: true, crashClass: false },
+  /** Re-encoding the job's images in the format it asked for failed. */
+  ENCODE_FAILED: { retryable: false, crashClass: false },
   /** RunPod refused the job's result (a 4xx from job-done, most often a result over its size limit). */
   RESULT_REJECTED: { retryable: false, crashClass: false },
   /** The job was cancelled; A1111 was told to interrupt. */
@@ -47,6 +53,7 @@ export type JobPhase =
   | 'ready'
   | 'inferring'
   | 'recovering'
+  | 'delivering'
   | 'interrupting';
 
 /** The JSON a failed job reports (as a string under `error`, the way RunPod expects it). */

@@ -24,16 +24,35 @@ export interface StatelyInspector {
 
 const CHEAP = { hash: false };
 
-/** A snapshot as the inspector may see it: no payloads in its context or output. */
+/** A snapshot as the inspector may see it: no payloads in its context, input or output. */
 function sanitizeSnapshot(snapshot: unknown): unknown {
-  const s = snapshot as { status?: unknown; value?: unknown; context?: unknown; output?: unknown; error?: unknown };
+  const s = snapshot as {
+    status?: unknown;
+    value?: unknown;
+    context?: unknown;
+    input?: unknown;
+    output?: unknown;
+    error?: unknown;
+  };
   return {
     status: s.status,
     value: s.value,
     context: summarizePayloads(s.context, CHEAP),
+    ...(s.input === undefined ? {} : { input: summarizePayloads(s.input, CHEAP) }),
     output: summarizePayloads(s.output, CHEAP),
     error: summarizePayloads(s.error, CHEAP),
   };
+}
+
+/**
+ * An actor as the inspector may see it: it reads a new actor's snapshot, and a promise actor's holds its
+ * input (`delivering`'s is A1111's answer).
+ */
+function sanitizedActor<T extends { getSnapshot(): unknown }>(actorRef: T): T {
+  return new Proxy(actorRef, {
+    get: (target, key, receiver) =>
+      key === 'getSnapshot' ? () => sanitizeSnapshot(target.getSnapshot()) : Reflect.get(target, key, receiver),
+  });
 }
 
 /**
@@ -51,6 +70,8 @@ export function sanitizeInspection(event: InspectionEvent): InspectionEvent {
       } as InspectionEvent;
     case '@xstate.event':
       return { ...event, event: summarizePayloads(event.event, CHEAP) } as InspectionEvent;
+    case '@xstate.actor':
+      return { ...event, actorRef: sanitizedActor(event.actorRef) } as InspectionEvent;
     default:
       return event;
   }

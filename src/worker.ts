@@ -4,7 +4,7 @@
  * JobHandler that runs one job, and a Backend whose readiness and loss it can wait for.
  *
  *   config ─▶ WebUiSupervisor? ─▶ A1111 client ─▶ A1111Queue, A1111Catalog
- *                                   │            ModelDownloader, JournalStore
+ *                                   │            ModelDownloader, JournalStore, ResultBucket?
  *                                   ▼
  *                              job runner (one job machine per job)
  *                                   │
@@ -26,6 +26,7 @@ import type { Clock } from './job/settings.js';
 import { JournalStore } from './journal/store.js';
 import type { Logger } from './log/index.js';
 import { ModelDownloader } from './models/downloads.js';
+import { ResultBucket } from './results/bucket.js';
 import type { Backend, BackendVerdict, HandlerOutcome, JobHandler } from './runpod/handler.js';
 
 export interface WorkerOptions {
@@ -59,13 +60,14 @@ export function createRunner(
   config: Config,
   log: Logger,
   client: A1111Client,
-  options: WorkerOptions & { downloader?: ModelDownloader } = {},
+  options: WorkerOptions & { downloader?: ModelDownloader; bucket?: ResultBucket | null } = {},
 ): JobRunner {
   const { journalDir, journalKeep } = config.observability;
   return createJobRunner({
     config,
     log,
     client,
+    bucket: options.bucket === undefined ? resultBucket(config) : options.bucket,
     queue: new A1111Queue(client, log, config.a1111.interruptSettleTimeoutMs, config.a1111.requestTimeoutMs),
     catalog: new A1111Catalog(client),
     downloader: options.downloader ?? new ModelDownloader(config.models, log),
@@ -73,6 +75,12 @@ export function createRunner(
     ...(options.inspect ? { inspect: options.inspect } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
+}
+
+/** The bucket of BUCKET_ENDPOINT_URL, when it is set. */
+export function resultBucket(config: Config): ResultBucket | null {
+  const { bucket, partBytes, urlExpiresSeconds } = config.results;
+  return bucket ? new ResultBucket(bucket, { partBytes, urlExpiresSeconds }) : null;
 }
 
 /**
@@ -149,7 +157,8 @@ export async function buildWorker(config: Config, log: Logger, options: WorkerOp
   const client = createA1111Client(config.a1111, log, webui);
   const downloader = new ModelDownloader(config.models, log);
   await downloader.removeStaleTemporaryFiles({ atStartUp: true });
-  const runner = createRunner(config, log, client, { ...options, downloader });
+  const bucket = resultBucket(config);
+  const runner = createRunner(config, log, client, { ...options, downloader, bucket });
   const supervised = webui;
   const backend: Backend = {
     async waitUntilReady(signal) {
@@ -180,6 +189,7 @@ export async function buildWorker(config: Config, log: Logger, options: WorkerOp
     killNow: () => webui?.kill(),
     async close() {
       client.close();
+      bucket?.close();
       await webui?.stop();
     },
   };

@@ -93,6 +93,7 @@ describe('module boundaries', () => {
       ['src/journal/', 4],
       ['src/inspect.js', 4],
       ['machines/', 3],
+      ['src/results/', 3],
       ['src/a1111/', 2],
       ['src/models/', 2],
       ['src/runpod/', 2],

@@ -29,6 +29,7 @@ describe('npm run bench', () => {
     expect(results.quick).toBe(true);
     expect(results.machine.node).toBe(process.version);
     expect(Object.keys(results.scenarios).sort()).toEqual([
+      'formats',
       'idleGap',
       'imageUrls',
       'large',
@@ -36,8 +37,15 @@ describe('npm run bench', () => {
       'small0',
       'small05',
       'soak',
+      'upload',
     ]);
-    expect(Object.keys(results.targets).length).toBe(12);
+    expect(Object.keys(results.targets).length).toBe(13);
+    // The uploads went to moto and the formats were measured: a result of URLs, WebP smaller than PNG.
+    const upload = results.scenarios['upload'] as { imagesPerJob: number; postedBytes: number };
+    expect(upload.imagesPerJob).toBe(8);
+    expect(upload.postedBytes).toBeLessThan(100_000);
+    const formats = results.scenarios['formats'] as { rows: { format: string; ratioToPng: number }[] };
+    expect(formats.rows.filter((row) => row.format === 'webp').every((row) => row.ratioToPng > 1)).toBe(true);
     for (const [name, figure] of Object.entries(results.targets)) {
       expect(Number.isFinite(figure.value), name).toBe(true);
       expect(typeof figure.ok, name).toBe('boolean');

@@ -74,6 +74,13 @@ describe('configuration from the environment', () => {
         timeoutMs: 30_000,
         maxPixels: 67_108_864,
       },
+      results: {
+        inlineMaxBytes: 15_000_000,
+        urlExpiresSeconds: 604_800,
+        partBytes: 8_388_608,
+        concurrency: 4,
+        bucket: null,
+      },
       observability: {
         logLevel: 'info',
         logFormat: 'auto',
@@ -88,6 +95,33 @@ describe('configuration from the environment', () => {
   it('names the variable, the value and the rule of a bad setting', () => {
     expect(problemsOf({ A1111_HTTP_RETRIES: 'ten' })).toEqual([
       'A1111_HTTP_RETRIES="ten": must be a whole number from 0 to 100',
+    ]);
+  });
+
+  it("reads the bucket of runpod-python's rp_upload variables, and wants all three or none", () => {
+    expect(
+      loadConfig({
+        BUCKET_ENDPOINT_URL: 'https://acct.r2.cloudflarestorage.com',
+        BUCKET_ACCESS_KEY_ID: 'id',
+        BUCKET_SECRET_ACCESS_KEY: 'secret',
+        BUCKET_PUBLIC_URL: 'https://images.example.com/',
+      }).results.bucket,
+    ).toEqual({
+      endpointUrl: 'https://acct.r2.cloudflarestorage.com',
+      accessKeyId: 'id',
+      secretAccessKey: 'secret',
+      name: undefined,
+      region: 'us-east-1',
+      publicUrl: 'https://images.example.com',
+    });
+    expect(problemsOf({ BUCKET_ENDPOINT_URL: 'https://s3.example.com', BUCKET_ACCESS_KEY_ID: 'id' })).toEqual([
+      'BUCKET_ENDPOINT_URL is set: BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY must be set too',
+    ]);
+    expect(problemsOf({ BUCKET_SECRET_ACCESS_KEY: 'hunter2', BUCKET_NAME: 'No_Such' })).toEqual([
+      'BUCKET_NAME="No_Such": must be a bucket name (3 to 63 lower-case letters, digits, dots and hyphens)',
+    ]);
+    expect(problemsOf({ BUCKET_SECRET_ACCESS_KEY: 'hunter2' })).toEqual([
+      'BUCKET_ACCESS_KEY_ID or BUCKET_SECRET_ACCESS_KEY is set without BUCKET_ENDPOINT_URL',
     ]);
   });
 

@@ -246,7 +246,7 @@ describe('RunPod Hub packaging', () => {
     const sample = JSON.parse(readFileSync(path.join(ROOT, 'test_input.json'), 'utf8')) as { input: unknown };
     for (const input of [sample.input, ...tests.tests.map((t) => t.input.input)]) {
       const { log, lines } = captureLog();
-      const prepared = prepareJob(input, { maxPixels: 16_777_216 }, log);
+      const prepared = prepareJob(input, { maxPixels: 16_777_216, bucket: false }, log);
       expect(prepared.notes).toEqual([]);
       expect(lines.filter((l) => l.includes('unknown input keys'))).toEqual([]);
     }

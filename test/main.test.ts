@@ -59,6 +59,7 @@ describe('the worker command line', () => {
       'verifyingModels',
       'ready',
       'inferring',
+      'delivering',
       'succeeded',
     ]);
   });

@@ -1,6 +1,6 @@
 /**
  * The worker's settings, read once from the environment: one group per concern (A1111, jobs, image
- * inputs, model downloads, RunPod, observability), each declared once in its own file with its defaults, rules and
+ * inputs, results, model downloads, RunPod, observability), each declared once in its own file with its defaults, rules and
  * documentation. `docs/configuration.md` is generated from the declarations (`npm run docs:config`) and
  * a test fails when it is stale. A bad value stops start-up with a message naming the variable, the
  * value and the rule; every bad variable is reported at once.
@@ -11,6 +11,7 @@ import { IMAGE_SETTINGS } from './images.js';
 import { JOB_SETTINGS } from './job.js';
 import { MODEL_SETTINGS } from './models.js';
 import { OBSERVABILITY_SETTINGS } from './observability.js';
+import { RESULT_SETTINGS } from './results.js';
 import { RUNPOD_SETTINGS } from './runpod.js';
 
 /** Every concern, in the order the documentation lists them. */
@@ -18,6 +19,7 @@ export const CONCERNS = {
   a1111: A1111_SETTINGS,
   job: JOB_SETTINGS,
   images: IMAGE_SETTINGS,
+  results: RESULT_SETTINGS,
   models: MODEL_SETTINGS,
   runpod: RUNPOD_SETTINGS,
   observability: OBSERVABILITY_SETTINGS,
@@ -29,6 +31,7 @@ type Finished<G> = G extends SettingGroup<infer _S, infer V> ? V : never;
 export type Config = { [K in keyof typeof CONCERNS]: Finished<(typeof CONCERNS)[K]> };
 export type A1111Settings = Config['a1111'];
 export type ImageSettings = Config['images'];
+export type ResultSettings = Config['results'];
 export type ModelSettings = Config['models'];
 export type RunPodSettings = Config['runpod'];
 export type ObservabilitySettings = Config['observability'];

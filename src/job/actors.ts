@@ -6,6 +6,8 @@
 import { fromCallback, fromPromise } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
 import type {
+  Delivered,
+  DeliverInput,
   InterruptResult,
   JobEvent,
   PreparedJob,
@@ -17,10 +19,12 @@ import type { A1111Client } from '../a1111/client.js';
 import { operationOf } from '../a1111/operations.js';
 import type { A1111Request } from '../a1111/request-fields.js';
 import type { SdModel } from '../a1111/schemas.js';
-import type { ImageSettings } from '../config/index.js';
+import type { ImageSettings, ResultSettings } from '../config/index.js';
 import { type ErrorCode, errorFields, WorkerError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
+import type { ResultBucket } from '../results/bucket.js';
+import { deliverResult } from '../results/deliver.js';
 import type { A1111Queue } from './a1111-queue.js';
 import type { A1111Catalog } from './catalog.js';
 import { fetchImageUrls } from './image-inputs.js';
@@ -35,6 +39,10 @@ export interface JobActorDeps {
   client: A1111Client;
   /** The limits of a job's image inputs. */
   images: ImageSettings;
+  /** How results are delivered: the inline limit, upload concurrency. */
+  results: ResultSettings;
+  /** The bucket results go to when they are too large to post; null when none is set. */
+  bucket: ResultBucket | null;
   catalog: A1111Catalog;
   downloader: ModelDownloader;
   /** Each running job's progress callback, by job id (download progress does not pass through the machine). */
@@ -56,7 +64,11 @@ export function provideJobActors(deps: JobActorDeps) {
   return jobMachine.provide({
     actors: {
       validateInput: fromPromise<PreparedJob, { jobId: string; input: unknown }>(async ({ input }) =>
-        prepareJob(input.input, deps.images, log.child({ jobId: input.jobId })),
+        prepareJob(
+          input.input,
+          { maxPixels: deps.images.maxPixels, bucket: deps.bucket !== null },
+          log.child({ jobId: input.jobId }),
+        ),
       ),
       fetchImages: fromPromise<PreparedJob, { jobId: string; job: PreparedJob }>(async ({ input, signal }) => {
         const { job } = input;
@@ -125,6 +137,9 @@ export function provideJobActors(deps: JobActorDeps) {
         },
       ),
 
+      deliverResult: fromPromise<Delivered, DeliverInput>(({ input, signal }) =>
+        deliverResult({ settings: deps.results, bucket: deps.bucket, log }, input, signal),
+      ),
       interruptBackend: fromPromise<InterruptResult, { jobId: string; reason: ErrorCode }>(async ({ input }) => {
         const result = await deps.queue.interrupt(input.jobId);
         log.child({ jobId: input.jobId }).debug('interrupt', { reason: input.reason, ...result });

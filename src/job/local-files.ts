@@ -1,7 +1,7 @@
 /**
  * The files a job's output holds, for local runs (test-input mode): A1111's base64 images (`images`,
  * or the extras' single `image`) as `image-<n>.png` (or the type their bytes say), and the output with
- * the files' paths in their place.
+ * the files' paths in their place. An output whose images were uploaded (URLs) is left as it is.
  */
 import path from 'node:path';
 
@@ -26,6 +26,8 @@ export function localFiles(output: unknown, dir: string): { files: { path: strin
   const single = typeof holder.image === 'string';
   const images = single ? [holder.image] : holder.images;
   if (!Array.isArray(images)) return { files: [], output };
+  // Uploaded images are URLs already: they stay as they are.
+  if (images.some((image) => typeof image === 'string' && /^https?:\/\//.test(image))) return { files: [], output };
   const files = images
     .filter((image): image is string => typeof image === 'string')
     .map((image, index) => {

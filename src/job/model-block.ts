@@ -11,9 +11,10 @@ import type { InputProblem } from './envelope.js';
 export const MODEL_KEY = 'model';
 const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256']);
 /** Keys and URL parameters that carry credentials; the job input must never hold one. */
-export const TOKEN_NAME = /^(.*_)?(token|api[-_]?key|apikey|access[-_]?token|auth|authorization|password|secret)$/i;
+export const TOKEN_NAME =
+  /^(.*_)?(token|api[-_]?key|apikey|access[-_]?token|auth|authorization|password|secret|access[-_]?key([-_]?id)?|secret[-_]?(access[-_]?)?key|credentials?)$/i;
 export const TOKEN_RULE =
-  'no credentials: Hugging Face and Civitai tokens come from HF_TOKEN and CIVITAI_TOKEN on the worker';
+  'no credentials: Hugging Face and Civitai tokens come from HF_TOKEN and CIVITAI_TOKEN on the worker, bucket keys from BUCKET_*';
 
 export function modelProblems(model: unknown): InputProblem[] {
   if (typeof model !== 'object' || model === null || Array.isArray(model)) {

@@ -1,4 +1,5 @@
 /** How a job ended, as the job runner reports it: the output on success, the failure otherwise. */
+import type { UploadedImage } from '../../machines/job.types.js';
 import type { Txt2ImgResponse } from '../a1111/schemas.js';
 import type { JobFailure } from '../errors.js';
 
@@ -11,6 +12,7 @@ export type PhaseTimings = {
   ready?: number;
   inferring?: number;
   recovering?: number;
+  delivering?: number;
   interrupting?: number;
   total: number;
 };
@@ -20,6 +22,8 @@ export interface WorkerReport {
   timings_ms: PhaseTimings;
   recoveries: number;
   notes: string[];
+  /** The images stored in the bucket, when the result's images are URLs. */
+  uploads?: UploadedImage[];
 }
 
 /** A generation's output: A1111's answer, passed through unchanged, plus the worker's report. */

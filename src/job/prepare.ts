@@ -11,13 +11,13 @@
 import type { PreparedJob } from '../../machines/job.types.js';
 import type { Operation } from '../a1111/operations.js';
 import type { A1111Request } from '../a1111/request-fields.js';
-import type { ImageSettings } from '../config/index.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { ModelSource } from '../models/model-source.js';
 import { describeValue, type InputProblem, invalidInput, isPlainObject, readOperation } from './envelope.js';
 import { prepareImages } from './image-inputs.js';
 import { MODEL_KEY, modelProblems, TOKEN_NAME, TOKEN_RULE } from './model-block.js';
+import { OUTPUT_KEY, outputProblems, readOutputChoice } from './output-block.js';
 
 /**
  * Names other APIs use that A1111 ignores without a word, and what A1111 calls them. A Map, not an
@@ -83,13 +83,31 @@ function crossFieldProblems(operation: Operation, input: Record<string, unknown>
   return problems;
 }
 
+/** Whether an operation answers images, so a job of it may say how they come back (`output`). */
+export function answersImages(operation: Operation): boolean {
+  return operation.answer === 'images' || operation.answer === 'extra-single' || operation.answer === 'extra-batch';
+}
+
+/** What the checks of a job's input need to know of the worker. */
+export interface InputLimits {
+  maxPixels: number;
+  /** The worker has a bucket to upload results to. */
+  bucket: boolean;
+}
+
 /** The problems of a payload for an operation, in field order; empty when it is acceptable. */
-export function findInputProblems(operation: Operation, input: Record<string, unknown>): InputProblem[] {
+export function findInputProblems(
+  operation: Operation,
+  input: Record<string, unknown>,
+  limits: Pick<InputLimits, 'bucket'> = { bucket: false },
+): InputProblem[] {
   const problems: InputProblem[] = [];
   const fields = operation.fields ?? {};
   const generation = operation.kind === 'generation';
+  const images = answersImages(operation);
   for (const key of Object.keys(input)) {
     if (generation && key === MODEL_KEY) continue;
+    if (images && key === OUTPUT_KEY) continue;
     if (Object.hasOwn(fields, key)) continue;
     if (TOKEN_NAME.test(key)) problems.push({ field: key, value: '***', rule: TOKEN_RULE });
     else if (!operation.openPayload && operation.fields) {
@@ -101,6 +119,7 @@ export function findInputProblems(operation: Operation, input: Record<string, un
     }
   }
   if (generation && Object.hasOwn(input, MODEL_KEY)) problems.push(...modelProblems(input[MODEL_KEY]));
+  if (images && Object.hasOwn(input, OUTPUT_KEY)) problems.push(...outputProblems(input[OUTPUT_KEY], limits.bucket));
   for (const [field, rule] of Object.entries(fields)) {
     if (!Object.hasOwn(input, field)) continue;
     if (!rule.schema.safeParse(input[field]).success) problems.push({ field, value: input[field], rule: rule.rule });
@@ -116,7 +135,7 @@ export function findInputProblems(operation: Operation, input: Record<string, un
  * prepareJob({ prompt: 'a lighthouse', steps: 0 }, settings, log);
  * // throws WorkerError INVALID_INPUT: invalid input: steps = 0 breaks the rule "a whole number from 1 to 1000"
  */
-export function prepareJob(input: unknown, settings: Pick<ImageSettings, 'maxPixels'>, log: Logger): PreparedJob {
+export function prepareJob(input: unknown, settings: InputLimits, log: Logger): PreparedJob {
   if (!isPlainObject(input)) {
     const kind = input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input;
     const rule = 'an object: A1111 txt2img fields, or {"api": {...}, "payload": {...}}';
@@ -127,9 +146,16 @@ export function prepareJob(input: unknown, settings: Pick<ImageSettings, 'maxPix
     );
   }
   const { operation, payload } = readOperation(input);
-  const problems = findInputProblems(operation, payload);
-  const { [MODEL_KEY]: modelBlock, ...rest } = payload;
-  const request: A1111Request = operation.kind === 'generation' ? rest : { ...payload };
+  const problems = findInputProblems(operation, payload, settings);
+  const generation = operation.kind === 'generation';
+  const answersWithImages = answersImages(operation);
+  // The worker's own blocks (`model` of a generation, `output` of an operation that answers images)
+  // never reach A1111.
+  const request: A1111Request = { ...payload };
+  const modelBlock = generation ? payload[MODEL_KEY] : undefined;
+  const outputBlock = answersWithImages ? payload[OUTPUT_KEY] : undefined;
+  if (generation) delete request[MODEL_KEY];
+  if (answersWithImages) delete request[OUTPUT_KEY];
   // Images are rewritten in place (data URLs to base64): the containers that hold them are the request's own.
   for (const key of ['init_images', 'imageList', 'alwayson_scripts']) {
     if (typeof request[key] === 'object' && request[key] !== null) request[key] = structuredClone(request[key]);
@@ -146,10 +172,9 @@ export function prepareJob(input: unknown, settings: Pick<ImageSettings, 'maxPix
   }
 
   const notes: string[] = [];
-  const generation = operation.kind === 'generation';
   if (generation) {
     const unknown = Object.keys(payload).filter(
-      (key) => !Object.hasOwn(operation.fields ?? {}, key) && key !== MODEL_KEY,
+      (key) => !Object.hasOwn(operation.fields ?? {}, key) && key !== MODEL_KEY && key !== OUTPUT_KEY,
     );
     if (unknown.length > 0) log.debug('passing unknown input keys through to A1111', { keys: unknown });
     for (const key of unknown) {
@@ -181,6 +206,7 @@ export function prepareJob(input: unknown, settings: Pick<ImageSettings, 'maxPix
     request,
     checkpoint: typeof checkpoint === 'string' ? checkpoint : null,
     model: model ? { ...model } : null,
+    ...(answersWithImages && outputBlock !== undefined ? { output: readOutputChoice(outputBlock) } : {}),
     imageUrls: images.urls,
     verify: operation.kind === 'generation' || operation.kind === 'image' || operation.key === 'POST /sdapi/v1/options',
     notes,

@@ -89,7 +89,12 @@ export class RunObserver {
       this.timings[phase] = (this.timings[phase] ?? 0) + (endedAt - this.enteredAt);
     }
     this.timings.total = endedAt - this.startedAt;
-    return { timings_ms: roundTimings(this.timings), recoveries: output.recoveries, notes: output.notes };
+    return {
+      timings_ms: roundTimings(this.timings),
+      recoveries: output.recoveries,
+      notes: output.notes,
+      ...(output.status === 'succeeded' && output.uploads ? { uploads: output.uploads } : {}),
+    };
   }
 
   private entered(state: string, event: string): void {

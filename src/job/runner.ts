@@ -17,6 +17,7 @@ import type { Config } from '../config/index.js';
 import { type JobPhase, toJobFailure } from '../errors.js';
 import type { JournalStore } from '../journal/store.js';
 import { withExtraKeys } from '../json/source-bytes.js';
+import type { ResultBucket } from '../results/bucket.js';
 import { type JobActorDeps, type LiveJobMachine, provideJobActors } from './actors.js';
 import { isPlainObject } from './envelope.js';
 import type { JobOutcome } from './outcome.js';
@@ -32,7 +33,9 @@ export interface RunOptions {
   inspect?: (event: InspectionEvent) => void;
 }
 
-export interface JobRunnerDeps extends Omit<JobActorDeps, 'progressSinks' | 'images'> {
+export interface JobRunnerDeps extends Omit<JobActorDeps, 'progressSinks' | 'images' | 'results' | 'bucket'> {
+  /** The bucket results go to when they are too large to post (src/results/bucket.ts). */
+  bucket?: ResultBucket | null;
   config: Config;
   /** Job journals, when JOURNAL_DIR is set. */
   journals?: JournalStore;
@@ -56,7 +59,13 @@ export interface JobRunner {
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const now = deps.now ?? (() => performance.now());
   const progressSinks = new Map<string, (update: ProgressUpdate) => void>();
-  const machine: LiveJobMachine = provideJobActors({ ...deps, images: deps.config.images, progressSinks });
+  const machine: LiveJobMachine = provideJobActors({
+    ...deps,
+    images: deps.config.images,
+    results: deps.config.results,
+    bucket: deps.bucket ?? null,
+    progressSinks,
+  });
 
   async function run(job: { id: string; input: unknown }, options: RunOptions = {}): Promise<JobOutcome> {
     const log = deps.log.child({ jobId: job.id });
@@ -106,7 +115,12 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     if (output.status === 'succeeded') {
       const { response } = output;
       const images = hasImages(response) ? imageStats(response) : { count: 0, chars: 0 };
-      log.info('job succeeded', { images: images.count, imageBytes: images.chars, totalMs: report.timings_ms.total });
+      log.info('job succeeded', {
+        images: images.count,
+        imageBytes: images.chars,
+        ...(output.uploads ? { uploaded: output.uploads.length } : {}),
+        totalMs: report.timings_ms.total,
+      });
       // An object answer carries the report; a list or null (a read route, a refresh) stays as A1111 sent it.
       const answer = isPlainObject(response) ? withExtraKeys(response, { worker: report }) : response;
       return { ok: true, jobId: job.id, output: answer, report };

@@ -15,12 +15,13 @@ import type { JobOutput, JobSettings } from '../../machines/job.types.js';
 import { summarizePayloads } from './payloads.js';
 
 /**
- * Version 3: the job machine serves every operation (its A1111 call is the actor `callA1111`, image
- * URLs are fetched in `fetchingImages`). Version 2 added the `invoke` lines. Journals of versions 1
- * and 2 (txt2img only) are read in version 3's terms (upgrade.ts) and replay as recorded.
+ * Version 4: A1111's answer goes through `delivering` (re-encoding, uploads) before `succeeded`.
+ * Version 3 made the machine serve every operation (its A1111 call is the actor `callA1111`, image
+ * URLs are fetched in `fetchingImages`); version 2 added the `invoke` lines. Older journals are read in
+ * today's terms (upgrade.ts) and replay as recorded.
  */
-export const JOURNAL_VERSION = 3;
-const READABLE_VERSIONS = [1, 2, 3];
+export const JOURNAL_VERSION = 4;
+const READABLE_VERSIONS = [1, 2, 3, 4];
 
 export interface JournalHeader {
   type: 'journal';

@@ -9,7 +9,11 @@ import { lazyStringLengths } from '../json/source-bytes.js';
 const BASE64 = /^(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/\r\n]{200,}={0,2}$/;
 
 /** Keys whose values are credentials: never written to a journal or shown to the inspector. */
-const SECRET_KEY = /^(.*_)?(token|api[-_]?key|apikey|access[-_]?token|auth|authorization|password|secret)$/i;
+const SECRET_KEY =
+  /^(.*_)?(token|api[-_]?key|apikey|access[-_]?token|auth|authorization|password|secret|access[-_]?key([-_]?id)?|secret[-_]?(access[-_]?)?key|credentials?)$/i;
+
+/** The query parameters of a presigned S3 URL that grant access or name the key. */
+const SIGNED_PARAM = /^x-amz-(signature|credential|security-token)$/i;
 
 /** A URL without its credentials and with token-like query values masked; other text as it is. */
 function withoutCredentials(text: string): string {
@@ -20,7 +24,7 @@ function withoutCredentials(text: string): string {
   } catch {
     return text;
   }
-  const secretParams = [...url.searchParams.keys()].filter((key) => SECRET_KEY.test(key));
+  const secretParams = [...url.searchParams.keys()].filter((key) => SECRET_KEY.test(key) || SIGNED_PARAM.test(key));
   if (!url.username && !url.password && secretParams.length === 0) return text;
   url.username = '';
   url.password = '';

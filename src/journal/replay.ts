@@ -20,6 +20,8 @@ import {
 } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
 import type {
+  Delivered,
+  DeliverInput,
   InterruptResult,
   JobEvent,
   JobOutput,
@@ -92,6 +94,7 @@ const replayMachine = jobMachine.provide({
     fetchImages: silent<PreparedJob, { jobId: string; job: PreparedJob }>(),
     callA1111: silent<unknown, { jobId: string; operation: string; request: A1111Request }>(),
     interruptBackend: silent<InterruptResult, { jobId: string; reason: ErrorCode }>(),
+    deliverResult: silent<Delivered, DeliverInput>(),
     watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number; operation: string }>(
       () => () => undefined,
     ),
@@ -109,8 +112,9 @@ export function replayJournal(
   recorded: readonly JournalLine[],
   options: { inspect?: (event: InspectionEvent) => void } = {},
 ): ReplayReport {
-  // An older journal is read in today's terms, line for line (the line numbers stay the recording's).
-  const lines = upgradeJournal(recorded);
+  // An older journal is read in today's terms; a divergence names the recording's own line.
+  const { lines, numbers } = upgradeJournal(recorded);
+  const recordedLine = (position: number) => numbers[position - 1] ?? position;
   const header = lines[0] as JournalHeader;
   const steps: ReplayedStep[] = [];
   const reached: string[] = [];
@@ -150,7 +154,7 @@ export function replayJournal(
 
   const report = (line: number, message: string): ReplayReport => {
     actor.stop();
-    return { jobId: header.jobId, steps, divergence: { line, message } };
+    return { jobId: header.jobId, steps, divergence: { line: recordedLine(line), message } };
   };
 
   actor.start();

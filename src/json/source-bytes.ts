@@ -28,6 +28,8 @@ interface LazyStrings {
 
 const sources = new WeakMap<object, SourceBytes>();
 const lazyLists = new WeakMap<object, LazyStrings>();
+/** Values made from another one that no longer use its bytes, but whose release gives them back. */
+const releasedWith = new WeakMap<object, object>();
 
 function checkCurrent(bytes: Buffer, generation: number): void {
   if (generationOf(bytes) !== generation) {
@@ -48,6 +50,16 @@ export function releaseSourceBytes(value: unknown): void {
   if (value === null || typeof value !== 'object') return;
   const source = sources.get(value);
   if (source) giveBack(source.bytes, source.generation);
+  const original = releasedWith.get(value);
+  if (original) releaseSourceBytes(original);
+}
+
+/**
+ * Ties `derived` (a copy of `original` that does not read its bytes: images replaced by their URLs) to
+ * `original`, so that releasing `derived` once its result is posted gives `original`'s bytes back too.
+ */
+export function releaseWith(derived: object, original: object): void {
+  releasedWith.set(derived, original);
 }
 
 /**
@@ -64,6 +76,8 @@ export function withExtraKeys<T extends object, E extends Record<string, unknown
   if (lazy) lazyLists.set(combined, lazy);
   const source = sources.get(parsed);
   if (source) sources.set(combined, { ...source, extra: { ...source.extra, ...extra } });
+  const original = releasedWith.get(parsed);
+  if (original) releasedWith.set(combined, original);
   return combined;
 }
 
@@ -130,6 +144,12 @@ export function lazyStrings(
   if (!lazy || lazy.key !== key) return undefined;
   checkCurrent(lazy.raw, lazy.generation);
   return { raw: lazy.raw, spans: lazy.spans };
+}
+
+/** The length of the bytes `value` was parsed from, its extra keys not counted; undefined when it has none. */
+export function sourceByteLength(value: unknown): number | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  return sources.get(value)?.bytes.length;
 }
 
 /** The lengths of `value[key]`'s strings while they are still undecoded bytes; undefined otherwise. */

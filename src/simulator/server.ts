@@ -57,6 +57,8 @@ export interface SimulatorOptions {
   crashMode?: 'drop' | 'exit';
   /** The ControlNet extension is installed (its routes answer); true unless false. */
   controlnet?: boolean;
+  /** Each recorded call keeps the answer it got (`answer`), for tests that compare what a client saw. */
+  keepAnswers?: boolean;
 }
 
 export interface RecordedCall {
@@ -69,6 +71,8 @@ export interface RecordedCall {
   status: number;
   /** For an answer that was cut (status -2): the status its headers carried, which the client did read. */
   cutStatus?: number;
+  /** The answer's payload, with the `keepAnswers` option. */
+  answer?: unknown;
   at: number;
 }
 
@@ -322,6 +326,7 @@ export class A1111Simulator {
 
     const { status, payload } = await this.route(req, body, url);
     call.status = status;
+    if (this.options.keepAnswers) call.answer = payload;
     if (status === -1) return; // the process "died": the socket is already gone
     res.setHeader('X-Process-Time', ((Date.now() - started) / 1000).toFixed(4));
     res.setHeader('Server', 'a1111-v1.9.3-simulator');

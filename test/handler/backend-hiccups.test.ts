@@ -159,6 +159,7 @@ describe('a WebUI reload (route 404 {"detail":"Not Found"})', () => {
       'verifyingModels',
       'ready',
       'inferring',
+      'delivering',
       'succeeded',
     ]);
     expect(
@@ -175,7 +176,7 @@ describe('a WebUI reload (route 404 {"detail":"Not Found"})', () => {
       'verifyingModels→ready',
       'ready.routing→ready.checkingRoute',
       'ready→inferring',
-      'inferring→succeeded',
+      'inferring→delivering',
     ]);
   });
 

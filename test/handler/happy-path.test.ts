@@ -55,6 +55,7 @@ describe('a job that goes well', () => {
     expect(notes).toEqual([]);
     expect(Object.keys(timings).sort()).toEqual([
       'booting',
+      'delivering',
       'inferring',
       'ready',
       'total',
@@ -93,7 +94,8 @@ describe('a job that goes well', () => {
       'waitingForApi→verifyingModels',
       'verifyingModels→ready',
       'ready→inferring',
-      'inferring→succeeded',
+      'inferring→delivering',
+      'delivering→succeeded',
     ]);
     for (const line of transitions) {
       expect(line['jobId']).toBe('job-logged');
@@ -123,6 +125,7 @@ describe('a job that goes well', () => {
       'xstate.done.actor.verifyModels',
       'xstate.done.actor.verifyModels',
       'xstate.done.actor.callA1111',
+      'xstate.done.actor.deliverResult',
     ]);
   });
 

@@ -28,7 +28,14 @@ async function inspectedFor(env: Record<string, string>): Promise<boolean> {
   const outcome = await runner.run({ id: 'job-inspected', input: { prompt: 'x', steps: 2, seed: 1 } });
   expect(outcome.ok).toBe(true);
   // Transitions are logged either way.
-  expect(logs.statePath()).toEqual(['waitingForApi', 'verifyingModels', 'ready', 'inferring', 'succeeded']);
+  expect(logs.statePath()).toEqual([
+    'waitingForApi',
+    'verifyingModels',
+    'ready',
+    'inferring',
+    'delivering',
+    'succeeded',
+  ]);
   expect(inspected).toHaveLength(1); // the job's own actor
   return inspected[0]!;
 }

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { imageStats, parseImagesAnswer } from '../../src/a1111/images-answer.js';
 import { summarizePayloads } from '../../src/journal/payloads.js';
 import { takeBuffer } from '../../src/json/buffer-pool.js';
-import { encodeJson, releaseSourceBytes, rememberSourceBytes, withExtraKeys } from '../../src/json/source-bytes.js';
+import {
+  encodeJson,
+  releaseSourceBytes,
+  releaseWith,
+  rememberSourceBytes,
+  withExtraKeys,
+} from '../../src/json/source-bytes.js';
 
 const image = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256)).toString('base64');
 const answer = {
@@ -119,6 +125,28 @@ describe('answer buffers given back for reuse', () => {
     expect(() => output['images']).toThrow('read after its buffer was given back');
     expect(() => encodeJson({ output })).toThrow('read after its buffer was given back');
     expect(takeBuffer(Buffer.byteLength(text)).buffer).not.toBe(first.buffer); // it is in use again
+  });
+
+  it('are given back through a copy whose images were replaced, once that copy is released', () => {
+    const text = JSON.stringify({
+      images: [Buffer.alloc(1_400_000, 9).toString('base64')],
+      parameters: {},
+      info: '{}',
+    });
+    const first = takeBuffer(Buffer.byteLength(text));
+    first.write(text);
+    const { value } = parseImagesAnswer(first);
+    rememberSourceBytes(value, first);
+    const uploaded = { ...value, images: ['https://bucket/job/image-0.png'] };
+    releaseWith(uploaded, value);
+    const output = withExtraKeys(uploaded, { worker: {} });
+
+    expect(Buffer.concat(encodeJson(output)).toString()).toBe(
+      '{"images":["https://bucket/job/image-0.png"],"parameters":{},"info":"{}","worker":{}}',
+    );
+    releaseSourceBytes(output);
+
+    expect(takeBuffer(Buffer.byteLength(text)).buffer).toBe(first.buffer);
   });
 
   it('serve a small image’s answer too, so small jobs do not grow external memory', () => {

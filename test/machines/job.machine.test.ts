@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createActor, fromCallback, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import { jobMachine } from '../../machines/job.machine.js';
 import type {
+  Delivered,
+  DeliverInput,
   InterruptResult,
   JobEmitted,
   JobOutput,
@@ -75,6 +77,9 @@ function start(stubs: Stubs, overrides: Partial<JobSettings> = {}) {
       ),
       callA1111: fromPromise<unknown, { jobId: string; operation: string; request: A1111Request }>(
         track('callA1111', stubs.callA1111 ?? (async () => response)),
+      ),
+      deliverResult: fromPromise<Delivered, DeliverInput>(
+        track('deliverResult', async () => ({ response, uploads: [], notes: [] })),
       ),
       interruptBackend: fromPromise(
         track(
@@ -224,7 +229,15 @@ describe('postDownloadStabilizing', () => {
     expect(actor.getSnapshot().matches({ postDownloadStabilizing: 'settling' })).toBe(true);
     clock.increment(1);
     await waitFor(actor, (s) => s.status === 'done');
-    expect(calls).toEqual(['probeApi', 'verifyModels', 'refreshCheckpoints', 'probeApi', 'verifyModels', 'callA1111']);
+    expect(calls).toEqual([
+      'probeApi',
+      'verifyModels',
+      'refreshCheckpoints',
+      'probeApi',
+      'verifyModels',
+      'callA1111',
+      'deliverResult',
+    ]);
     expect(actor.getSnapshot().output).toMatchObject({ status: 'succeeded' });
   });
 

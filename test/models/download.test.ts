@@ -83,6 +83,7 @@ describe('a job whose checkpoint A1111 does not have', () => {
       'verifyingModels',
       'ready',
       'inferring',
+      'delivering',
       'succeeded',
     ]);
     const said = (level: string) =>

@@ -44,6 +44,7 @@ describe('job journals', () => {
       'verifyingModels',
       'ready.routing',
       'inferring',
+      'delivering',
       'succeeded',
     ]);
     expect(replayJournal(lines).divergence).toBeNull();

@@ -41,7 +41,12 @@ describe('the heartbeat', () => {
       body: JSON.stringify({ ...large.input, steps: 1 }),
     });
     runpod.enqueue(large);
-    const worker = startWorker({ ...runpod.env({ RUNPOD_PING_INTERVAL: '200' }), A1111_BASE_URL: sim.url });
+    // Past RESULT_INLINE_MAX_BYTES, posted inline all the same (this control plane takes any size).
+    const worker = startWorker({
+      ...runpod.env({ RUNPOD_PING_INTERVAL: '200' }),
+      A1111_BASE_URL: sim.url,
+      RESULT_INLINE_MAX_BYTES: '100000000',
+    });
 
     const done = await runpod.waitFor((r) => r.kind === 'job-done' && !r.body.startsWith('{"status"'), 60_000);
     // The first ping after the result that no longer names the job; then one more, to see none names it again.

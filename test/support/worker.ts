@@ -13,7 +13,7 @@ import type { Clock } from '../../src/job/settings.js';
 import { JournalStore } from '../../src/journal/store.js';
 import { ModelDownloader } from '../../src/models/downloads.js';
 import { type ResultBody, resultBody } from '../../src/runpod/protocol.js';
-import { toHandlerOutcome } from '../../src/worker.js';
+import { resultBucket, toHandlerOutcome } from '../../src/worker.js';
 import { type CapturedLog, captureLog } from './logs.js';
 
 export const FAST_ENV = {
@@ -57,6 +57,7 @@ export function testWorker(
   const queue = new A1111Queue(client, logs.log, config.a1111.interruptSettleTimeoutMs, config.a1111.requestTimeoutMs);
   const downloader = new ModelDownloader(config.models, logs.log);
   const { journalDir, journalKeep } = config.observability;
+  const bucket = resultBucket(config);
   const runner = createJobRunner({
     config,
     log: logs.log,
@@ -64,10 +65,15 @@ export function testWorker(
     queue,
     catalog: new A1111Catalog(client),
     downloader,
+    bucket,
     ...(journalDir ? { journals: new JournalStore(journalDir, journalKeep) } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const worker = { runner, client, queue, downloader, config, logs, close: () => client.close() };
+  const close = () => {
+    client.close();
+    bucket?.close();
+  };
+  const worker = { runner, client, queue, downloader, config, logs, close };
   open.push(worker);
   return worker;
 }
