@@ -12,9 +12,10 @@
  */
 import type { InspectionEvent } from 'xstate';
 import { type A1111Client, createA1111Client } from './a1111/client.js';
+import { TXT2IMG } from './a1111/operations.js';
 import { WebUiSupervisor } from './a1111/supervisor.js';
 import type { Config } from './config/index.js';
-import { ERROR_CODES, type JobFailure } from './errors.js';
+import { ERROR_CODES, type JobFailure, toJobFailure } from './errors.js';
 import { A1111Queue } from './job/a1111-queue.js';
 import { A1111Catalog } from './job/catalog.js';
 import { localFiles } from './job/local-files.js';
@@ -24,10 +25,11 @@ import { waitForA1111 } from './job/readiness.js';
 import { createJobRunner, type JobRunner } from './job/runner.js';
 import type { Clock } from './job/settings.js';
 import { JournalStore } from './journal/store.js';
+import { releaseSourceBytes } from './json/source-bytes.js';
 import type { Logger } from './log/index.js';
 import { ModelDownloader } from './models/downloads.js';
 import { ResultBucket } from './results/bucket.js';
-import type { Backend, BackendVerdict, HandlerOutcome, JobHandler } from './runpod/handler.js';
+import type { Backend, BackendVerdict, HandlerOutcome, JobHandler, WarmUpResult } from './runpod/handler.js';
 
 export interface WorkerOptions {
   /** Receives every inspection event of every job (the Stately inspector). */
@@ -116,6 +118,44 @@ export function toHandlerOutcome(outcome: JobOutcome): HandlerOutcome {
   };
 }
 
+/**
+ * The warm-up generation (WARMUP): A1111 v1.9.3 loads its checkpoint in the background after its API
+ * answers, and the first generation waits for that; the warm-up pays it instead of the first job. Its
+ * answer is thrown away. A failure is reported with what it says of A1111 (the crash policy acts on it).
+ */
+export async function warmUp(
+  config: Config,
+  client: A1111Client,
+  log: Logger,
+  signal: AbortSignal,
+  webui?: WebUiSupervisor,
+): Promise<WarmUpResult> {
+  const request = config.a1111.warmup;
+  if (!request) return { ran: false, reason: 'WARMUP=off' };
+  const started = performance.now();
+  log.info('warm-up generation: A1111 loads its checkpoint now, not during the first job', { request });
+  try {
+    releaseSourceBytes(await client.send(TXT2IMG, { ...request }, signal));
+    return { ran: true, ok: true, ms: performance.now() - started };
+  } catch (error) {
+    const ms = performance.now() - started;
+    const failure = toJobFailure(error, 'inferring');
+    if (webui && failure.code === 'BACKEND_CRASHED') {
+      await webui.decided(DECISION_WAIT_MS);
+      if (webui.isGone) failure.details['backendGone'] = true;
+    }
+    const verdict = backendVerdict(failure);
+    return {
+      ran: true,
+      ok: false,
+      ms,
+      message: failure.message,
+      code: failure.code,
+      ...(verdict ? { backend: verdict } : {}),
+    };
+  }
+}
+
 /** How long a job that failed because the WebUI died waits for the supervisor's decision. */
 const DECISION_WAIT_MS = 2_000;
 
@@ -174,6 +214,7 @@ export async function buildWorker(config: Config, log: Logger, options: WorkerOp
         detail: backendLog ? { a1111: backendLog } : {},
       };
     },
+    warmUp: (signal) => warmUp(config, client, log, signal, supervised),
     lost: supervised ? supervised.gone : new Promise<string>(() => undefined),
     crashPolicy: supervised
       ? `the worker runs A1111 and restarts it when it dies, at most ${restartLimit} time(s) in ${Math.round(restartWindowMs / 1000)} s; past that it asks RunPod for a fresh worker`

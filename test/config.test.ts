@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, declaredSettings, loadConfig } from '../src/config/index.js';
 import { renderConfigDoc, renderConfigTable, withReadmeTable } from '../src/tools/config-doc.js';
@@ -34,6 +36,7 @@ describe('configuration from the environment', () => {
         routeRecoveryAttempts: 3,
         routeRecoveryDelayMs: 5_000,
         interruptSettleTimeoutMs: 10_000,
+        warmup: { prompt: 'warm-up', steps: 1, width: 64, height: 64 },
       },
       job: { timeoutMs: 0, progressPollIntervalMs: 1_000 },
       models: {
@@ -122,6 +125,28 @@ describe('configuration from the environment', () => {
     ]);
     expect(problemsOf({ BUCKET_SECRET_ACCESS_KEY: 'hunter2' })).toEqual([
       'BUCKET_ACCESS_KEY_ID or BUCKET_SECRET_ACCESS_KEY is set without BUCKET_ENDPOINT_URL',
+    ]);
+  });
+
+  it('reads WARMUP as on, off or a file holding the request, and names a file it cannot use', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'warmup-config-'));
+    const good = path.join(dir, 'good.json');
+    const bad = path.join(dir, 'bad.json');
+    await writeFile(good, '{"prompt": "a warm-up", "steps": 4, "width": 1024, "height": 1024}');
+    await writeFile(bad, '[1, 2]');
+    expect(loadConfig({ WARMUP: 'OFF' }).a1111.warmup).toBeNull();
+    expect(loadConfig({ WARMUP: 'on' }).a1111.warmup).toEqual({ prompt: 'warm-up', steps: 1, width: 64, height: 64 });
+    expect(loadConfig({ WARMUP: good }).a1111.warmup).toEqual({
+      prompt: 'a warm-up',
+      steps: 4,
+      width: 1024,
+      height: 1024,
+    });
+    expect(problemsOf({ WARMUP: bad })).toEqual([
+      `WARMUP="${bad}": the file must hold a JSON object: a txt2img request`,
+    ]);
+    expect(problemsOf({ WARMUP: path.join(dir, 'missing.json') })).toEqual([
+      `WARMUP="${path.join(dir, 'missing.json')}": cannot read it (ENOENT): must be on, off or a JSON file`,
     ]);
   });
 

@@ -208,7 +208,7 @@ export function networkList(env: string, opts: { description: string }): Setting
 /** Text that may be unset; `pattern` (with `rule` in words) when it has a shape. */
 export function optionalText(
   env: string,
-  opts: { description: string; rule: string; pattern?: RegExp; secret?: boolean },
+  opts: { description: string; rule: string; pattern?: RegExp; secret?: boolean; shownDefault?: string },
 ): Setting<string | undefined> {
   const schema = z
     .string()
@@ -223,7 +223,7 @@ export function optionalText(
     });
   return setting(env, schema, {
     description: opts.description,
-    default: '(unset)',
+    default: opts.shownDefault ?? '(unset)',
     rule: opts.rule,
     ...(opts.secret ? { secret: true } : {}),
   });

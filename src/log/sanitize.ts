@@ -4,7 +4,7 @@
  */
 import winston from 'winston';
 
-const SECRET_KEY = /(token|secret|password|passwd|authorization|api[-_]?key|credential)/i;
+const SECRET_KEY = /(token|secret|password|passwd|authorization|api[-_]?key|access[-_]?key|credential)/i;
 const BASE64_RUN = /^(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/\r\n]{200,}={0,2}$/;
 export const MAX_MESSAGE = 4096;
 

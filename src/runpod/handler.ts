@@ -71,10 +71,18 @@ export type BackendReadiness =
   | { ready: true; waitedMs: number; detail: Record<string, unknown> }
   | { ready: false; waitedMs: number; message: string; detail: Record<string, unknown> };
 
+/** What the warm-up before the first job-take came to. */
+export type WarmUpResult =
+  | { ran: false; reason: string }
+  | { ran: true; ok: true; ms: number }
+  | { ran: true; ok: false; ms: number; message: string; code: string; backend?: BackendVerdict };
+
 /** The backend the handler talks to, as far as the runtime's lifecycle depends on it. */
 export interface Backend {
   /** Waits until the backend can serve jobs, or its readiness deadline passes (or `signal` aborts). */
   waitUntilReady(signal: AbortSignal): Promise<BackendReadiness>;
+  /** Runs the warm-up work once the backend is ready, before the first job (`signal` stops it). */
+  warmUp(signal: AbortSignal): Promise<WarmUpResult>;
   /** Resolves, with what happened, when the backend is gone for good; never, when that cannot be known. */
   readonly lost: Promise<string>;
   /** The crash policy in a sentence, for the start-up line. */

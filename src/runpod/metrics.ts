@@ -2,7 +2,7 @@
  * Counters and duration percentiles of the jobs a worker ran: logged as a summary every minute while
  * busy and at shutdown, and reported by the local API's /health.
  */
-import type { HandlerOutcome } from './handler.js';
+import type { HandlerOutcome, WarmUpResult } from './handler.js';
 
 const WINDOW = 1_000;
 
@@ -15,6 +15,8 @@ export interface DurationSummary {
 }
 
 export interface MetricsSnapshot {
+  /** The warm-up before the first job-take: its time, and whether it succeeded (absent when none ran). */
+  warmup?: { ms: number; ok: boolean };
   jobs: { taken: number; succeeded: number; failed: number; inProgress: number };
   failedByCode: Record<string, number>;
   recoveries: number;
@@ -37,6 +39,11 @@ export class WorkerMetrics {
   private readonly durations = new Map<string, number[]>();
   /** Jobs finished since the last periodic summary. */
   finishedSinceSummary = 0;
+  private warmup: { ms: number; ok: boolean } | undefined;
+
+  warmedUp(result: WarmUpResult): void {
+    if (result.ran) this.warmup = { ms: Math.round(result.ms), ok: result.ok };
+  }
 
   jobTaken(): void {
     this.taken++;
@@ -72,6 +79,7 @@ export class WorkerMetrics {
       };
     }
     return {
+      ...(this.warmup ? { warmup: { ...this.warmup } } : {}),
       jobs: { taken: this.taken, succeeded: this.succeeded, failed: this.failed, inProgress },
       failedByCode: { ...this.failedByCode },
       recoveries: this.recoveries,

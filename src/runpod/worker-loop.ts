@@ -101,6 +101,24 @@ export class WorkerLoop {
     log.info('A1111 API is ready', { waitedMs: ready.waitedMs, ...ready.detail });
 
     this.heartbeat = this.startHeartbeat();
+    // The warm-up runs with the heartbeat beating and before the first job-take; a SIGTERM stops it.
+    const warm = await backend.warmUp(this.stopping.signal);
+    if (this.stopping.signal.aborted) return this.drain();
+    this.metrics.warmedUp(warm);
+    if (!warm.ran) log.info(`no warm-up: ${warm.reason}`);
+    else if (warm.ok) log.info('warm-up generation done; taking jobs', { warmupMs: Math.round(warm.ms) });
+    else {
+      log.warn(
+        `warm-up generation failed: ${warm.message}; taking jobs all the same (the first job will say what is wrong)`,
+        {
+          warmupMs: Math.round(warm.ms),
+          code: warm.code,
+        },
+      );
+      if (warm.backend === 'gone') this.giveUp(`the warm-up failed ${warm.code}`);
+      else if (warm.backend === 'suspect') this.waitForBackend(`the warm-up failed ${warm.code}`);
+    }
+
     const metricsTimer = setInterval(() => this.logMetrics(false), settings.metricsLogIntervalMs);
     metricsTimer.unref();
     const stopChannel = watchStopChannel({
@@ -250,17 +268,19 @@ export class WorkerLoop {
       outcome.ok && failure ? { ok: false, jobId: job.id, failure, stats: outcome.stats } : outcome,
     );
     jobLog.debug('Finished.', { ok: outcome.ok, ...(outcome.ok ? {} : { code: outcome.failure.code }) });
-    if (verdict === 'suspect' && !this.backendGone) this.waitForBackend(outcome.ok ? '' : outcome.failure.code);
+    if (verdict === 'suspect' && !this.backendGone) {
+      this.waitForBackend(`a job failed ${outcome.ok ? '' : outcome.failure.code}`);
+    }
   }
 
   /**
    * After a job the backend failed: no job is taken until it answers again, within its readiness
    * deadline; if it does not, the worker gives up. One wait for every job that failed meanwhile.
    */
-  private waitForBackend(code: string): void {
+  private waitForBackend(what: string): void {
     if (this.recovery || this.stopping.signal.aborted) return;
     const { log, backend } = this.deps;
-    log.warn(`crash policy: a job failed ${code}; no job is taken until A1111 answers again`, {
+    log.warn(`crash policy: ${what}; no job is taken until A1111 answers again`, {
       crashPolicy: backend.crashPolicy,
     });
     this.recovery = backend

@@ -34,6 +34,7 @@ const handler: JobHandler = {
 };
 const backend: Backend = {
   waitUntilReady: async () => ({ ready: true, waitedMs: 0, detail: {} }),
+  warmUp: async () => ({ ran: false, reason: 'a stub backend' }),
   lost: new Promise<string>(() => undefined),
   crashPolicy: 'a stub backend',
 };

@@ -40,6 +40,8 @@ export const FAST_WORKER_ENV = {
   JOB_TAKE_ERROR_DELAY_MS: '300',
   LOG_FORMAT: 'json',
   LOG_LEVEL: 'debug',
+  // The warm-up's own tests turn it on; elsewhere A1111's first generation is the test's.
+  WARMUP: 'off',
 } as const;
 
 export function startWorker(env: Record<string, string>, args: string[] = [], nodeFlags: string[] = []): WorkerProcess {
