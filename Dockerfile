@@ -10,7 +10,8 @@
 # Every base image, package, repository and the baked checkpoint (by its sha256) is pinned. See
 # docs/deploy.md.
 
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# A maintained LTS (Node 24: active LTS, supported until April 2028); the worker also runs on 20.19+.
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 ARG PYTHON_IMAGE=python:3.10.14-slim-bookworm
 
 # ---- the worker: compiled, production dependencies only ---------------------------------------------

@@ -11,6 +11,9 @@
  * `replay <journal.jsonl>...` replays job journals instead (see docs/replay.md) and exits 1 at the first
  * divergence.
  *
+ * `--help` prints the usage and `--version` the version, and neither starts anything; a flag no mode
+ * takes is refused (exit 2) with its name.
+ *
  * `--rp_log_level LEVEL` overrides LOG_LEVEL. `--simulator` first starts the embedded A1111 SIMULATOR
  * (test-pattern images, no GPU) and points A1111_BASE_URL at it; `--output-dir` sets where test-input
  * mode writes images (default ./output).
@@ -19,6 +22,7 @@ import type { ChildProcess } from 'node:child_process';
 import { startSimulator } from './cli/embedded-simulator.js';
 import { parseFlags } from './cli/flags.js';
 import { exitOnCrash, killOnForcedExit, onSignals, reportRunningJobs } from './cli/process-exit.js';
+import { usage } from './cli/usage.js';
 import { type Config, ConfigError, loadConfig } from './config/index.js';
 import { errorFields, UsageError } from './errors.js';
 import { startStatelyInspector } from './inspect.js';
@@ -27,10 +31,26 @@ import { createLoggerFromConfig } from './log/index.js';
 import { LocalApi } from './runpod/local-api.js';
 import { runTestInput } from './runpod/test-input.js';
 import { WorkerLoop } from './runpod/worker-loop.js';
+import { WORKER_VERSION } from './version.js';
 import { buildWorker, type Worker } from './worker.js';
 
 async function main(): Promise<number> {
   const flags = parseFlags();
+  // Before any configuration is read: asking for help never starts a job.
+  if (flags.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`${WORKER_VERSION}\n`);
+    return 0;
+  }
+  if (flags.unknown.length > 0) {
+    process.stderr.write(
+      `unknown flag${flags.unknown.length > 1 ? 's' : ''} ${flags.unknown.join(', ')}: see --help\n`,
+    );
+    return 2;
+  }
   let config: Config;
   try {
     config = loadConfig(flags.logLevel ? { ...process.env, LOG_LEVEL: flags.logLevel } : process.env);

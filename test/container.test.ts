@@ -17,6 +17,9 @@ import { prepareJob } from '../src/job/prepare.js';
 import { A1111Simulator } from '../src/simulator/server.js';
 import { FakeRunPod } from './support/fake-runpod.js';
 import { captureLog } from './support/logs.js';
+import { decodePng } from './support/png.js';
+import { simulator } from './support/simulator.js';
+import { generated, testWorker } from './support/worker.js';
 import { startWorker, WORKER_ENTRY } from './support/worker-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -67,7 +70,9 @@ describe('the Dockerfile', () => {
       if (stages.has(image)) continue;
       expect(image, line).toMatch(/^[\w./-]+:\d+(\.\d+){1,2}[\w.-]*$/);
     }
-    expect(defaults['NODE_IMAGE']).toMatch(/^node:20\.\d+\.\d+-/);
+    // A maintained LTS line (even-numbered, 22 or later: Node 20 reached its end of life in April 2026).
+    const major = Number(/^node:(\d+)\.\d+\.\d+-/.exec(defaults['NODE_IMAGE'] ?? '')?.[1]);
+    expect(major % 2 === 0 && major >= 22, defaults['NODE_IMAGE']).toBe(true);
   });
 
   it('pins every Debian package, Python package and the A1111 release (tag and commit)', () => {
@@ -229,7 +234,7 @@ describe('RunPod Hub packaging', () => {
     config: { env: { key: string; input: { default: unknown } }[] };
   };
   const tests = JSON.parse(readFileSync(path.join(ROOT, '.runpod', 'tests.json'), 'utf8')) as {
-    tests: { input: { input: unknown } }[];
+    tests: { name: string; input: Record<string, unknown> }[];
   };
 
   it('offers settings the worker has, with the worker’s defaults', () => {
@@ -242,9 +247,28 @@ describe('RunPod Hub packaging', () => {
     }
   });
 
+  it('gives each Hub test its raw job input, as the Hub guide defines it, and it renders what it asks for', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+    expect(tests.tests.length).toBeGreaterThan(0);
+    for (const test of tests.tests) {
+      // Not wrapped in another "input": a wrapped one would be an unknown key A1111 ignores.
+      expect(Object.keys(test.input), test.name).not.toContain('input');
+      const callsBefore = sim.callsTo('POST', '/txt2img').length;
+      const outcome = await runner.run({ id: `hub-${test.name}`, input: test.input });
+      const output = generated(outcome);
+      const sent = sim.callsTo('POST', '/txt2img')[callsBefore]?.body as Record<string, unknown>;
+      for (const [key, value] of Object.entries(test.input)) expect(sent[key], `${test.name}: ${key}`).toEqual(value);
+      const picture = decodePng(Buffer.from(output.images[0]!, 'base64'));
+      expect([picture.width, picture.height]).toEqual([test.input['width'] ?? 512, test.input['height'] ?? 512]);
+      expect(JSON.parse(output.info).seed).toBe(test.input['seed']);
+      expect(output.worker.notes, test.name).toEqual([]);
+    }
+  });
+
   it('sends test inputs and test_input.json with real A1111 field names, which the worker accepts', () => {
     const sample = JSON.parse(readFileSync(path.join(ROOT, 'test_input.json'), 'utf8')) as { input: unknown };
-    for (const input of [sample.input, ...tests.tests.map((t) => t.input.input)]) {
+    for (const input of [sample.input, ...tests.tests.map((t) => t.input)]) {
       const { log, lines } = captureLog();
       const prepared = prepareJob(input, { maxPixels: 16_777_216, bucket: false }, log);
       expect(prepared.notes).toEqual([]);

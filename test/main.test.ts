@@ -174,6 +174,34 @@ describe('the worker command line', () => {
     await expect.poll(answers, { timeout: 10_000 }).toBe(false);
   });
 
+  it('prints its usage on --help and its version on --version, and starts nothing, even beside a test_input.json', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+    // A job that would wait 15 minutes for 127.0.0.1:3000 if it ran.
+    await writeFile(path.join(cwd, 'test_input.json'), JSON.stringify({ input: { prompt: 'x' } }));
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+    for (const flag of ['--help', '-h']) {
+      const help = await runWorker([flag], cwd, { A1111_READY_TIMEOUT_MS: '900000' });
+      expect(help.code, flag).toBe(0);
+      expect(help.stdout).toContain(`runpod-a1111-worker ${pkg.version}`);
+      for (const word of ['--rp_serve_api', '--test_input', '--simulator', 'replay', 'A1111_BASE_URL', 'WARMUP'])
+        expect(help.stdout).toContain(word);
+      expect(help.stdout).not.toContain('"level"');
+    }
+    const version = await runWorker(['--version'], cwd);
+    expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+
+  it('refuses a flag it does not know, naming it, before anything runs', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+
+    const { code, stdout, stderr } = await runWorker(['--simulator', '--tets_input', '{}', '-x'], cwd);
+
+    expect(code).toBe(2);
+    expect(stderr).toBe('unknown flags --tets_input, -x: see --help\n');
+    expect(stdout).toBe('');
+  });
+
   it('exits 1 when there is no job to run', async () => {
     const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
 

@@ -1,5 +1,19 @@
-/** The command line, parsed as RunPod's Python runtime parses its own (unknown flags are left alone). */
+/** The command line: RunPod's Python runtime's flags, the worker's own, and the ones it does not know. */
 import { parseArgs } from 'node:util';
+
+const KNOWN = new Set([
+  'test_input',
+  'rp_serve_api',
+  'rp_api_host',
+  'rp_api_port',
+  'rp_log_level',
+  'rp_api_concurrency',
+  'rp_debugger',
+  'simulator',
+  'output-dir',
+  'help',
+  'version',
+]);
 
 export function parseFlags(argv: string[] = process.argv.slice(2)) {
   const { values, positionals } = parseArgs({
@@ -17,6 +31,8 @@ export function parseFlags(argv: string[] = process.argv.slice(2)) {
       rp_debugger: { type: 'boolean' },
       simulator: { type: 'boolean' },
       'output-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
     },
   });
   const text = (key: string) => (typeof values[key] === 'string' ? (values[key] as string) : undefined);
@@ -32,5 +48,11 @@ export function parseFlags(argv: string[] = process.argv.slice(2)) {
     files: positionals.slice(1),
     // Values of flags this worker does not know (RunPod's runtime leaves those to the handler's own parser).
     ignored: positionals[0] === 'replay' ? [] : positionals,
+    help: values['help'] === true,
+    version: values['version'] === true,
+    /** Flags no mode takes, as written (`--tets_input`): the worker refuses to start on them. */
+    unknown: Object.keys(values)
+      .filter((key) => !KNOWN.has(key))
+      .map((key) => (key.length === 1 ? `-${key}` : `--${key}`)),
   };
 }

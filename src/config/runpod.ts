@@ -80,7 +80,7 @@ export const RUNPOD_SETTINGS = settingGroup(
     ),
     postStreamUrl: urlTemplate(
       'RUNPOD_WEBHOOK_POST_STREAM',
-      'Set by RunPod: the URL for streamed partial outputs (same substitutions as job-done).',
+      "Set by RunPod: the URL for a generator handler's streamed partial outputs. Read, not posted to: progress goes to job-done only, once per reading, as runpod-python posts it for a handler that is not a generator.",
     ),
     pingUrl: urlTemplate(
       'RUNPOD_WEBHOOK_PING',

@@ -168,17 +168,6 @@ export class ControlPlane {
     return this.post(this.options.urls.jobDone(jobId, options.isStream ?? false), jobId, body, options);
   }
 
-  /** Posts a partial output to the stream URL; `{ ok: false }` without one. */
-  async postStream(
-    jobId: string,
-    body: string,
-    options: { retries: number; retryDelayMs: number },
-  ): Promise<PostOutcome> {
-    const url = this.options.urls.stream(jobId);
-    if (!url) return { ok: false, attempts: 0, error: 'RUNPOD_WEBHOOK_POST_STREAM is not set' };
-    return this.post(url, jobId, body, options);
-  }
-
   private async post(url: string, jobId: string, body: string | Buffer[], options: PostOptions): Promise<PostOutcome> {
     const parts = typeof body === 'string' ? [Buffer.from(body)] : body;
     const headers: http.OutgoingHttpHeaders = {

@@ -20,7 +20,6 @@ import {
   progressBody,
   type ResultBody,
   rejectedResultFailure,
-  streamBody,
   unencodableFailure,
 } from './protocol.js';
 
@@ -38,8 +37,6 @@ export interface ReporterOptions {
   progressIntervalMs: number;
   retries: number;
   retryDelayMs: number;
-  /** Also post each progress reading to the stream URL, for /stream readers. */
-  streamProgress: boolean;
 }
 
 export class JobReporter {
@@ -84,9 +81,6 @@ export class JobReporter {
       const done = await this.controlPlane.postJobDone(this.jobId, progressBody(update), post);
       this.progressPosts++;
       if (!done.ok) this.log.debug('progress post failed', { status: done.status, error: done.error });
-      if (this.options.streamProgress && !this.closed) {
-        await this.controlPlane.postStream(this.jobId, streamBody(update), post);
-      }
     });
   }
 

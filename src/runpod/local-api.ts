@@ -91,6 +91,7 @@ export class LocalApi {
       }
       case 'stream': {
         const job = this.find(id);
+        await jobs.waitForStream(job, url.searchParams.has('wait') ? waitMs : STREAM_HOLD_MS);
         const stream = job.stream.splice(0);
         return send(res, 200, { id: job.id, status: job.status, stream });
       }
@@ -121,6 +122,9 @@ export class LocalApi {
     return job;
   }
 }
+
+/** How long `/stream` holds a request open without news when it gives no `wait`. */
+const STREAM_HOLD_MS = 10_000;
 
 function clampWait(raw: string | null): number {
   const value = raw === null ? 90_000 : Number(raw);

@@ -28,6 +28,8 @@ export interface LocalJob {
   stream: { output: unknown }[];
   controller: AbortController;
   waiters: (() => void)[];
+  /** Woken when a progress reading arrives (and when the job ends): `/stream` requests held open. */
+  streamWaiters: (() => void)[];
 }
 
 const FINAL: readonly LocalStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
@@ -60,6 +62,7 @@ export class LocalJobs {
       stream: [],
       controller: new AbortController(),
       waiters: [],
+      streamWaiters: [],
     };
     this.jobs.set(job.id, job);
     this.queue.push(job);
@@ -85,6 +88,21 @@ export class LocalJobs {
     });
   }
 
+  /**
+   * Resolves when the job has progress readings not yet read, when it is final, or after `ms`: a
+   * `/stream` request is held open until there is something to say, as RunPod's is.
+   */
+  async waitForStream(job: LocalJob, ms: number): Promise<void> {
+    if (job.stream.length > 0 || isFinal(job)) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      job.streamWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   cancel(job: LocalJob): LocalJob {
     if (isFinal(job)) return job;
     const queued = this.queue.indexOf(job);
@@ -92,7 +110,7 @@ export class LocalJobs {
       this.queue.splice(queued, 1);
       job.status = 'CANCELLED';
       job.completedAt = Date.now();
-      for (const wake of job.waiters.splice(0)) wake();
+      for (const wake of [...job.waiters.splice(0), ...job.streamWaiters.splice(0)]) wake();
       return job;
     }
     job.controller.abort('cancelled through the local API');
@@ -166,6 +184,7 @@ export class LocalJobs {
         onProgress: (progress) => {
           job.output = progress;
           job.stream.push({ output: progress });
+          for (const wake of job.streamWaiters.splice(0)) wake();
         },
       },
     );
@@ -181,7 +200,7 @@ export class LocalJobs {
       delete job.output;
       job.error = body.error;
     }
-    for (const wake of job.waiters.splice(0)) wake();
+    for (const wake of [...job.waiters.splice(0), ...job.streamWaiters.splice(0)]) wake();
     if (job.webhook) void this.callWebhook(job);
   }
 

@@ -4,8 +4,9 @@
  * - The final result: `{"output": ...}` on success; on failure `{"error": "<the failure as a JSON
  *   string>"}` (RunPod wants a string: an object under `error` leaves the job COMPLETED without
  *   output, runpod-python#299); `"stopPod": true` when the worker asks to be replaced.
- * - A progress post to job-done: `{"status": "IN_PROGRESS", "output": {...}}`; to the stream URL:
- *   `{"output": {...}}`.
+ * - A progress post to job-done: `{"status": "IN_PROGRESS", "output": {...}}`. Progress goes there
+ *   only, once per reading, as runpod-python posts it for a handler that is not a generator (its
+ *   stream URL serves generators' partial outputs, which this worker has none of).
  * - The failures the runtime itself reports: a handler defect (INTERNAL), a result RunPod refused
  *   (RESULT_REJECTED).
  */
@@ -36,11 +37,6 @@ export function encodeResult(body: ResultBody | { error: string }): Buffer[] {
 /** The job-done body of a progress reading. */
 export function progressBody(progress: ProgressOutput): string {
   return JSON.stringify({ status: 'IN_PROGRESS', output: progress });
-}
-
-/** The stream body of a progress reading. */
-export function streamBody(progress: ProgressOutput): string {
-  return JSON.stringify({ output: progress });
 }
 
 function runtimeFailure(

@@ -19,7 +19,6 @@ export interface RunPodUrls {
   /** Job-take: one job, or a batch of `batchSize` from the batch route. */
   jobTake(batchSize: number, jobInProgress: boolean): string;
   jobDone(jobId: string, isStream: boolean): string;
-  stream(jobId: string): string | undefined;
   /** The stop channel; undefined when the job-take URL has no `/job-take/` to derive it from. */
   jobStop(): string | undefined;
   ping(jobIds: readonly string[], version: string): string | undefined;
@@ -31,13 +30,12 @@ export interface RunPodUrls {
  * urls.jobTake(1, false); // https://api.runpod.ai/v2/ep/job-take/pod-1?gpu=A5000&job_in_progress=0
  */
 export function runPodUrls(
-  settings: Pick<RunPodSettings, 'getJobUrl' | 'postOutputUrl' | 'postStreamUrl' | 'pingUrl'>,
+  settings: Pick<RunPodSettings, 'getJobUrl' | 'postOutputUrl' | 'pingUrl'>,
   workerId: string,
 ): RunPodUrls {
   const worker = (template: string) => template.replaceAll('$RUNPOD_POD_ID', workerId);
   const getJob = settings.getJobUrl ? worker(settings.getJobUrl).replaceAll('$ID', workerId) : '';
   const postOutput = settings.postOutputUrl ? worker(settings.postOutputUrl) : undefined;
-  const postStream = settings.postStreamUrl ? worker(settings.postStreamUrl) : undefined;
   return {
     jobTake(batchSize, jobInProgress) {
       const inProgress = jobInProgress ? '1' : '0';
@@ -50,11 +48,6 @@ export function runPodUrls(
     jobDone(jobId, isStream) {
       if (!postOutput) throw new Error('RUNPOD_WEBHOOK_POST_OUTPUT is not set');
       return withQuery(postOutput.replaceAll('$ID', encodeURIComponent(jobId)), { isStream: String(isStream) });
-    },
-    stream(jobId) {
-      return postStream
-        ? withQuery(postStream.replaceAll('$ID', encodeURIComponent(jobId)), { isStream: 'false' })
-        : undefined;
     },
     jobStop() {
       return getJob.includes('/job-take/') ? getJob.replace('/job-take/', '/job-stop/') : undefined;

@@ -237,7 +237,6 @@ export class WorkerLoop {
         progressIntervalMs: settings.progressPostIntervalMs,
         retries: settings.jobDoneRetries,
         retryDelayMs: settings.jobDoneRetryDelayMs,
-        streamProgress: settings.postStreamUrl !== undefined,
       },
       jobLog,
     );

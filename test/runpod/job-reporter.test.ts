@@ -27,7 +27,7 @@ async function reporterFor(
   const reporter = new JobReporter(
     jobId,
     plane,
-    { progressIntervalMs: options.progressIntervalMs ?? 0, retries: 0, retryDelayMs: 0, streamProgress: false },
+    { progressIntervalMs: options.progressIntervalMs ?? 0, retries: 0, retryDelayMs: 0 },
     captured.log.child({ jobId }),
   );
   return { runpod, reporter, ...captured };

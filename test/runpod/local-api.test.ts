@@ -102,6 +102,24 @@ describe('the local API with runpod-sdk', () => {
     await worker.exited;
   });
 
+  it('stream: holds the request open until there is news, so a client does not spin', async () => {
+    // No progress readings at all: the only news is the job's end.
+    const { endpoint, worker, url } = await localApi(20, { PROGRESS_POLL_INTERVAL_MS: '0' });
+
+    const { id } = await endpoint.run({ input: { ...input, steps: 30 } });
+    const asked = Date.now();
+    const answer = (await (await fetch(`${url}/v2/local-ep/stream/${id}`)).json()) as {
+      status: string;
+      stream: unknown[];
+    };
+
+    expect(answer).toEqual({ id, status: 'COMPLETED', stream: [] });
+    // 30 steps of 20 ms: the answer waited for the job instead of coming back at once, IN_PROGRESS.
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(400);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+
   it('cancel: the running job ends CANCELLED and A1111 is interrupted', async () => {
     const { endpoint, worker, sim } = await localApi(30);
 

@@ -4,7 +4,6 @@ import { runPodUrls, withQuery } from '../../src/runpod/urls.js';
 const settings = {
   getJobUrl: 'https://api.runpod.ai/v2/ep1/job-take/$RUNPOD_POD_ID?gpu=NVIDIA+RTX+A5000',
   postOutputUrl: 'https://api.runpod.ai/v2/ep1/job-done/$RUNPOD_POD_ID/$ID?gpu=NVIDIA+RTX+A5000',
-  postStreamUrl: 'https://api.runpod.ai/v2/ep1/job-stream/$RUNPOD_POD_ID/$ID?gpu=NVIDIA+RTX+A5000',
   pingUrl: 'https://api.runpod.ai/v2/ep1/ping/$RUNPOD_POD_ID?gpu=NVIDIA+RTX+A5000',
 };
 
@@ -23,9 +22,6 @@ describe('RunPod URLs', () => {
   it('posts results to job-done with the job id and isStream', () => {
     expect(urls.jobDone('abc-u1', false)).toBe(
       'https://api.runpod.ai/v2/ep1/job-done/pod-9/abc-u1?gpu=NVIDIA+RTX+A5000&isStream=false',
-    );
-    expect(urls.stream('abc-u1')).toBe(
-      'https://api.runpod.ai/v2/ep1/job-stream/pod-9/abc-u1?gpu=NVIDIA+RTX+A5000&isStream=false',
     );
   });
 
@@ -54,7 +50,6 @@ describe('job ids in URLs', () => {
       {
         getJobUrl: 'https://api.runpod.ai/v2/ep/job-take/$ID',
         postOutputUrl: 'https://api.runpod.ai/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=A',
-        postStreamUrl: 'https://api.runpod.ai/v2/ep/job-stream/$RUNPOD_POD_ID/$ID',
         pingUrl: undefined,
       },
       'pod-1',
@@ -62,6 +57,5 @@ describe('job ids in URLs', () => {
     expect(urls.jobDone('a#b?c/d e', false)).toBe(
       'https://api.runpod.ai/v2/ep/job-done/pod-1/a%23b%3Fc%2Fd%20e?gpu=A&isStream=false',
     );
-    expect(urls.stream('1f0e-u1')).toBe('https://api.runpod.ai/v2/ep/job-stream/pod-1/1f0e-u1?isStream=false');
   });
 });
