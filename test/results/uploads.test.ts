@@ -245,12 +245,14 @@ describe('delivery a job asks for', () => {
 
     const outcome = await runner.run({
       id: 'too-large',
-      input: { prompt: 'p', steps: 1, width: 256, height: 256, batch_size: 4 },
+      input: { prompt: 'p', steps: 1, seed: 5, width: 256, height: 256, batch_size: 4 },
     });
 
     const failed = failure(outcome);
     expect(failed).toMatchObject({ code: 'RESULT_TOO_LARGE', phase: 'delivering', retryable: false });
-    expect(failed.message).toMatch(/the result would be 0\.\d MB \(\d+ bytes\), over RESULT_INLINE_MAX_BYTES \(100000/);
+    expect(failed.message).toMatch(
+      /the result would be \d+\.\d MB \(\d+ bytes\), over RESULT_INLINE_MAX_BYTES \(100000;/,
+    );
     expect(failed.message).toContain('BUCKET_ENDPOINT_URL');
     expect(failed.message).toContain('batch_size');
     expect(failed.details['bytes']).toBeGreaterThan(100_000);

@@ -5,22 +5,10 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { FakeRunPod } from '../support/fake-runpod.js';
+import { describe, expect, it } from 'vitest';
+import { plane } from '../support/plane.js';
 import { simulator } from '../support/simulator.js';
 import { startWorker } from '../support/worker-process.js';
-
-const planes: FakeRunPod[] = [];
-afterEach(async () => {
-  await Promise.all(planes.splice(0).map((plane) => plane.close()));
-});
-
-async function plane(): Promise<FakeRunPod> {
-  const fake = new FakeRunPod();
-  planes.push(fake);
-  await fake.start();
-  return fake;
-}
 
 const job = (id: string, input: Record<string, unknown> = {}) => ({
   id,
