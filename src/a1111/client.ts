@@ -21,6 +21,8 @@ import type { BackendLiveness } from './process.js';
 import type { A1111Request, Txt2ImgRequest } from './request-fields.js';
 import { axiosRetryOptions, retryPolicy } from './retry-policy.js';
 import {
+  type Lora,
+  LoraListSchema,
   type Options,
   OptionsSchema,
   type Progress,
@@ -31,6 +33,8 @@ import {
   SchedulerListSchema,
   type SdModel,
   SdModelListSchema,
+  type SdVae,
+  SdVaeListSchema,
   type Txt2ImgResponse,
   type Upscaler,
   UpscalerListSchema,
@@ -50,6 +54,10 @@ export interface A1111Client {
   getOptions(signal?: AbortSignal): Promise<Options>;
   getProgress(signal?: AbortSignal): Promise<Progress>;
   listUpscalers(signal?: AbortSignal): Promise<Upscaler[]>;
+  listLoras(signal?: AbortSignal): Promise<Lora[]>;
+  listVaes(signal?: AbortSignal): Promise<SdVae[]>;
+  /** POST /refresh-loras or /refresh-vae: A1111 scans its folder again. */
+  refreshNetworks(kind: 'loras' | 'vae', signal?: AbortSignal): Promise<void>;
   /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
   send(operation: Operation, request: A1111Request, signal?: AbortSignal): Promise<unknown>;
   txt2img(request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse>;
@@ -243,6 +251,20 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
     listUpscalers(signal) {
       const { target, options } = get('/upscalers', signal);
       return call(UpscalerListSchema, target, options);
+    },
+    listLoras(signal) {
+      const { target, options } = get('/loras', signal);
+      return call(LoraListSchema, target, options);
+    },
+    listVaes(signal) {
+      const { target, options } = get('/sd-vae', signal);
+      return call(SdVaeListSchema, target, options);
+    },
+    async refreshNetworks(kind, signal) {
+      const route = kind === 'loras' ? '/refresh-loras' : '/refresh-vae';
+      await instance
+        .post(route, undefined, signal ? { signal } : {})
+        .catch((error: unknown) => Promise.reject(classifyA1111Error(error, { method: 'POST', route })));
     },
     async interrupt(signal) {
       await instance

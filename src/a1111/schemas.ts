@@ -32,6 +32,16 @@ export const UpscalerSchema = z.looseObject({ name: z.string() });
 export type Upscaler = z.infer<typeof UpscalerSchema>;
 export const UpscalerListSchema = z.array(UpscalerSchema);
 
+/** One item of GET /sdapi/v1/loras (the built-in Lora extension): the file's stem and its alias. */
+export const LoraSchema = z.looseObject({ name: z.string(), alias: z.string().nullable().optional() });
+export type Lora = z.infer<typeof LoraSchema>;
+export const LoraListSchema = z.array(LoraSchema);
+
+/** One item of GET /sdapi/v1/sd-vae: `model_name` is the name override_settings.sd_vae takes. */
+export const SdVaeSchema = z.looseObject({ model_name: z.string() });
+export type SdVae = z.infer<typeof SdVaeSchema>;
+export const SdVaeListSchema = z.array(SdVaeSchema);
+
 /** Any JSON answer (the read routes pass A1111's answer on as it is). */
 export const AnyJsonSchema = z.unknown();
 

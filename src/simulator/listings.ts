@@ -1,7 +1,8 @@
 /**
- * The read routes of a stock v1.9.3 with the ControlNet, ADetailer and ReActor extensions installed, in the shapes api.py
- * gives them: what a fresh install lists (no hypernetworks, styles, VAEs, LoRAs or embeddings), the
- * built-in face restorers and R-ESRGAN models, the scripts, the memory report.
+ * The read routes of a stock v1.9.3 with the ControlNet, ADetailer and ReActor extensions installed, in
+ * the shapes api.py gives them: what a fresh install lists (no hypernetworks, styles or embeddings; the
+ * LoRAs and VAEs are networks.ts's), the built-in face restorers and R-ESRGAN models, the scripts, the
+ * memory report.
  */
 import { REALESRGAN_MODELS, SCRIPTS, scriptInfo } from './catalog.js';
 
@@ -41,8 +42,6 @@ function memory(): Record<string, unknown> {
 
 export function listings(installed: { controlnet: boolean }): Record<string, { GET: Handler }> {
   const routes: Record<string, { GET: Handler }> = {
-    [`${API}/sd-vae`]: { GET: () => [] },
-    [`${API}/loras`]: { GET: () => [] },
     [`${API}/embeddings`]: { GET: () => ({ loaded: {}, skipped: {} }) },
     [`${API}/hypernetworks`]: { GET: () => [] },
     [`${API}/face-restorers`]: {

@@ -19,6 +19,7 @@ import { CheckpointRegistry } from './checkpoints.js';
 import { WebUiEngine } from './engine.js';
 import { HttpFailure, SimulatedCrash } from './errors.js';
 import { listings } from './listings.js';
+import { NetworkFolders } from './networks.js';
 import { pngInfo } from './png-info.js';
 import {
   EXTRA_BATCH_MODEL,
@@ -59,6 +60,10 @@ export interface SimulatorOptions {
   controlnet?: boolean;
   /** Each recorded call keeps the answer it got (`answer`), for tests that compare what a client saw. */
   keepAnswers?: boolean;
+  /** Scanned like `models/Lora` (GET /loras, POST /refresh-loras). */
+  loraDir?: string;
+  /** Scanned like `models/VAE` (GET /sd-vae, POST /refresh-vae). */
+  vaeDir?: string;
 }
 
 export interface RecordedCall {
@@ -119,12 +124,16 @@ export class A1111Simulator {
   /** When the simulated process was down after a crash: from the crash to the port open again (or null). */
   readonly downtimes: { from: number; to: number | null }[] = [];
 
+  /** The LoRA and VAE folders (GET /loras, /sd-vae and their refresh routes). */
+  readonly networks: NetworkFolders;
+
   constructor(private readonly options: SimulatorOptions = {}) {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.stepDelay = options.stepDelayMs ?? 0;
     this.modelLoad = options.modelLoadMs ?? 0;
     this.engineInstance = this.newEngine();
+    this.networks = new NetworkFolders({ lora: options.loraDir, vae: options.vaeDir });
   }
 
   private newEngine(): WebUiEngine {
@@ -152,6 +161,7 @@ export class A1111Simulator {
   async start(): Promise<string> {
     if (this.options.bootDelayMs) await sleep(this.options.bootDelayMs);
     await this.engineInstance.boot();
+    await Promise.all([this.networks.scanLoras(), this.networks.scanVaes()]);
     if (this.options.routesMissingAtStartMs) this.routesMissingUntil = Date.now() + this.options.routesMissingAtStartMs;
     await this.listen();
     return this.url;
@@ -299,6 +309,7 @@ export class A1111Simulator {
       if (this.closed) return;
       this.engineInstance = this.newEngine();
       await this.engineInstance.boot();
+      await Promise.all([this.networks.scanLoras(), this.networks.scanVaes()]);
       await this.listen();
       downtime.to = Date.now();
     });
@@ -435,6 +446,8 @@ export class A1111Simulator {
         POST: (req, body) => engine.interrogate(this.parseBody(req, body, INTERROGATE_MODEL).values),
       },
       ...listings({ controlnet: this.options.controlnet !== false }),
+      [`${API}/loras`]: { GET: () => this.networks.loras() },
+      [`${API}/sd-vae`]: { GET: () => this.networks.vaes() },
       [`${API}/sd-models`]: { GET: () => engine.checkpoints.list() },
       [`${API}/samplers`]: { GET: () => SAMPLERS },
       [`${API}/schedulers`]: { GET: () => SCHEDULERS },
@@ -475,9 +488,9 @@ export class A1111Simulator {
         },
       },
       // refresh-vae and refresh-embeddings rescan under the queue lock; refresh-loras does not.
-      [`${API}/refresh-vae`]: { POST: () => engine.lock.run(async () => null) },
+      [`${API}/refresh-vae`]: { POST: () => engine.lock.run(async () => this.networks.scanVaes().then(() => null)) },
       [`${API}/refresh-embeddings`]: { POST: () => engine.lock.run(async () => null) },
-      [`${API}/refresh-loras`]: { POST: () => null },
+      [`${API}/refresh-loras`]: { POST: () => this.networks.scanLoras().then(() => null) },
       [`${API}/cmd-flags`]: {
         GET: () => ({
           api: true,

@@ -245,7 +245,10 @@ async function installation() {
   for (const name of ['sd_xl_base_1.0', 'sd_xl_refiner_1.0', 'deliberate_v2', 'turboDiffusionXL_v112']) {
     await writeFile(path.join(modelsDir, `${name}.safetensors`), 'x');
   }
-  return simulator({ modelsDir });
+  // The VAE its documented txt2img request names (the worker checks it against /sdapi/v1/sd-vae).
+  const vaeDir = await mkdtemp(path.join(tmpdir(), 'ak-vae-'));
+  await writeFile(path.join(vaeDir, 'sdxl_vae.safetensors'), 'x');
+  return simulator({ modelsDir, vaeDir });
 }
 
 describe('the documented requests of ashleykleynhans/runpod-worker-a1111', () => {

@@ -1,0 +1,138 @@
+/**
+ * The extra networks a generation names, checked against what A1111 lists before anything is generated:
+ *
+ * - `<lora:NAME:WEIGHT>` and `<lyco:NAME:...>` tags in the prompt, the negative prompt and the hires
+ *   prompts must name a LoRA of GET /sdapi/v1/loras, by its name (the file's stem) or its alias, as the
+ *   built-in Lora extension looks them up. v1.9.3 logs "Couldn't find network with name …" and renders
+ *   without it.
+ * - `override_settings.sd_vae` must be "Automatic", "None" or a VAE of GET /sdapi/v1/sd-vae. v1.9.3
+ *   falls back to the checkpoint's own VAE without a word.
+ *
+ * A name A1111 does not list is looked for once more after the matching refresh route (a file put in
+ * the folder since A1111 started); then the job fails MODEL_NOT_FOUND with the closest names.
+ */
+import type { A1111Client } from '../a1111/client.js';
+import type { A1111Request } from '../a1111/request-fields.js';
+import { WorkerError } from '../errors.js';
+
+const PROMPT_FIELDS = ['prompt', 'negative_prompt', 'hr_prompt', 'hr_negative_prompt'] as const;
+/** A1111's `<name:args>` syntax (modules/extra_networks.py), for the two names the Lora extension takes. */
+const NETWORK_TAG = /<(lora|lyco):([^>]+)>/gi;
+const VAE_WORDS = new Set(['Automatic', 'None']);
+
+/** The LoRAs a request's prompts name, with the field each first appears in. */
+export function loraTags(request: A1111Request): { name: string; field: string }[] {
+  const found = new Map<string, string>();
+  for (const field of PROMPT_FIELDS) {
+    const text = request[field];
+    if (typeof text !== 'string') continue;
+    for (const match of text.matchAll(NETWORK_TAG)) {
+      const name = match[2]!.split(':')[0]!.trim();
+      if (name && !found.has(name)) found.set(name, field);
+    }
+  }
+  return [...found].map(([name, field]) => ({ name, field }));
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Up to five names close to `name` (case aside, a few edits away, or containing it); every name when none is. */
+export function closeNames(name: string, candidates: readonly string[]): string[] {
+  const wanted = name.toLowerCase();
+  const scored = candidates
+    .map((candidate) => {
+      const lower = candidate.toLowerCase();
+      const score = lower.includes(wanted) || wanted.includes(lower) ? 0 : distance(wanted, lower);
+      return { candidate, score };
+    })
+    .filter(({ score }) => score <= Math.max(2, Math.floor(wanted.length / 3)))
+    .sort((a, b) => a.score - b.score)
+    .map(({ candidate }) => candidate);
+  return scored.length > 0 ? scored.slice(0, 5) : candidates.slice(0, 20);
+}
+
+function listNames(names: readonly string[]): string {
+  return names.length > 0 ? names.map((n) => `"${n}"`).join(', ') : '(none)';
+}
+
+async function missingAfterRefresh(
+  kind: 'loras' | 'vae',
+  wanted: readonly string[],
+  list: () => Promise<string[]>,
+  client: A1111Client,
+  signal?: AbortSignal,
+): Promise<{ missing: string[]; known: string[] }> {
+  let known = await list();
+  let missing = wanted.filter((name) => !known.includes(name));
+  if (missing.length === 0) return { missing, known };
+  await client.refreshNetworks(kind, signal);
+  known = await list();
+  missing = wanted.filter((name) => !known.includes(name));
+  return { missing, known };
+}
+
+/**
+ * Checks the LoRAs and the VAE a generation names.
+ *
+ * @example
+ * await verifyExtraNetworks(request, client, signal); // throws MODEL_NOT_FOUND for <lora:missing:1>
+ */
+export async function verifyExtraNetworks(
+  request: A1111Request,
+  client: A1111Client,
+  signal?: AbortSignal,
+): Promise<void> {
+  const tags = loraTags(request);
+  if (tags.length > 0) {
+    const names = async () => (await client.listLoras(signal)).flatMap((lora) => [lora.name, lora.alias ?? lora.name]);
+    const { missing, known } = await missingAfterRefresh(
+      'loras',
+      tags.map((tag) => tag.name),
+      names,
+      client,
+      signal,
+    );
+    if (missing.length > 0) {
+      const unique = [...new Set(known)];
+      const problems = missing.map((name) => {
+        const field = tags.find((tag) => tag.name === name)!.field;
+        return { field, requested: name, close: closeNames(name, unique) };
+      });
+      throw new WorkerError(
+        'MODEL_NOT_FOUND',
+        `${problems
+          .map(
+            ({ field, requested, close }) =>
+              `LoRA "${requested}" (in ${field}) is not one A1111 lists; close: ${listNames(close)}`,
+          )
+          .join('; ')} (v1.9.3 would render without it, logging only "Couldn't find network")`,
+        { details: { loras: problems, available: unique } },
+      );
+    }
+  }
+
+  const vae = request.override_settings?.['sd_vae'];
+  if (typeof vae === 'string' && !VAE_WORDS.has(vae)) {
+    const names = async () => (await client.listVaes(signal)).map((item) => item.model_name);
+    const { missing, known } = await missingAfterRefresh('vae', [vae], names, client, signal);
+    if (missing.length > 0) {
+      throw new WorkerError(
+        'MODEL_NOT_FOUND',
+        `override_settings.sd_vae "${vae}" is not a VAE A1111 lists (v1.9.3 would silently use the checkpoint's own); available: "Automatic", "None"${known.length > 0 ? `, ${listNames(known)}` : ''}`,
+        { details: { field: 'override_settings.sd_vae', requested: vae, available: ['Automatic', 'None', ...known] } },
+      );
+    }
+  }
+}

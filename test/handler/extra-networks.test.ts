@@ -1,0 +1,120 @@
+/**
+ * LoRAs and VAEs a job names, checked against what A1111 lists before it generates: over real HTTP
+ * against the simulator, whose LoRA and VAE folders are real folders on disk.
+ */
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { JobOutcome } from '../../src/job/outcome.js';
+import { simulator } from '../support/simulator.js';
+import { generated, testWorker } from '../support/worker.js';
+
+async function folders() {
+  const root = await mkdtemp(path.join(tmpdir(), 'networks-'));
+  const lora = path.join(root, 'Lora');
+  const vae = path.join(root, 'VAE');
+  await mkdir(path.join(lora, 'styles'), { recursive: true });
+  await mkdir(vae, { recursive: true });
+  await writeFile(path.join(lora, 'add_detail.safetensors'), 'lora');
+  await writeFile(path.join(lora, 'styles', 'watercolor_v2.pt'), 'lora');
+  await writeFile(path.join(vae, 'vae-ft-mse-840000-ema-pruned.safetensors'), 'vae');
+  return { lora, vae };
+}
+
+function failure(outcome: JobOutcome) {
+  if (outcome.ok) throw new Error('expected the job to fail');
+  return outcome.failure;
+}
+
+describe('LoRA tags', () => {
+  it('pass when A1111 lists them, in any prompt, and reach A1111 as written', async () => {
+    const dirs = await folders();
+    const sim = await simulator({ loraDir: dirs.lora });
+    const { runner } = testWorker(sim.url);
+    const prompt = 'a harbour <lora:add_detail:0.6>, <LYCO:watercolor_v2:1:0.5>';
+
+    const outcome = await runner.run({
+      id: 'lora-ok',
+      input: { prompt, negative_prompt: 'blurry <lora:add_detail:-1>', steps: 2, width: 64, height: 64 },
+    });
+
+    expect(generated(outcome).images).toHaveLength(1);
+    expect(sim.callsTo('POST', '/txt2img')[0]?.body).toMatchObject({ prompt });
+  });
+
+  it('fail MODEL_NOT_FOUND before generating when one is not listed, naming the field and close names', async () => {
+    const dirs = await folders();
+    const sim = await simulator({ loraDir: dirs.lora });
+    const { runner } = testWorker(sim.url);
+
+    const failed = failure(
+      await runner.run({
+        id: 'lora-missing',
+        input: {
+          prompt: 'a harbour',
+          enable_hr: true,
+          denoising_strength: 0.5,
+          hr_prompt: 'a harbour <lora:add_detial:0.6>',
+          steps: 2,
+          width: 64,
+          height: 64,
+        },
+      }),
+    );
+
+    expect(failed).toMatchObject({ code: 'MODEL_NOT_FOUND', phase: 'verifyingModels', retryable: false });
+    expect(failed.message).toContain('LoRA "add_detial" (in hr_prompt) is not one A1111 lists; close: "add_detail"');
+    expect(failed.message).toContain("Couldn't find network");
+    expect(failed.details['loras']).toEqual([{ field: 'hr_prompt', requested: 'add_detial', close: ['add_detail'] }]);
+    expect(failed.details['available']).toEqual(['add_detail', 'watercolor_v2']);
+    // Nothing was generated: A1111 was asked to look again, and that was all.
+    expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
+    expect(sim.callsTo('POST', '/refresh-loras')).toHaveLength(1);
+  });
+
+  it('find a LoRA put in the folder after A1111 started, through refresh-loras', async () => {
+    const dirs = await folders();
+    const sim = await simulator({ loraDir: dirs.lora });
+    const { runner } = testWorker(sim.url);
+    await writeFile(path.join(dirs.lora, 'brand_new.safetensors'), 'lora');
+
+    const outcome = await runner.run({
+      id: 'lora-new',
+      input: { prompt: 'x <lora:brand_new:1>', steps: 2, width: 64, height: 64 },
+    });
+
+    expect(generated(outcome).images).toHaveLength(1);
+    expect(sim.callsTo('POST', '/refresh-loras')).toHaveLength(1);
+  });
+
+  it('cost nothing when a prompt has none: no listing is read', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    generated(await runner.run({ id: 'no-lora', input: { prompt: 'x <not a tag>', steps: 1, width: 64, height: 64 } }));
+
+    expect(sim.callsTo('GET', '/loras')).toEqual([]);
+  });
+});
+
+describe('override_settings.sd_vae', () => {
+  it('passes "Automatic", "None" and a listed VAE, and fails MODEL_NOT_FOUND for another, listing them', async () => {
+    const dirs = await folders();
+    const sim = await simulator({ vaeDir: dirs.vae });
+    const { runner } = testWorker(sim.url);
+    const job = (id: string, sd_vae: string) =>
+      runner.run({ id, input: { prompt: 'x', steps: 1, width: 64, height: 64, override_settings: { sd_vae } } });
+
+    for (const name of ['Automatic', 'None', 'vae-ft-mse-840000-ema-pruned.safetensors']) {
+      expect(generated(await job(`vae-${name}`, name)).images, name).toHaveLength(1);
+    }
+    const failed = failure(await job('vae-missing', 'vae-ft-mse.safetensors'));
+
+    expect(failed.code).toBe('MODEL_NOT_FOUND');
+    expect(failed.message).toContain('override_settings.sd_vae "vae-ft-mse.safetensors" is not a VAE A1111 lists');
+    expect(failed.details['available']).toEqual(['Automatic', 'None', 'vae-ft-mse-840000-ema-pruned.safetensors']);
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(3);
+    expect(sim.callsTo('POST', '/refresh-vae')).toHaveLength(1);
+  });
+});
