@@ -4,7 +4,7 @@
 import type { A1111Request } from '../src/a1111/request-fields.js';
 import type { SdModel } from '../src/a1111/schemas.js';
 import type { JobFailure, JobPhase } from '../src/errors.js';
-import type { ModelSource } from '../src/models/model-source.js';
+import type { ModelSource, NetworkSources } from '../src/models/model-source.js';
 
 /** The limits a job runs under; delays and guards read them, so a journal holds everything replay needs. */
 export interface JobSettings {
@@ -39,8 +39,10 @@ export interface PreparedJob {
   verify: boolean;
   /** The checkpoint the job names (override_settings.sd_model_checkpoint or model.checkpoint), if any. */
   checkpoint: string | null;
-  /** The job's `model` block, when it has one. */
+  /** The job's `model` block's checkpoint, when it names one. */
   model: ModelSource | null;
+  /** The LoRAs and VAE the job's `model` block brings, when it names any. */
+  networks?: NetworkSources;
   /** The job's `output` block, when it has one (how its images come back). */
   output?: OutputChoice;
   /** Things the worker noticed or changed, reported with the result. */

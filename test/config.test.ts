@@ -41,6 +41,8 @@ describe('configuration from the environment', () => {
       job: { timeoutMs: 0, progressPollIntervalMs: 1_000 },
       models: {
         dir: '/stable-diffusion-webui/models/Stable-diffusion',
+        loraDir: '/stable-diffusion-webui/models/Lora',
+        vaeDir: '/stable-diffusion-webui/models/VAE',
         allowedHosts: ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co', 'civitai.com', '*.civitai.com'],
         privateAllow: [],
         timeoutMs: 1_800_000,

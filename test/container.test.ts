@@ -147,6 +147,9 @@ describe('the Dockerfile', () => {
         expect(config.models.dir).toBe('/stable-diffusion-webui/models/Stable-diffusion');
       } else {
         expect(/--ckpt-dir (\S+)/.exec(command)?.[1]).toBe(config.models.dir);
+        // The LoRAs and VAEs a job brings go where this WebUI looks for them.
+        expect(/--lora-dir (\S+)/.exec(command)?.[1]).toBe(config.models.loraDir);
+        expect(/--vae-dir (\S+)/.exec(command)?.[1]).toBe(config.models.vaeDir);
       }
     });
   }

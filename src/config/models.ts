@@ -7,6 +7,16 @@ export const MODEL_SETTINGS = settingGroup('Model downloads', {
     description:
       "Where downloaded checkpoints go: A1111's checkpoint folder (the one it scans on POST /sdapi/v1/refresh-checkpoints).",
   }),
+  loraDir: directory('LORA_DIR', {
+    default: '/stable-diffusion-webui/models/Lora',
+    description:
+      "Where the LoRAs a job's `model.loras` brings go: A1111's LoRA folder (the one it scans on POST /sdapi/v1/refresh-loras).",
+  }),
+  vaeDir: directory('VAE_DIR', {
+    default: '/stable-diffusion-webui/models/VAE',
+    description:
+      "Where the VAE a job's `model.vae` brings goes: A1111's VAE folder (the one it scans on POST /sdapi/v1/refresh-vae).",
+  }),
   allowedHosts: hostList('MODEL_DOWNLOAD_HOSTS', {
     default: 'huggingface.co,*.huggingface.co,hf.co,*.hf.co,civitai.com,*.civitai.com',
     description:

@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.js';
 import type { ModelSource } from '../models/model-source.js';
 import { describeValue, type InputProblem, invalidInput, isPlainObject, readOperation } from './envelope.js';
 import { prepareImages } from './image-inputs.js';
-import { MODEL_KEY, modelProblems, TOKEN_NAME, TOKEN_RULE } from './model-block.js';
+import { MODEL_KEY, modelProblems, readNetworks, TOKEN_NAME, TOKEN_RULE } from './model-block.js';
 import { OUTPUT_KEY, outputProblems, readOutputChoice } from './output-block.js';
 
 /**
@@ -190,7 +190,16 @@ export function prepareJob(input: unknown, settings: InputLimits, log: Logger): 
       notes.push(note);
     }
   }
-  const model = generation ? ((modelBlock as ModelSource | undefined) ?? null) : null;
+  const block = modelBlock as (Partial<ModelSource> & Record<string, unknown>) | undefined;
+  const model: ModelSource | null =
+    generation && typeof block?.checkpoint === 'string'
+      ? {
+          checkpoint: block.checkpoint,
+          ...(typeof block.url === 'string' ? { url: block.url } : {}),
+          ...(typeof block.sha256 === 'string' ? { sha256: block.sha256 } : {}),
+        }
+      : null;
+  const networks = generation ? readNetworks(modelBlock) : undefined;
   if (model) {
     // The model block is the worker's; A1111 gets the checkpoint as an override.
     request.override_settings = { ...(request.override_settings ?? {}), sd_model_checkpoint: model.checkpoint };
@@ -205,7 +214,8 @@ export function prepareJob(input: unknown, settings: InputLimits, log: Logger): 
     operation: operation.key,
     request,
     checkpoint: typeof checkpoint === 'string' ? checkpoint : null,
-    model: model ? { ...model } : null,
+    model,
+    ...(networks ? { networks } : {}),
     ...(answersWithImages && outputBlock !== undefined ? { output: readOutputChoice(outputBlock) } : {}),
     imageUrls: images.urls,
     verify: operation.kind === 'generation' || operation.kind === 'image' || operation.key === 'POST /sdapi/v1/options',

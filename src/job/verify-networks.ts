@@ -9,11 +9,15 @@
  *   falls back to the checkpoint's own VAE without a word.
  *
  * A name A1111 does not list is looked for once more after the matching refresh route (a file put in
- * the folder since A1111 started); then the job fails MODEL_NOT_FOUND with the closest names.
+ * the folder since A1111 started). A LoRA or VAE the job's `model` block brings with a URL is then
+ * downloaded into LORA_DIR or VAE_DIR (through the checkpoints' guarded, hash-checked, shared download)
+ * and A1111 is asked to rescan; what is still missing fails MODEL_NOT_FOUND with the closest names.
  */
 import type { A1111Client } from '../a1111/client.js';
 import type { A1111Request } from '../a1111/request-fields.js';
 import { WorkerError } from '../errors.js';
+import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
+import type { NetworkSource, NetworkSources } from '../models/model-source.js';
 
 const PROMPT_FIELDS = ['prompt', 'negative_prompt', 'hr_prompt', 'hr_negative_prompt'] as const;
 /** A1111's `<name:args>` syntax (modules/extra_networks.py), for the two names the Lora extension takes. */
@@ -83,33 +87,108 @@ async function missingAfterRefresh(
   return { missing, known };
 }
 
+export interface NetworkDeps {
+  client: A1111Client;
+  downloader: ModelDownloader;
+  onDownloadProgress?: (progress: DownloadProgress) => void;
+}
+
+const stem = (file: string) => file.replace(/\.(safetensors|pt|ckpt)$/i, '');
+
 /**
- * Checks the LoRAs and the VAE a generation names.
+ * Downloads the sources of `missing` names the job brings (into LORA_DIR or VAE_DIR, shared with other
+ * jobs), asks A1111 to rescan, and returns the names still missing and the list as it is now.
+ */
+async function downloadMissing(
+  kind: 'lora' | 'vae',
+  missing: readonly string[],
+  sources: readonly NetworkSource[],
+  nameOf: (source: NetworkSource) => string,
+  list: () => Promise<string[]>,
+  deps: NetworkDeps,
+  notes: string[],
+  signal?: AbortSignal,
+): Promise<{ missing: string[]; known: string[]; downloaded: string[] }> {
+  const toFetch = sources.filter((source) => source.url && missing.includes(nameOf(source)));
+  if (toFetch.length === 0) return { missing: [...missing], known: await list(), downloaded: [] };
+  for (const source of toFetch) {
+    const result = await deps.downloader.fetch(
+      { checkpoint: source.file, url: source.url!, ...(source.sha256 ? { sha256: source.sha256 } : {}) },
+      {
+        kind,
+        ...(signal ? { signal } : {}),
+        ...(deps.onDownloadProgress ? { onProgress: deps.onDownloadProgress } : {}),
+      },
+    );
+    notes.push(
+      result.reused
+        ? `${kind === 'lora' ? 'LoRA' : 'VAE'} "${source.file}" was on disk but not listed; A1111 was asked to look again`
+        : `${kind === 'lora' ? 'LoRA' : 'VAE'} "${source.file}" downloaded (${result.bytes} bytes)`,
+    );
+  }
+  await deps.client.refreshNetworks(kind === 'lora' ? 'loras' : 'vae', signal);
+  const known = await list();
+  return {
+    missing: missing.filter((name) => !known.includes(name)),
+    known,
+    downloaded: toFetch.map((source) => nameOf(source)),
+  };
+}
+
+/**
+ * Checks the LoRAs and the VAE a generation names, and downloads the ones its `model` block brings.
  *
  * @example
  * await verifyExtraNetworks(request, client, signal); // throws MODEL_NOT_FOUND for <lora:missing:1>
  */
 export async function verifyExtraNetworks(
   request: A1111Request,
-  client: A1111Client,
+  deps: NetworkDeps,
+  networks: NetworkSources | undefined,
+  notes: string[],
   signal?: AbortSignal,
 ): Promise<void> {
-  const tags = loraTags(request);
+  const { client } = deps;
+  const brought = networks?.loras ?? [];
+  const tags = [
+    ...loraTags(request),
+    ...brought.map((source) => ({ name: stem(source.file), field: 'model.loras' })),
+  ].filter((tag, index, all) => all.findIndex((other) => other.name === tag.name) === index);
   if (tags.length > 0) {
     const names = async () => (await client.listLoras(signal)).flatMap((lora) => [lora.name, lora.alias ?? lora.name]);
-    const { missing, known } = await missingAfterRefresh(
+    let { missing, known } = await missingAfterRefresh(
       'loras',
       tags.map((tag) => tag.name),
       names,
       client,
       signal,
     );
+    let downloaded: string[] = [];
+    if (missing.length > 0) {
+      ({ missing, known, downloaded } = await downloadMissing(
+        'lora',
+        missing,
+        brought,
+        (source) => stem(source.file),
+        names,
+        deps,
+        notes,
+        signal,
+      ));
+    }
     if (missing.length > 0) {
       const unique = [...new Set(known)];
       const problems = missing.map((name) => {
         const field = tags.find((tag) => tag.name === name)!.field;
         return { field, requested: name, close: closeNames(name, unique) };
       });
+      if (downloaded.some((name) => missing.includes(name))) {
+        throw new WorkerError(
+          'MODEL_NOT_FOUND',
+          `LoRA ${listNames(missing)} is in LORA_DIR (${deps.downloader.folder('lora')}) but A1111 does not list it after refresh-loras: is LORA_DIR the folder A1111 scans?`,
+          { details: { loras: problems, available: unique } },
+        );
+      }
       throw new WorkerError(
         'MODEL_NOT_FOUND',
         `${problems
@@ -123,10 +202,34 @@ export async function verifyExtraNetworks(
     }
   }
 
+  // A VAE the job brings is the one it renders with, unless it names another.
+  const broughtVae = networks?.vae ?? null;
+  if (broughtVae && typeof request.override_settings?.['sd_vae'] !== 'string') {
+    request.override_settings = { ...request.override_settings, sd_vae: broughtVae.file };
+  }
   const vae = request.override_settings?.['sd_vae'];
   if (typeof vae === 'string' && !VAE_WORDS.has(vae)) {
     const names = async () => (await client.listVaes(signal)).map((item) => item.model_name);
-    const { missing, known } = await missingAfterRefresh('vae', [vae], names, client, signal);
+    let { missing, known } = await missingAfterRefresh('vae', [vae], names, client, signal);
+    if (missing.length > 0 && broughtVae?.file === vae) {
+      ({ missing, known } = await downloadMissing(
+        'vae',
+        missing,
+        [broughtVae],
+        (s) => s.file,
+        names,
+        deps,
+        notes,
+        signal,
+      ));
+      if (missing.length > 0) {
+        throw new WorkerError(
+          'MODEL_NOT_FOUND',
+          `VAE "${vae}" is in VAE_DIR (${deps.downloader.folder('vae')}) but A1111 does not list it after refresh-vae: is VAE_DIR the folder A1111 scans?`,
+          { details: { field: 'model.vae', requested: vae, available: ['Automatic', 'None', ...known] } },
+        );
+      }
+    }
     if (missing.length > 0) {
       throw new WorkerError(
         'MODEL_NOT_FOUND',

@@ -246,7 +246,7 @@ export async function verifyModels(
     checkOtherCheckpoints(request, input.models ?? (await deps.client.listModels(signal)), notes);
   }
   await checkOverrideKeys(request, deps.catalog, signal);
-  await verifyExtraNetworks(request, deps.client, signal);
+  await verifyExtraNetworks(request, deps, input.job.networks, notes, signal);
   const primary = typeof request.sampler_name === 'string' ? 'sampler_name' : 'sampler_index';
   await resolveSamplerField(request, primary, 'scheduler', deps.catalog, notes, signal);
   await resolveSchedulerField(request, 'scheduler', deps.catalog, signal);

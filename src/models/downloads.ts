@@ -1,5 +1,6 @@
 /**
- * Checkpoint downloads shared between jobs (the download itself is fetch-to-disk.ts).
+ * Model downloads (checkpoints, and the LoRAs and VAEs a job names, each into its own folder) shared
+ * between jobs (the download itself is fetch-to-disk.ts).
  *
  * Contract: two jobs asking for the same file share one download when they expect the same contents
  * (the same sha256, or without one the same URL); different sha256s from one URL download separately,
@@ -20,6 +21,7 @@ import { removeStaleTemporaryFiles } from './temp-files.js';
 export type { DownloadProgress, DownloadResult } from './fetch-to-disk.js';
 
 interface SharedDownload {
+  dir: string;
   checkpoint: string;
   url: string;
   promise: Promise<DownloadResult>;
@@ -30,6 +32,9 @@ interface SharedDownload {
 
 const LEFT = 'the job stopped waiting for its model download';
 
+/** What a download is: a checkpoint, a LoRA or a VAE, each going to A1111's folder for it. */
+export type ModelKind = 'checkpoint' | 'lora' | 'vae';
+
 export class ModelDownloader {
   private readonly inFlight = new Map<string, SharedDownload>();
   private readonly disk: CheckpointDownload;
@@ -39,6 +44,11 @@ export class ModelDownloader {
     private readonly log: Logger,
   ) {
     this.disk = new CheckpointDownload(settings, log);
+  }
+
+  /** The folder a kind of model goes to: MODELS_DIR, LORA_DIR or VAE_DIR. */
+  folder(kind: ModelKind): string {
+    return kind === 'lora' ? this.settings.loraDir : kind === 'vae' ? this.settings.vaeDir : this.settings.dir;
   }
 
   /** Removes the temporary files of downloads killed before they ended (see temp-files.ts). */
@@ -52,15 +62,18 @@ export class ModelDownloader {
    */
   fetch(
     model: ModelSource & { url: string },
-    options: { signal?: AbortSignal; onProgress?: (progress: DownloadProgress) => void } = {},
+    options: { signal?: AbortSignal; onProgress?: (progress: DownloadProgress) => void; kind?: ModelKind } = {},
   ): Promise<DownloadResult> {
+    const dir = this.folder(options.kind ?? 'checkpoint');
     // Jobs share a download when they expect the same contents: the same sha256, or without one the
     // same URL. A job's wrong sha256 must not fail the others, so different sha256s download apart.
     const sha256 = model.sha256?.toLowerCase();
-    const key = `${model.checkpoint}\n${sha256 ? `sha256:${sha256}` : `url:${model.url}`}`;
+    const key = `${dir}\n${model.checkpoint}\n${sha256 ? `sha256:${sha256}` : `url:${model.url}`}`;
     if (options.signal?.aborted) return Promise.reject(new WorkerError('CANCELLED', LEFT));
     let shared = this.inFlight.get(key);
-    const rival = [...this.inFlight.values()].find((d) => d.checkpoint === model.checkpoint && d.url !== model.url);
+    const rival = [...this.inFlight.values()].find(
+      (d) => d.dir === dir && d.checkpoint === model.checkpoint && d.url !== model.url,
+    );
     if (!shared && rival) {
       // Two sources for one file name: whichever finished last would be the file both jobs generate with.
       return Promise.reject(
@@ -75,15 +88,21 @@ export class ModelDownloader {
       const controller = new AbortController();
       const listeners = new Set<(progress: DownloadProgress) => void>();
       const created: SharedDownload = {
+        dir,
         checkpoint: model.checkpoint,
         url: model.url,
         controller,
         listeners,
         waiters: 0,
         promise: this.disk
-          .download(model, controller.signal, (progress) => {
-            for (const listener of listeners) listener(progress);
-          })
+          .download(
+            model,
+            controller.signal,
+            (progress) => {
+              for (const listener of listeners) listener(progress);
+            },
+            dir,
+          )
           .finally(() => this.forget(key, created)),
       };
       // Every waiter may have gone by the time it settles: its outcome then matters to nobody.

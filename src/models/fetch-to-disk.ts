@@ -121,12 +121,14 @@ export class CheckpointDownload {
     return sha256;
   }
 
+  /** Downloads `model.checkpoint` into `dir` (MODELS_DIR unless another network's folder is given). */
   async download(
     model: ModelSource & { url: string },
     signal: AbortSignal,
     onProgress: (progress: DownloadProgress) => void,
+    dir: string = this.settings.dir,
   ): Promise<DownloadResult> {
-    const finalPath = path.join(this.settings.dir, model.checkpoint);
+    const finalPath = path.join(dir, model.checkpoint);
     const existing = await stat(finalPath).catch(() => null);
     if (existing?.isFile()) {
       this.log.info('the checkpoint is already on disk; not downloading it', { file: model.checkpoint });
@@ -137,12 +139,12 @@ export class CheckpointDownload {
         throw mismatch(model.checkpoint, model.sha256.toLowerCase(), sha256, true);
       return { ...reused, sha256 };
     }
-    await removeStaleTemporaryFiles(this.settings.dir, this.log);
+    await removeStaleTemporaryFiles(dir, this.log);
     const source = new URL(model.url);
-    await this.checkFreeSpace(0, source);
+    await this.checkFreeSpace(0, source, dir);
     const deadline = AbortSignal.timeout(this.settings.timeoutMs);
     const combined = AbortSignal.any([signal, deadline]);
-    const temp = temporaryPath(this.settings.dir, model.checkpoint);
+    const temp = temporaryPath(dir, model.checkpoint);
     const started = Date.now();
     this.log.info('downloading checkpoint', { file: model.checkpoint, from: safeUrl(source) });
     try {
@@ -161,7 +163,7 @@ export class CheckpointDownload {
           },
         );
       }
-      if (totalBytes !== null) await this.checkFreeSpace(totalBytes, source);
+      if (totalBytes !== null) await this.checkFreeSpace(totalBytes, source, dir);
       const { bytes, sha256 } = await streamToFile(response, temp, {
         file: model.checkpoint,
         totalBytes,
@@ -222,17 +224,17 @@ export class CheckpointDownload {
     );
   }
 
-  private async checkFreeSpace(bytes: number, source: URL): Promise<void> {
+  private async checkFreeSpace(bytes: number, source: URL, dir: string): Promise<void> {
     let free: number;
     try {
-      const info = await statfs(this.settings.dir);
+      const info = await statfs(dir);
       free = info.bavail * info.bsize;
     } catch (error) {
-      throw failed('disk', `the models directory ${this.settings.dir} is not usable`, { url: safeUrl(source) }, error);
+      throw failed('disk', `the models directory ${dir} is not usable`, { url: safeUrl(source) }, error);
     }
     const needed = bytes + this.settings.minFreeBytes;
     if (free < needed) {
-      throw failed('disk', `${free} bytes free in ${this.settings.dir}, ${needed} needed`, {
+      throw failed('disk', `${free} bytes free in ${dir}, ${needed} needed`, {
         freeBytes: free,
         neededBytes: needed,
       });

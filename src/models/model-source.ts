@@ -10,6 +10,32 @@ export interface ModelSource {
   sha256?: string;
 }
 
+/** A LoRA or a VAE a job's `model` block brings: its file name in A1111's folder, and where it comes from. */
+export interface NetworkSource {
+  file: string;
+  url?: string;
+  sha256?: string;
+}
+
+/** The extra networks of a job's `model` block. */
+export interface NetworkSources {
+  loras: NetworkSource[];
+  vae: NetworkSource | null;
+}
+
+const NETWORK_FILE = /^[A-Za-z0-9][A-Za-z0-9._ ()+-]*\.(safetensors|pt|ckpt)$/;
+
+/** The reason a LoRA or VAE file name is refused, or null for a plain .safetensors/.pt/.ckpt name. */
+export function networkFileProblem(name: string): string | null {
+  if (name.includes('/') || name.includes('\\')) return 'it must not contain a path separator';
+  if (name.includes('..')) return 'it must not contain ".."';
+  if (!/\.(safetensors|pt|ckpt)$/.test(name)) return 'it must end in .safetensors, .pt or .ckpt';
+  if (!NETWORK_FILE.test(name) || name.length > 200) {
+    return 'it must be a plain file name (letters, digits, space, . _ - + ( ), at most 200 characters)';
+  }
+  return null;
+}
+
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._ ()+-]*\.(safetensors|ckpt)$/;
 
 /** The reason a checkpoint file name is refused, or null when it is a plain .safetensors/.ckpt name. */

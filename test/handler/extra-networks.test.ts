@@ -2,11 +2,12 @@
  * LoRAs and VAEs a job names, checked against what A1111 lists before it generates: over real HTTP
  * against the simulator, whose LoRA and VAE folders are real folders on disk.
  */
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JobOutcome } from '../../src/job/outcome.js';
+import { FileServer } from '../support/file-server.js';
 import { simulator } from '../support/simulator.js';
 import { generated, testWorker } from '../support/worker.js';
 
@@ -116,5 +117,126 @@ describe('override_settings.sd_vae', () => {
     expect(failed.details['available']).toEqual(['Automatic', 'None', 'vae-ft-mse-840000-ema-pruned.safetensors']);
     expect(sim.callsTo('POST', '/txt2img')).toHaveLength(3);
     expect(sim.callsTo('POST', '/refresh-vae')).toHaveLength(1);
+  });
+});
+
+describe('LoRAs and a VAE a job brings', () => {
+  async function setup() {
+    const dirs = await folders();
+    const sim = await simulator({ loraDir: dirs.lora, vaeDir: dirs.vae });
+    const files = new FileServer();
+    await files.start();
+    const worker = testWorker(sim.url, {
+      LORA_DIR: dirs.lora,
+      VAE_DIR: dirs.vae,
+      MODEL_DOWNLOAD_HOSTS: '127.0.0.1',
+      MODEL_DOWNLOAD_PRIVATE_ALLOW: '127.0.0.1',
+    });
+    return { dirs, sim, files, ...worker };
+  }
+
+  it('are downloaded into LORA_DIR and VAE_DIR, found by A1111 after its rescans, and used', async () => {
+    const { dirs, sim, files, runner } = await setup();
+    const lora = files.add('/loras/ink_style.safetensors', 200_000);
+    const vae = files.add('/vae/sharp_vae.safetensors', 300_000);
+
+    const outcome = await runner.run({
+      id: 'bring-networks',
+      input: {
+        prompt: 'a harbour <lora:ink_style:0.8>',
+        steps: 2,
+        width: 64,
+        height: 64,
+        model: {
+          loras: [
+            { file: 'ink_style.safetensors', url: `${files.url}/loras/ink_style.safetensors`, sha256: lora.sha256 },
+          ],
+          vae: { file: 'sharp_vae.safetensors', url: `${files.url}/vae/sharp_vae.safetensors` },
+        },
+      },
+    });
+
+    const output = generated(outcome);
+    expect((await readFile(path.join(dirs.lora, 'ink_style.safetensors'))).equals(lora.bytes)).toBe(true);
+    expect((await readFile(path.join(dirs.vae, 'sharp_vae.safetensors'))).equals(vae.bytes)).toBe(true);
+    expect(output.worker.notes).toEqual([
+      'LoRA "ink_style.safetensors" downloaded (200000 bytes)',
+      'VAE "sharp_vae.safetensors" downloaded (300000 bytes)',
+    ]);
+    // The VAE the job brings is the one it renders with; the model block never reaches A1111.
+    const sent = sim.callsTo('POST', '/txt2img')[0]?.body as Record<string, unknown>;
+    expect(sent['override_settings']).toEqual({ sd_vae: 'sharp_vae.safetensors' });
+    expect(sent).not.toHaveProperty('model');
+    expect(sim.callsTo('POST', '/refresh-loras').length).toBeGreaterThanOrEqual(1);
+    expect(sim.callsTo('POST', '/refresh-vae').length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('share one download between two jobs that need the same LoRA', async () => {
+    const { files, runner } = await setup();
+    files.add('/loras/shared.safetensors', 2_000_000, { kind: 'slow', bytesPerChunk: 200_000, delayMs: 20 });
+    const job = (id: string) =>
+      runner.run({
+        id,
+        input: {
+          prompt: 'x <lora:shared:1>',
+          steps: 1,
+          width: 64,
+          height: 64,
+          model: { loras: [{ file: 'shared.safetensors', url: `${files.url}/loras/shared.safetensors` }] },
+        },
+      });
+
+    const [a, b] = await Promise.all([job('share-a'), job('share-b')]);
+
+    expect(generated(a).images).toHaveLength(1);
+    expect(generated(b).images).toHaveLength(1);
+    expect(files.hits('/loras/shared.safetensors')).toBe(1);
+  });
+
+  it('fail MODEL_DOWNLOAD_FAILED on a wrong sha256, and nothing is generated', async () => {
+    const { files, sim, runner } = await setup();
+    files.add('/loras/tampered.safetensors', 50_000);
+
+    const failed = failure(
+      await runner.run({
+        id: 'bad-sha',
+        input: {
+          prompt: 'x <lora:tampered:1>',
+          model: {
+            loras: [
+              { file: 'tampered.safetensors', url: `${files.url}/loras/tampered.safetensors`, sha256: 'a'.repeat(64) },
+            ],
+          },
+        },
+      }),
+    );
+
+    expect(failed).toMatchObject({ code: 'MODEL_DOWNLOAD_FAILED', details: { reason: 'checksum' } });
+    expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
+  });
+
+  it('are refused when the block is wrong, naming each field', async () => {
+    const { sim, runner } = await setup();
+
+    const failed = failure(
+      await runner.run({
+        id: 'bad-block',
+        input: {
+          prompt: 'x',
+          model: { loras: [{ file: '../evil.safetensors' }, { name: 'x' }], vae: { file: 'v.bin', token: 'hunter2' } },
+        },
+      }),
+    );
+
+    expect(failed.code).toBe('INVALID_INPUT');
+    expect((failed.details['problems'] as { field: string }[]).map((p) => p.field)).toEqual([
+      'model.loras[0].file',
+      'model.loras[1].name',
+      'model.loras[1].file',
+      'model.vae.token',
+      'model.vae.file',
+    ]);
+    expect(JSON.stringify(failed)).not.toContain('hunter2');
+    expect(sim.calls).toEqual([]);
   });
 });
