@@ -31,6 +31,8 @@ import {
   SamplerListSchema,
   type Scheduler,
   SchedulerListSchema,
+  type ScriptsList,
+  ScriptsListSchema,
   type SdModel,
   SdModelListSchema,
   type SdVae,
@@ -56,6 +58,7 @@ export interface A1111Client {
   listUpscalers(signal?: AbortSignal): Promise<Upscaler[]>;
   listLoras(signal?: AbortSignal): Promise<Lora[]>;
   listVaes(signal?: AbortSignal): Promise<SdVae[]>;
+  listScripts(signal?: AbortSignal): Promise<ScriptsList>;
   /** POST /refresh-loras or /refresh-vae: A1111 scans its folder again. */
   refreshNetworks(kind: 'loras' | 'vae', signal?: AbortSignal): Promise<void>;
   /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
@@ -259,6 +262,10 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
     listVaes(signal) {
       const { target, options } = get('/sd-vae', signal);
       return call(SdVaeListSchema, target, options);
+    },
+    listScripts(signal) {
+      const { target, options } = get('/scripts', signal);
+      return call(ScriptsListSchema, target, options);
     },
     async refreshNetworks(kind, signal) {
       const route = kind === 'loras' ? '/refresh-loras' : '/refresh-vae';

@@ -42,6 +42,10 @@ export const SdVaeSchema = z.looseObject({ model_name: z.string() });
 export type SdVae = z.infer<typeof SdVaeSchema>;
 export const SdVaeListSchema = z.array(SdVaeSchema);
 
+/** GET /sdapi/v1/scripts: the lower-cased titles of every script of each tab, extensions' included. */
+export const ScriptsListSchema = z.looseObject({ txt2img: z.array(z.string()), img2img: z.array(z.string()) });
+export type ScriptsList = z.infer<typeof ScriptsListSchema>;
+
 /** Any JSON answer (the read routes pass A1111's answer on as it is). */
 export const AnyJsonSchema = z.unknown();
 

@@ -1,5 +1,6 @@
 /**
- * The extra networks a generation names, checked against what A1111 lists before anything is generated:
+ * The extra networks and extension scripts a generation names, checked against what A1111 lists before
+ * anything is generated:
  *
  * - `<lora:NAME:WEIGHT>` and `<lyco:NAME:...>` tags in the prompt, the negative prompt and the hires
  *   prompts must name a LoRA of GET /sdapi/v1/loras, by its name (the file's stem) or its alias, as the
@@ -238,4 +239,40 @@ export async function verifyExtraNetworks(
       );
     }
   }
+}
+
+/**
+ * The always-on scripts a generation names (`alwayson_scripts` keys: ControlNet, ADetailer, ReActor…)
+ * must be scripts this A1111 has for its tab (GET /sdapi/v1/scripts, names compared case-insensitively
+ * as A1111 compares them). v1.9.3 answers a missing one with 422 "always on script … not found"; the
+ * worker says which extension is not installed and lists what is, before the job waits for the GPU.
+ *
+ * @example
+ * await verifyAlwaysOnScripts('txt2img', { alwayson_scripts: { animatediff: { args: [] } } }, client);
+ * // throws INVALID_INPUT: alwayson_scripts.animatediff …
+ */
+export async function verifyAlwaysOnScripts(
+  tab: 'txt2img' | 'img2img',
+  request: A1111Request,
+  client: A1111Client,
+  signal?: AbortSignal,
+): Promise<void> {
+  const scripts = request['alwayson_scripts'];
+  if (typeof scripts !== 'object' || scripts === null || Array.isArray(scripts)) return;
+  const titles = Object.keys(scripts);
+  if (titles.length === 0) return;
+  const installed = (await client.listScripts(signal))[tab];
+  const missing = titles.filter((title) => !installed.includes(title.toLowerCase()));
+  if (missing.length === 0) return;
+  const rule = `a script this A1111 has for ${tab} (GET /sdapi/v1/scripts): ${listNames(installed)}`;
+  throw new WorkerError(
+    'INVALID_INPUT',
+    `invalid input: alwayson_scripts names ${listNames(missing)}, which this A1111 does not have for ${tab} (is its extension installed?); installed: ${listNames(installed)}`,
+    {
+      details: {
+        problems: missing.map((title) => ({ field: `alwayson_scripts.${title}`, value: title, rule })),
+        installed,
+      },
+    },
+  );
 }

@@ -6,7 +6,8 @@
  *   model_name, file name or stem); 1.9.3 would silently render with another model. It is sent as the
  *   listed title. Otherwise MODEL_NOT_FOUND, with the list.
  * - Every override_settings key must be an A1111 option (1.9.3 answers an unknown key with a 500).
- * - LoRA tags in the prompts and override_settings.sd_vae must name what A1111 lists (verify-networks.ts).
+ * - LoRA tags in the prompts and override_settings.sd_vae must name what A1111 lists, and the
+ *   always-on scripts scripts it has (verify-networks.ts).
  * - Samplers (sampler_name / sampler_index / hr_sampler_name) must be on the live /samplers list; 1.8-era
  *   names such as "DPM++ 2M Karras" are split into sampler + scheduler as A1111 1.10 does, aliases
  *   (k_euler) and case slips are mapped to the exact name. Schedulers must be on /schedulers.
@@ -22,7 +23,7 @@ import type { SdModel } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Catalog } from './catalog.js';
-import { verifyExtraNetworks } from './verify-networks.js';
+import { verifyAlwaysOnScripts, verifyExtraNetworks } from './verify-networks.js';
 import { verifyOptionsChange, verifyUpscalers } from './verify-other.js';
 
 const SAME_SAMPLER = 'Use same sampler';
@@ -246,6 +247,7 @@ export async function verifyModels(
     checkOtherCheckpoints(request, input.models ?? (await deps.client.listModels(signal)), notes);
   }
   await checkOverrideKeys(request, deps.catalog, signal);
+  await verifyAlwaysOnScripts(operation.name === 'img2img' ? 'img2img' : 'txt2img', request, deps.client, signal);
   await verifyExtraNetworks(request, deps, input.job.networks, notes, signal);
   const primary = typeof request.sampler_name === 'string' ? 'sampler_name' : 'sampler_index';
   await resolveSamplerField(request, primary, 'scheduler', deps.catalog, notes, signal);

@@ -52,7 +52,13 @@ export function listings(installed: { controlnet: boolean }): Record<string, { G
     },
     [`${API}/realesrgan-models`]: { GET: () => REALESRGAN_MODELS },
     [`${API}/prompt-styles`]: { GET: () => [] },
-    [`${API}/scripts`]: { GET: () => ({ txt2img: [...SCRIPTS.txt2img.listed], img2img: [...SCRIPTS.img2img.listed] }) },
+    [`${API}/scripts`]: {
+      GET: () => {
+        // Without the ControlNet extension, its script is not there either.
+        const present = (name: string) => installed.controlnet || name !== 'controlnet';
+        return { txt2img: SCRIPTS.txt2img.listed.filter(present), img2img: SCRIPTS.img2img.listed.filter(present) };
+      },
+    },
     [`${API}/script-info`]: { GET: () => scriptInfo() },
     [`${API}/extensions`]: {
       GET: () =>

@@ -240,3 +240,27 @@ describe('LoRAs and a VAE a job brings', () => {
     expect(sim.calls).toEqual([]);
   });
 });
+
+describe('alwayson_scripts', () => {
+  it('pass when A1111 has each script (any case), and fail INVALID_INPUT naming one it does not have, listing what it has', async () => {
+    const sim = await simulator({ controlnet: false });
+    const { runner } = testWorker(sim.url);
+    const job = (id: string, scripts: Record<string, unknown>) =>
+      runner.run({ id, input: { prompt: 'x', steps: 1, width: 64, height: 64, alwayson_scripts: scripts } });
+
+    expect(generated(await job('scripts-ok', { ADetailer: { args: [false] } })).images).toHaveLength(1);
+    const failed = failure(await job('scripts-missing', { controlnet: { args: [] }, AnimateDiff: { args: [] } }));
+
+    expect(failed).toMatchObject({ code: 'INVALID_INPUT', phase: 'verifyingModels' });
+    expect(failed.message).toContain(
+      'alwayson_scripts names "controlnet", "AnimateDiff", which this A1111 does not have for txt2img',
+    );
+    expect((failed.details['problems'] as { field: string }[]).map((p) => p.field)).toEqual([
+      'alwayson_scripts.controlnet',
+      'alwayson_scripts.AnimateDiff',
+    ]);
+    expect(failed.details['installed']).toContain('adetailer');
+    expect(failed.details['installed']).not.toContain('controlnet');
+    expect(sim.callsTo('POST', '/txt2img')).toHaveLength(1);
+  });
+});
