@@ -99,7 +99,8 @@ FROM a1111 AS volume
 ENV MODELS_DIR=/runpod-volume/models/Stable-diffusion \
     LORA_DIR=/runpod-volume/models/Lora \
     VAE_DIR=/runpod-volume/models/VAE \
-    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir /runpod-volume/models/Stable-diffusion --lora-dir /runpod-volume/models/Lora --vae-dir /runpod-volume/models/VAE --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
+    EMBEDDINGS_DIR=/runpod-volume/embeddings \
+    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir /runpod-volume/models/Stable-diffusion --lora-dir /runpod-volume/models/Lora --vae-dir /runpod-volume/models/VAE --embeddings-dir /runpod-volume/embeddings --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
 
 # ---- default: the checkpoint from MODEL_URL baked in --------------------------------------------------
 FROM a1111 AS baked

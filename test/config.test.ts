@@ -43,6 +43,7 @@ describe('configuration from the environment', () => {
         dir: '/stable-diffusion-webui/models/Stable-diffusion',
         loraDir: '/stable-diffusion-webui/models/Lora',
         vaeDir: '/stable-diffusion-webui/models/VAE',
+        embeddingsDir: '/stable-diffusion-webui/embeddings',
         allowedHosts: ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co', 'civitai.com', '*.civitai.com'],
         privateAllow: [],
         timeoutMs: 1_800_000,

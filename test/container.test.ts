@@ -150,6 +150,7 @@ describe('the Dockerfile', () => {
         // The LoRAs and VAEs a job brings go where this WebUI looks for them.
         expect(/--lora-dir (\S+)/.exec(command)?.[1]).toBe(config.models.loraDir);
         expect(/--vae-dir (\S+)/.exec(command)?.[1]).toBe(config.models.vaeDir);
+        expect(/--embeddings-dir (\S+)/.exec(command)?.[1]).toBe(config.models.embeddingsDir);
       }
     });
   }

@@ -21,6 +21,8 @@ import type { BackendLiveness } from './process.js';
 import type { A1111Request, Txt2ImgRequest } from './request-fields.js';
 import { axiosRetryOptions, retryPolicy } from './retry-policy.js';
 import {
+  type Embeddings,
+  EmbeddingsSchema,
   type Lora,
   LoraListSchema,
   type Options,
@@ -59,8 +61,9 @@ export interface A1111Client {
   listLoras(signal?: AbortSignal): Promise<Lora[]>;
   listVaes(signal?: AbortSignal): Promise<SdVae[]>;
   listScripts(signal?: AbortSignal): Promise<ScriptsList>;
-  /** POST /refresh-loras or /refresh-vae: A1111 scans its folder again. */
-  refreshNetworks(kind: 'loras' | 'vae', signal?: AbortSignal): Promise<void>;
+  listEmbeddings(signal?: AbortSignal): Promise<Embeddings>;
+  /** POST /refresh-loras, /refresh-vae or /refresh-embeddings: A1111 scans its folder again. */
+  refreshNetworks(kind: 'loras' | 'vae' | 'embeddings', signal?: AbortSignal): Promise<void>;
   /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
   send(operation: Operation, request: A1111Request, signal?: AbortSignal): Promise<unknown>;
   txt2img(request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse>;
@@ -263,12 +266,16 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
       const { target, options } = get('/sd-vae', signal);
       return call(SdVaeListSchema, target, options);
     },
+    listEmbeddings(signal) {
+      const { target, options } = get('/embeddings', signal);
+      return call(EmbeddingsSchema, target, options);
+    },
     listScripts(signal) {
       const { target, options } = get('/scripts', signal);
       return call(ScriptsListSchema, target, options);
     },
     async refreshNetworks(kind, signal) {
-      const route = kind === 'loras' ? '/refresh-loras' : '/refresh-vae';
+      const route = `/refresh-${kind}`;
       await instance
         .post(route, undefined, signal ? { signal } : {})
         .catch((error: unknown) => Promise.reject(classifyA1111Error(error, { method: 'POST', route })));

@@ -42,6 +42,13 @@ export const SdVaeSchema = z.looseObject({ model_name: z.string() });
 export type SdVae = z.infer<typeof SdVaeSchema>;
 export const SdVaeListSchema = z.array(SdVaeSchema);
 
+/** GET /sdapi/v1/embeddings: the textual inversions A1111 loaded, and those it skipped (made for another model). */
+export const EmbeddingsSchema = z.looseObject({
+  loaded: z.record(z.string(), z.unknown()),
+  skipped: z.record(z.string(), z.unknown()),
+});
+export type Embeddings = z.infer<typeof EmbeddingsSchema>;
+
 /** GET /sdapi/v1/scripts: the lower-cased titles of every script of each tab, extensions' included. */
 export const ScriptsListSchema = z.looseObject({ txt2img: z.array(z.string()), img2img: z.array(z.string()) });
 export type ScriptsList = z.infer<typeof ScriptsListSchema>;

@@ -17,6 +17,11 @@ export const MODEL_SETTINGS = settingGroup('Model downloads', {
     description:
       "Where the VAE a job's `model.vae` brings goes: A1111's VAE folder (the one it scans on POST /sdapi/v1/refresh-vae).",
   }),
+  embeddingsDir: directory('EMBEDDINGS_DIR', {
+    default: '/stable-diffusion-webui/embeddings',
+    description:
+      "Where the textual-inversion embeddings a job's `model.embeddings` brings go: A1111's embeddings folder (`--embeddings-dir`, scanned on POST /sdapi/v1/refresh-embeddings).",
+  }),
   allowedHosts: hostList('MODEL_DOWNLOAD_HOSTS', {
     default: 'huggingface.co,*.huggingface.co,hf.co,*.hf.co,civitai.com,*.civitai.com',
     description:

@@ -6,6 +6,7 @@
 
 import {
   fileNameProblem,
+  NETWORK_EXTENSIONS,
   type NetworkSource,
   type NetworkSources,
   networkFileProblem,
@@ -14,7 +15,7 @@ import type { InputProblem } from './envelope.js';
 
 /** The worker's own input key, removed before the request goes to A1111. */
 export const MODEL_KEY = 'model';
-const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256', 'loras', 'vae']);
+const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256', 'loras', 'vae', 'embeddings']);
 const NETWORK_KEYS = new Set(['file', 'url', 'sha256']);
 /** Keys and URL parameters that carry credentials; the job input must never hold one. */
 export const TOKEN_NAME =
@@ -52,8 +53,8 @@ function sourceProblems(block: Record<string, unknown>, at: string): InputProble
 
 const NETWORK_RULE = 'an object {"file": "name.safetensors", "url"?: "https://...", "sha256"?: "..."}';
 
-/** The problems of a LoRA's or the VAE's entry. */
-function networkProblems(entry: unknown, at: string): InputProblem[] {
+/** The problems of a LoRA's, the VAE's or an embedding's entry. */
+function networkProblems(entry: unknown, at: string, kind: 'lora' | 'vae' | 'embedding'): InputProblem[] {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
     return [{ field: at, value: entry, rule: NETWORK_RULE }];
   }
@@ -65,12 +66,13 @@ function networkProblems(entry: unknown, at: string): InputProblem[] {
       problems.push({ field: `${at}.${key}`, value: block[key], rule: 'one of file, url, sha256' });
   }
   const file = block['file'];
-  const nameProblem = typeof file === 'string' ? networkFileProblem(file) : 'it must be text';
+  const nameProblem = typeof file === 'string' ? networkFileProblem(file, kind) : 'it must be text';
   if (nameProblem) {
+    const endings = NETWORK_EXTENSIONS[kind].map((ending) => `.${ending}`).join(', ');
     problems.push({
       field: `${at}.file`,
       value: file,
-      rule: `a plain file name ending in .safetensors, .pt or .ckpt (${nameProblem})`,
+      rule: `a plain file name ending in ${endings} (${nameProblem})`,
     });
   }
   return [...problems, ...sourceProblems(block, at)];
@@ -82,7 +84,7 @@ export function modelProblems(model: unknown): InputProblem[] {
       {
         field: 'model',
         value: model,
-        rule: 'an object {"checkpoint"?: "name.safetensors", "url"?: "https://...", "sha256"?: "...", "loras"?: [...], "vae"?: {...}}',
+        rule: 'an object {"checkpoint"?: "name.safetensors", "url"?: "https://...", "sha256"?: "...", "loras"?: [...], "vae"?: {...}, "embeddings"?: [...]}',
       },
     ];
   }
@@ -91,10 +93,14 @@ export function modelProblems(model: unknown): InputProblem[] {
   for (const key of Object.keys(block)) {
     if (TOKEN_NAME.test(key)) problems.push({ field: `model.${key}`, value: '***', rule: TOKEN_RULE });
     else if (!MODEL_KEYS.has(key))
-      problems.push({ field: `model.${key}`, value: block[key], rule: 'one of checkpoint, url, sha256, loras, vae' });
+      problems.push({
+        field: `model.${key}`,
+        value: block[key],
+        rule: 'one of checkpoint, url, sha256, loras, vae, embeddings',
+      });
   }
   const checkpoint = block['checkpoint'];
-  const networks = block['loras'] !== undefined || block['vae'] !== undefined;
+  const networks = block['loras'] !== undefined || block['vae'] !== undefined || block['embeddings'] !== undefined;
   if (checkpoint !== undefined || !networks) {
     const nameProblem = typeof checkpoint === 'string' ? fileNameProblem(checkpoint) : 'it must be text';
     if (nameProblem) {
@@ -108,17 +114,21 @@ export function modelProblems(model: unknown): InputProblem[] {
     problems.push({ field: 'model.url', value: block['url'] ?? null, rule: 'with a "checkpoint" to download' });
   }
   problems.push(...sourceProblems(block, 'model'));
-  const loras = block['loras'];
-  if (loras !== undefined) {
-    if (!Array.isArray(loras) || loras.length === 0 || loras.length > 20) {
-      problems.push({ field: 'model.loras', value: loras, rule: `a list of 1 to 20 LoRAs, each ${NETWORK_RULE}` });
+  for (const [key, kind, what] of [
+    ['loras', 'lora', 'LoRAs'],
+    ['embeddings', 'embedding', 'embeddings'],
+  ] as const) {
+    const list = block[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || list.length === 0 || list.length > 20) {
+      problems.push({ field: `model.${key}`, value: list, rule: `a list of 1 to 20 ${what}, each ${NETWORK_RULE}` });
     } else {
-      loras.forEach((entry, index) => {
-        problems.push(...networkProblems(entry, `model.loras[${index}]`));
+      list.forEach((entry, index) => {
+        problems.push(...networkProblems(entry, `model.${key}[${index}]`, kind));
       });
     }
   }
-  if (block['vae'] !== undefined) problems.push(...networkProblems(block['vae'], 'model.vae'));
+  if (block['vae'] !== undefined) problems.push(...networkProblems(block['vae'], 'model.vae', 'vae'));
   return problems;
 }
 
@@ -133,8 +143,12 @@ function networkSource(entry: Record<string, unknown>): NetworkSource {
 /** The LoRAs and the VAE of a `model` block without problems; undefined when it names none. */
 export function readNetworks(model: unknown): NetworkSources | undefined {
   const block = (model ?? {}) as Record<string, unknown>;
-  if (block['loras'] === undefined && block['vae'] === undefined) return undefined;
-  const loras = Array.isArray(block['loras']) ? (block['loras'] as Record<string, unknown>[]) : [];
+  if (block['loras'] === undefined && block['vae'] === undefined && block['embeddings'] === undefined) return undefined;
+  const list = (key: string) => (Array.isArray(block[key]) ? (block[key] as Record<string, unknown>[]) : []);
   const vae = block['vae'] as Record<string, unknown> | undefined;
-  return { loras: loras.map(networkSource), vae: vae ? networkSource(vae) : null };
+  return {
+    loras: list('loras').map(networkSource),
+    vae: vae ? networkSource(vae) : null,
+    embeddings: list('embeddings').map(networkSource),
+  };
 }

@@ -73,7 +73,7 @@ function listNames(names: readonly string[]): string {
 }
 
 async function missingAfterRefresh(
-  kind: 'loras' | 'vae',
+  kind: 'loras' | 'vae' | 'embeddings',
   wanted: readonly string[],
   list: () => Promise<string[]>,
   client: A1111Client,
@@ -101,7 +101,7 @@ const stem = (file: string) => file.replace(/\.(safetensors|pt|ckpt)$/i, '');
  * jobs), asks A1111 to rescan, and returns the names still missing and the list as it is now.
  */
 async function downloadMissing(
-  kind: 'lora' | 'vae',
+  kind: 'lora' | 'vae' | 'embedding',
   missing: readonly string[],
   sources: readonly NetworkSource[],
   nameOf: (source: NetworkSource) => string,
@@ -121,13 +121,15 @@ async function downloadMissing(
         ...(deps.onDownloadProgress ? { onProgress: deps.onDownloadProgress } : {}),
       },
     );
+    const what = { lora: 'LoRA', vae: 'VAE', embedding: 'embedding' }[kind];
     notes.push(
       result.reused
-        ? `${kind === 'lora' ? 'LoRA' : 'VAE'} "${source.file}" was on disk but not listed; A1111 was asked to look again`
-        : `${kind === 'lora' ? 'LoRA' : 'VAE'} "${source.file}" downloaded (${result.bytes} bytes)`,
+        ? `${what} "${source.file}" was on disk but not listed; A1111 was asked to look again`
+        : `${what} "${source.file}" downloaded (${result.bytes} bytes)`,
     );
   }
-  await deps.client.refreshNetworks(kind === 'lora' ? 'loras' : 'vae', signal);
+  const route = ({ lora: 'loras', vae: 'vae', embedding: 'embeddings' } as const)[kind];
+  await deps.client.refreshNetworks(route, signal);
   const known = await list();
   return {
     missing: missing.filter((name) => !known.includes(name)),
@@ -239,6 +241,51 @@ export async function verifyExtraNetworks(
       );
     }
   }
+}
+
+/**
+ * The textual-inversion embeddings a job's `model` block brings must be ones A1111 loaded (GET
+ * /sdapi/v1/embeddings, by the file's stem, the name a prompt uses): after a rescan, a missing one with a
+ * URL is downloaded into EMBEDDINGS_DIR; one A1111 skipped was made for another model family.
+ */
+export async function verifyEmbeddings(
+  networks: NetworkSources | undefined,
+  deps: NetworkDeps,
+  notes: string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const brought = networks?.embeddings ?? [];
+  if (brought.length === 0) return;
+  const { client } = deps;
+  let skipped: string[] = [];
+  const names = async () => {
+    const listed = await client.listEmbeddings(signal);
+    skipped = Object.keys(listed.skipped);
+    return Object.keys(listed.loaded);
+  };
+  const wanted = brought.map((source) => stem(source.file));
+  let { missing, known } = await missingAfterRefresh('embeddings', wanted, names, client, signal);
+  if (missing.length > 0) {
+    ({ missing, known } = await downloadMissing(
+      'embedding',
+      missing,
+      brought,
+      (source) => stem(source.file),
+      names,
+      deps,
+      notes,
+      signal,
+    ));
+  }
+  if (missing.length === 0) return;
+  const reasons = missing.map((name) =>
+    skipped.includes(name)
+      ? `embedding "${name}" was skipped by A1111: it was made for another model family than the checkpoint's`
+      : `embedding "${name}" is not one A1111 loaded (in EMBEDDINGS_DIR, ${deps.downloader.folder('embedding')}, with a URL to download it from?); loaded: ${listNames(known)}`,
+  );
+  throw new WorkerError('MODEL_NOT_FOUND', reasons.join('; '), {
+    details: { embeddings: missing, available: known, skipped },
+  });
 }
 
 /**

@@ -23,7 +23,7 @@ import type { SdModel } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Catalog } from './catalog.js';
-import { verifyAlwaysOnScripts, verifyExtraNetworks } from './verify-networks.js';
+import { verifyAlwaysOnScripts, verifyEmbeddings, verifyExtraNetworks } from './verify-networks.js';
 import { verifyOptionsChange, verifyUpscalers } from './verify-other.js';
 
 const SAME_SAMPLER = 'Use same sampler';
@@ -249,6 +249,7 @@ export async function verifyModels(
   await checkOverrideKeys(request, deps.catalog, signal);
   await verifyAlwaysOnScripts(operation.name === 'img2img' ? 'img2img' : 'txt2img', request, deps.client, signal);
   await verifyExtraNetworks(request, deps, input.job.networks, notes, signal);
+  await verifyEmbeddings(input.job.networks, deps, notes, signal);
   const primary = typeof request.sampler_name === 'string' ? 'sampler_name' : 'sampler_index';
   await resolveSamplerField(request, primary, 'scheduler', deps.catalog, notes, signal);
   await resolveSchedulerField(request, 'scheduler', deps.catalog, signal);

@@ -33,7 +33,7 @@ interface SharedDownload {
 const LEFT = 'the job stopped waiting for its model download';
 
 /** What a download is: a checkpoint, a LoRA or a VAE, each going to A1111's folder for it. */
-export type ModelKind = 'checkpoint' | 'lora' | 'vae';
+export type ModelKind = 'checkpoint' | 'lora' | 'vae' | 'embedding';
 
 export class ModelDownloader {
   private readonly inFlight = new Map<string, SharedDownload>();
@@ -46,9 +46,15 @@ export class ModelDownloader {
     this.disk = new CheckpointDownload(settings, log);
   }
 
-  /** The folder a kind of model goes to: MODELS_DIR, LORA_DIR or VAE_DIR. */
+  /** The folder a kind of model goes to: MODELS_DIR, LORA_DIR, VAE_DIR or EMBEDDINGS_DIR. */
   folder(kind: ModelKind): string {
-    return kind === 'lora' ? this.settings.loraDir : kind === 'vae' ? this.settings.vaeDir : this.settings.dir;
+    const folders = {
+      checkpoint: this.settings.dir,
+      lora: this.settings.loraDir,
+      vae: this.settings.vaeDir,
+      embedding: this.settings.embeddingsDir,
+    };
+    return folders[kind];
   }
 
   /** Removes the temporary files of downloads killed before they ended (see temp-files.ts). */

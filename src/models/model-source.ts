@@ -21,16 +21,24 @@ export interface NetworkSource {
 export interface NetworkSources {
   loras: NetworkSource[];
   vae: NetworkSource | null;
+  embeddings: NetworkSource[];
 }
 
-const NETWORK_FILE = /^[A-Za-z0-9][A-Za-z0-9._ ()+-]*\.(safetensors|pt|ckpt)$/;
+/** The file endings A1111 loads for each kind (LoRAs and VAEs: networks.py, sd_vae.py; embeddings: textual_inversion.py). */
+export const NETWORK_EXTENSIONS = {
+  lora: ['safetensors', 'pt', 'ckpt'],
+  vae: ['safetensors', 'pt', 'ckpt'],
+  embedding: ['safetensors', 'pt', 'bin'],
+} as const;
 
-/** The reason a LoRA or VAE file name is refused, or null for a plain .safetensors/.pt/.ckpt name. */
-export function networkFileProblem(name: string): string | null {
+/** The reason a LoRA, VAE or embedding file name is refused, or null for a plain name A1111 loads. */
+export function networkFileProblem(name: string, kind: keyof typeof NETWORK_EXTENSIONS = 'lora'): string | null {
+  const endings: readonly string[] = NETWORK_EXTENSIONS[kind];
   if (name.includes('/') || name.includes('\\')) return 'it must not contain a path separator';
   if (name.includes('..')) return 'it must not contain ".."';
-  if (!/\.(safetensors|pt|ckpt)$/.test(name)) return 'it must end in .safetensors, .pt or .ckpt';
-  if (!NETWORK_FILE.test(name) || name.length > 200) {
+  const ending = /\.([a-z]+)$/.exec(name)?.[1];
+  if (!ending || !endings.includes(ending)) return `it must end in ${endings.map((e) => `.${e}`).join(', ')}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._ ()+-]*$/.test(name) || name.length > 200) {
     return 'it must be a plain file name (letters, digits, space, . _ - + ( ), at most 200 characters)';
   }
   return null;

@@ -1,7 +1,7 @@
 /**
  * The read routes of a stock v1.9.3 with the ControlNet, ADetailer and ReActor extensions installed, in
- * the shapes api.py gives them: what a fresh install lists (no hypernetworks, styles or embeddings; the
- * LoRAs and VAEs are networks.ts's), the built-in face restorers and R-ESRGAN models, the scripts, the
+ * the shapes api.py gives them: what a fresh install lists (no hypernetworks or styles; the LoRAs, VAEs
+ * and embeddings are networks.ts's), the built-in face restorers and R-ESRGAN models, the scripts, the
  * memory report.
  */
 import { REALESRGAN_MODELS, SCRIPTS, scriptInfo } from './catalog.js';
@@ -42,7 +42,6 @@ function memory(): Record<string, unknown> {
 
 export function listings(installed: { controlnet: boolean }): Record<string, { GET: Handler }> {
   const routes: Record<string, { GET: Handler }> = {
-    [`${API}/embeddings`]: { GET: () => ({ loaded: {}, skipped: {} }) },
     [`${API}/hypernetworks`]: { GET: () => [] },
     [`${API}/face-restorers`]: {
       GET: () => [

@@ -10,8 +10,9 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 const FILES = /\.(safetensors|pt|ckpt)$/i;
+const EMBEDDING_FILES = /\.(safetensors|pt|bin)$/i;
 
-async function filesBelow(dir: string | undefined): Promise<string[]> {
+async function filesBelow(dir: string | undefined, files: RegExp = FILES): Promise<string[]> {
   if (!dir) return [];
   const out: string[] = [];
   const walk = async (at: string) => {
@@ -24,7 +25,7 @@ async function filesBelow(dir: string | undefined): Promise<string[]> {
     for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(at, entry.name);
       if (entry.isDirectory()) await walk(full);
-      else if (FILES.test(entry.name)) out.push(path.resolve(full));
+      else if (files.test(entry.name)) out.push(path.resolve(full));
     }
   };
   await walk(dir);
@@ -46,8 +47,29 @@ export interface VaeItem {
 export class NetworkFolders {
   private loraItems: LoraItem[] = [];
   private vaeItems: VaeItem[] = [];
+  private embeddingNames: string[] = [];
 
-  constructor(private readonly dirs: { lora?: string | undefined; vae?: string | undefined }) {}
+  constructor(
+    private readonly dirs: { lora?: string | undefined; vae?: string | undefined; embeddings?: string | undefined },
+  ) {}
+
+  /** textual_inversion.py: every .pt/.bin/.safetensors below the embeddings folder, named by its stem. */
+  async scanEmbeddings(): Promise<void> {
+    this.embeddingNames = (await filesBelow(this.dirs.embeddings, EMBEDDING_FILES)).map((file) =>
+      path.basename(file).replace(EMBEDDING_FILES, ''),
+    );
+  }
+
+  /** GET /sdapi/v1/embeddings, every one loaded (the simulator has no model family to skip them for). */
+  embeddings(): { loaded: Record<string, unknown>; skipped: Record<string, unknown> } {
+    const loaded = Object.fromEntries(
+      this.embeddingNames.map((name) => [
+        name,
+        { step: null, sd_checkpoint: null, sd_checkpoint_name: null, shape: 768, vectors: 1 },
+      ]),
+    );
+    return { loaded, skipped: {} };
+  }
 
   async scanLoras(): Promise<void> {
     this.loraItems = (await filesBelow(this.dirs.lora)).map((file) => {

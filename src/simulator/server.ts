@@ -64,6 +64,8 @@ export interface SimulatorOptions {
   loraDir?: string;
   /** Scanned like `models/VAE` (GET /sd-vae, POST /refresh-vae). */
   vaeDir?: string;
+  /** Scanned like `embeddings` (GET /embeddings, POST /refresh-embeddings). */
+  embeddingsDir?: string;
 }
 
 export interface RecordedCall {
@@ -133,7 +135,11 @@ export class A1111Simulator {
     this.stepDelay = options.stepDelayMs ?? 0;
     this.modelLoad = options.modelLoadMs ?? 0;
     this.engineInstance = this.newEngine();
-    this.networks = new NetworkFolders({ lora: options.loraDir, vae: options.vaeDir });
+    this.networks = new NetworkFolders({
+      lora: options.loraDir,
+      vae: options.vaeDir,
+      embeddings: options.embeddingsDir,
+    });
   }
 
   private newEngine(): WebUiEngine {
@@ -161,7 +167,7 @@ export class A1111Simulator {
   async start(): Promise<string> {
     if (this.options.bootDelayMs) await sleep(this.options.bootDelayMs);
     await this.engineInstance.boot();
-    await Promise.all([this.networks.scanLoras(), this.networks.scanVaes()]);
+    await Promise.all([this.networks.scanLoras(), this.networks.scanVaes(), this.networks.scanEmbeddings()]);
     if (this.options.routesMissingAtStartMs) this.routesMissingUntil = Date.now() + this.options.routesMissingAtStartMs;
     await this.listen();
     return this.url;
@@ -309,7 +315,7 @@ export class A1111Simulator {
       if (this.closed) return;
       this.engineInstance = this.newEngine();
       await this.engineInstance.boot();
-      await Promise.all([this.networks.scanLoras(), this.networks.scanVaes()]);
+      await Promise.all([this.networks.scanLoras(), this.networks.scanVaes(), this.networks.scanEmbeddings()]);
       await this.listen();
       downtime.to = Date.now();
     });
@@ -448,6 +454,7 @@ export class A1111Simulator {
       ...listings({ controlnet: this.options.controlnet !== false }),
       [`${API}/loras`]: { GET: () => this.networks.loras() },
       [`${API}/sd-vae`]: { GET: () => this.networks.vaes() },
+      [`${API}/embeddings`]: { GET: () => this.networks.embeddings() },
       [`${API}/sd-models`]: { GET: () => engine.checkpoints.list() },
       [`${API}/samplers`]: { GET: () => SAMPLERS },
       [`${API}/schedulers`]: { GET: () => SCHEDULERS },
@@ -489,7 +496,9 @@ export class A1111Simulator {
       },
       // refresh-vae and refresh-embeddings rescan under the queue lock; refresh-loras does not.
       [`${API}/refresh-vae`]: { POST: () => engine.lock.run(async () => this.networks.scanVaes().then(() => null)) },
-      [`${API}/refresh-embeddings`]: { POST: () => engine.lock.run(async () => null) },
+      [`${API}/refresh-embeddings`]: {
+        POST: () => engine.lock.run(async () => this.networks.scanEmbeddings().then(() => null)),
+      },
       [`${API}/refresh-loras`]: { POST: () => this.networks.scanLoras().then(() => null) },
       [`${API}/cmd-flags`]: {
         GET: () => ({

@@ -215,6 +215,44 @@ describe('LoRAs and a VAE a job brings', () => {
     expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
   });
 
+  it('bring textual-inversion embeddings into EMBEDDINGS_DIR, and fail MODEL_NOT_FOUND for one that cannot be had', async () => {
+    const { dirs, files } = await setup();
+    const embeddingsDir = path.join(path.dirname(dirs.lora), 'embeddings');
+    const withEmbeddings = await simulator({ embeddingsDir });
+    const worker = testWorker(withEmbeddings.url, {
+      EMBEDDINGS_DIR: embeddingsDir,
+      MODEL_DOWNLOAD_HOSTS: '127.0.0.1',
+      MODEL_DOWNLOAD_PRIVATE_ALLOW: '127.0.0.1',
+    });
+    await mkdir(embeddingsDir, { recursive: true });
+    const served = files.add('/ti/bad_hands.pt', 20_000);
+
+    const ok = await worker.runner.run({
+      id: 'embedding',
+      input: {
+        prompt: 'x',
+        negative_prompt: 'bad_hands',
+        steps: 1,
+        width: 64,
+        height: 64,
+        model: { embeddings: [{ file: 'bad_hands.pt', url: `${files.url}/ti/bad_hands.pt` }] },
+      },
+    });
+    const missing = failure(
+      await worker.runner.run({
+        id: 'no-embedding',
+        input: { prompt: 'x', model: { embeddings: [{ file: 'nowhere.safetensors' }] } },
+      }),
+    );
+
+    expect(generated(ok).worker.notes).toEqual(['embedding "bad_hands.pt" downloaded (20000 bytes)']);
+    expect((await readFile(path.join(embeddingsDir, 'bad_hands.pt'))).equals(served.bytes)).toBe(true);
+    expect(missing.code).toBe('MODEL_NOT_FOUND');
+    expect(missing.message).toContain('embedding "nowhere" is not one A1111 loaded');
+    expect(missing.details['available']).toEqual(['bad_hands']);
+    expect(withEmbeddings.callsTo('POST', '/txt2img')).toHaveLength(1);
+  });
+
   it('are refused when the block is wrong, naming each field', async () => {
     const { sim, runner } = await setup();
 
