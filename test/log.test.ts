@@ -44,6 +44,20 @@ describe('log lines', () => {
     }
   });
 
+  it('never carry the signature or access key of a presigned URL, in a field or in the message', () => {
+    const url =
+      'http://127.0.0.1:9000/results/job/image-0.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLEKEY%2F20261207%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261207T120000Z&X-Amz-Expires=604800&X-Amz-Signature=60a4f1c2d3e4&X-Amz-SignedHeaders=host';
+    for (const format of ['json', 'runpod', 'text'] as const) {
+      const { log, lines } = captureLog({ format });
+      log.info(`Job result: ${JSON.stringify({ output: { images: [url] } })}`, { images: [url] });
+      const text = lines.join('\n');
+      expect(text).not.toContain('AKIAEXAMPLEKEY');
+      expect(text).not.toContain('60a4f1c2d3e4');
+      expect(text).toContain('X-Amz-Signature=***');
+      expect(text).toContain('X-Amz-Expires=604800');
+    }
+  });
+
   it('cut the middle out of a very long message, as RunPod does', () => {
     const { log, records } = captureLog({ format: 'runpod' });
     log.info('word '.repeat(1000));

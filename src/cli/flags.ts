@@ -46,7 +46,7 @@ export function parseFlags(argv: string[] = process.argv.slice(2)) {
     outputDir: text('output-dir') ?? 'output',
     command: positionals[0] === 'replay' ? 'replay' : undefined,
     files: positionals.slice(1),
-    // Values of flags this worker does not know (RunPod's runtime leaves those to the handler's own parser).
+    // Words that are no flag and no command (`node main.js foo`): warned about, not refused.
     ignored: positionals[0] === 'replay' ? [] : positionals,
     help: values['help'] === true,
     version: values['version'] === true,

@@ -31,8 +31,11 @@ export function loraTags(request: A1111Request): { name: string; field: string }
   for (const field of PROMPT_FIELDS) {
     const text = request[field];
     if (typeof text !== 'string') continue;
+    // The hires prompts are read only for the hires pass.
+    if (field.startsWith('hr_') && request['enable_hr'] !== true) continue;
     for (const match of text.matchAll(NETWORK_TAG)) {
-      const name = match[2]!.split(':')[0]!.trim();
+      // As A1111 splits a tag's arguments: no trimming (`<lora: x:1>` names " x").
+      const name = match[2]!.split(':')[0]!;
       if (name && !found.has(name)) found.set(name, field);
     }
   }

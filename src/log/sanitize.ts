@@ -1,6 +1,6 @@
 /**
- * What a log line may not carry: base64 payloads are replaced by their length, secrets (by key) by
- * `***`, and text longer than 4096 characters loses its middle, so no image or token reaches a log.
+ * What a log line may not carry: base64 payloads are replaced by their length, secrets (by key, and the
+ * signature and credential of presigned URLs) by `***`, and text longer than 4096 characters loses its middle, so no image or token reaches a log.
  */
 import winston from 'winston';
 
@@ -8,12 +8,21 @@ const SECRET_KEY = /(token|secret|password|passwd|authorization|api[-_]?key|acce
 const BASE64_RUN = /^(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/\r\n]{200,}={0,2}$/;
 export const MAX_MESSAGE = 4096;
 
+/** The query parameters of a presigned S3 URL that grant access or name the access key. */
+const SIGNED_PARAM = /(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"'\\]+/gi;
+
+/** `text` with the signature, credential and token of every presigned URL in it masked. */
+export function maskSignedUrls(text: string): string {
+  return text.includes('X-Amz-') || text.includes('x-amz-') ? text.replace(SIGNED_PARAM, '$1***') : text;
+}
+
 /** Replaces base64 payloads and secrets anywhere in a log value. */
 export function sanitizeForLog(value: unknown, key = '', depth = 0): unknown {
   if (key && SECRET_KEY.test(key) && value !== undefined && value !== null && value !== '') return '***';
   if (typeof value === 'string') {
     if (looksLikeBase64(value)) return `<base64 ${value.length} chars>`;
-    return value.length > MAX_MESSAGE ? truncateMiddle(value) : value;
+    const masked = maskSignedUrls(value);
+    return masked.length > MAX_MESSAGE ? truncateMiddle(masked) : masked;
   }
   if (depth > 6 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => sanitizeForLog(item, '', depth + 1));
@@ -39,7 +48,7 @@ export const sanitize = winston.format((info) => {
     if (key === 'level') continue;
     if (key === 'message') {
       const message = String(info.message);
-      info.message = looksLikeBase64(message) ? `<base64 ${message.length} chars>` : message;
+      info.message = looksLikeBase64(message) ? `<base64 ${message.length} chars>` : maskSignedUrls(message);
       continue;
     }
     info[key] = sanitizeForLog(info[key], key);

@@ -57,9 +57,12 @@ export class ModelDownloader {
     return folders[kind];
   }
 
-  /** Removes the temporary files of downloads killed before they ended (see temp-files.ts). */
-  removeStaleTemporaryFiles(options: { atStartUp?: boolean; now?: number } = {}): Promise<string[]> {
-    return removeStaleTemporaryFiles(this.settings.dir, this.log, options);
+  /** Removes the temporary files of downloads killed before they ended, in every model folder (see temp-files.ts). */
+  async removeStaleTemporaryFiles(options: { atStartUp?: boolean; now?: number } = {}): Promise<string[]> {
+    const kinds: ModelKind[] = ['checkpoint', 'lora', 'vae', 'embedding'];
+    const folders = [...new Set(kinds.map((kind) => this.folder(kind)))];
+    const removed = await Promise.all(folders.map((dir) => removeStaleTemporaryFiles(dir, this.log, options)));
+    return removed.flat();
   }
 
   /**

@@ -87,27 +87,25 @@ export class ResultBucket {
   }
 
   /**
-   * Stores one object (multipart above UPLOAD_PART_BYTES) and returns it with its URL. Aborting stops
-   * the upload; a multipart upload that fails or is aborted leaves no parts behind.
+   * Stores one object (multipart above UPLOAD_PART_BYTES, its parts removed when it fails) and returns
+   * it with its URL. A request once sent is let finish: aborting one on the client's side does not stop
+   * a server that already has its body from storing it, so the caller deletes after every request has
+   * ended instead (deliver.ts).
    */
-  async put(bucket: string, object: ObjectToStore, signal: AbortSignal): Promise<UploadedImage> {
+  async put(bucket: string, object: ObjectToStore): Promise<UploadedImage> {
     const { sdk, client } = await this.ready;
-    signal.throwIfAborted();
-    const upload = new sdk.Upload({
-      client,
-      params: { Bucket: bucket, Key: object.key, Body: object.body, ContentType: object.contentType },
-      partSize: this.options.partBytes,
-      queueSize: 4,
-      leavePartsOnError: false,
-    });
-    const onAbort = () => void upload.abort().catch(() => undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      await upload.done();
-    } finally {
-      signal.removeEventListener('abort', onAbort);
+    const params = { Bucket: bucket, Key: object.key, Body: object.body, ContentType: object.contentType };
+    if (object.body.length <= this.options.partBytes) {
+      await client.send(new sdk.PutObjectCommand({ ...params, ContentLength: object.body.length }));
+    } else {
+      await new sdk.Upload({
+        client,
+        params,
+        partSize: this.options.partBytes,
+        queueSize: 4,
+        leavePartsOnError: false,
+      }).done();
     }
-    signal.throwIfAborted();
     return {
       key: object.key,
       url: await this.urlOf(sdk, client, bucket, object.key),
@@ -115,6 +113,13 @@ export class ResultBucket {
       sha256: createHash('sha256').update(object.body).digest('hex'),
       content_type: object.contentType,
     };
+  }
+
+  /** The keys below `prefix` (at most a thousand: one job's objects). */
+  async keysBelow(bucket: string, prefix: string): Promise<string[]> {
+    const { sdk, client } = await this.ready;
+    const listed = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    return (listed.Contents ?? []).flatMap((item) => (item.Key ? [item.Key] : []));
   }
 
   /** Deletes objects, each on its own (DeleteObjects needs a checksum some servers refuse). */

@@ -91,6 +91,13 @@ function decodeBase64Span(raw: Buffer, start: number, end: number): Buffer {
   return written === out.length ? out : out.subarray(0, written);
 }
 
+/** The format a picture's bytes say it is in (A1111 answers in PNG, JPEG or WebP); PNG when unsure. */
+function formatOf(bytes: Buffer): 'png' | 'jpeg' | 'webp' {
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') return 'webp';
+  return 'png';
+}
+
 /** A1111's infotext of each image (txt2img and img2img `info.infotexts`), for re-encoded images. */
 function infotexts(response: unknown): string[] {
   const info = (response as { info?: unknown }).info;
@@ -219,12 +226,36 @@ export async function deliverResult(deps: DeliveryDeps, input: DeliverInput, sig
 
   const name = bucket.name(deps.now?.() ?? new Date());
   const format = choice.format;
-  const objects = (index: number) => ({
-    key: `${input.jobId}/${images.key === 'image' ? 'image' : `image-${index}`}.${EXTENSIONS[format]}`,
-    body: encoded?.[index] ?? images.decode(index),
-    contentType: CONTENT_TYPES[format],
-  });
-  const uploads = await uploadAll(bucket, name, images.count, objects, settings.concurrency, signal, log);
+  const objects = (index: number) => {
+    const body = encoded?.[index] ?? images.decode(index);
+    // A1111's own bytes are in its samples_format, which an options change can make JPEG or WebP.
+    const type = encoded ? format : formatOf(body);
+    return {
+      key: `${input.jobId}/${images.key === 'image' ? 'image' : `image-${index}`}.${EXTENSIONS[type]}`,
+      body,
+      contentType: CONTENT_TYPES[type],
+    };
+  };
+  const uploads = await uploadAll(bucket, name, input.jobId, images.count, objects, settings.concurrency, signal, log);
+  const response = withImages(
+    input.response,
+    images.key,
+    uploads.map((item) => item.url),
+  );
+  // The rest of the answer can be large too: `parameters` echoes the request (its init images with
+  // include_init_images, a ControlNet unit's image).
+  const rest = Buffer.byteLength(JSON.stringify(response));
+  if (rest + REPORT_ROOM_BYTES > settings.inlineMaxBytes) {
+    await bucket.remove(
+      name,
+      uploads.map((item) => item.key),
+    );
+    throw new WorkerError(
+      'RESULT_TOO_LARGE',
+      `even with its images uploaded, the result would be ${megabytes(rest)} (${rest} bytes), over RESULT_INLINE_MAX_BYTES (${settings.inlineMaxBytes}): A1111's answer echoes the request in "parameters" (its init images when include_init_images is true, ControlNet images); leave those out, or raise the limit`,
+      { details: { bytes: rest, limit: settings.inlineMaxBytes, uploaded: 0 } },
+    );
+  }
   const why =
     choice.delivery === 'upload'
       ? 'the job asked for "delivery": "upload"'
@@ -235,15 +266,7 @@ export async function deliverResult(deps: DeliveryDeps, input: DeliverInput, sig
     objects: uploads.length,
     bytes: uploads.reduce((sum, item) => sum + item.bytes, 0),
   });
-  return {
-    response: withImages(
-      input.response,
-      images.key,
-      uploads.map((item) => item.url),
-    ),
-    uploads,
-    notes,
-  };
+  return { response, uploads, notes };
 }
 
 function tooLarge(size: number, limit: number, inlineAsked: boolean): WorkerError {
@@ -258,51 +281,62 @@ function tooLarge(size: number, limit: number, inlineAsked: boolean): WorkerErro
 }
 
 /**
- * Uploads every image, `concurrency` at a time. On a failure or an abort, the uploads still running
- * are stopped and every object of the job is deleted before the error goes on.
+ * Uploads every image, `concurrency` at a time. On a failure or an abort no further upload starts; once
+ * every request already sent has ended (stored or not), the job's objects are deleted, and what its
+ * prefix still lists is deleted too, so a failed, cancelled or timed-out job leaves nothing behind.
  */
 async function uploadAll(
   bucket: ResultBucket,
   name: string,
+  jobId: string,
   count: number,
   objectOf: (index: number) => { key: string; body: Buffer; contentType: string },
   concurrency: number,
   signal: AbortSignal,
   log: Logger,
 ): Promise<UploadedImage[]> {
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
   const started: string[] = [];
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+  };
+  signal.addEventListener('abort', stop, { once: true });
+  // Runs after every request has ended; a cancelled job does not wait for it.
+  const cleanUp = async (): Promise<{ deleted: number; failed: string[] }> => {
+    const first = await bucket.remove(name, started);
+    // What the prefix still lists: an object a request stored after all, or one a delete missed.
+    const left = await bucket.keysBelow(name, `${jobId}/`).catch(() => first.failed);
+    const failed = left.length > 0 ? (await bucket.remove(name, left)).failed : [];
+    if (failed.length > 0) log.warn('objects of a failed upload left in the bucket', { bucket: name, keys: failed });
+    return { deleted: started.length - failed.length, failed };
+  };
   try {
-    return await eachLimited(
+    const stored = await eachLimited(
       count,
       concurrency,
       async (index) => {
+        if (stopped) throw signal.reason ?? new Error('the job stopped');
         const object = objectOf(index);
         started.push(object.key);
-        return bucket.put(name, object, controller.signal);
+        return bucket.put(name, object);
       },
-      (error) => controller.abort(error),
+      stop,
     );
+    if (!signal.aborted) return stored;
+    void cleanUp().catch(() => undefined);
+    throw signal.reason;
   } catch (error) {
-    controller.abort(error);
-    // The objects are deleted whether or not the job still waits for this (a cancelled job does not).
-    const cleanup = bucket.remove(name, started).then(({ deleted, failed }) => {
-      if (failed.length > 0) log.warn('objects of a failed upload left in the bucket', { bucket: name, keys: failed });
-      return { deleted, failed };
-    });
     if (signal.aborted) {
-      void cleanup.catch(() => undefined);
+      void cleanUp().catch(() => undefined);
       throw error;
     }
-    const { failed } = await cleanup;
+    const { failed } = await cleanUp();
     throw new WorkerError(
       'UPLOAD_FAILED',
       `uploading the job's images to bucket "${name}" at ${bucket.endpoint} failed: ${describeCause(error)}${failed.length > 0 ? ` (${failed.length} stored object(s) could not be deleted)` : ''}`,
       { cause: error, details: { bucket: name, objects: count, deleted: started.length - failed.length } },
     );
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', stop);
   }
 }

@@ -33,5 +33,7 @@ export async function reencode(
       ? await picture.webp({ quality }).toBuffer({ resolveWithObject: true })
       : await picture.jpeg({ quality }).toBuffer({ resolveWithObject: true });
   const exif = userCommentExif(text);
-  return format === 'webp' ? webpWithExif(data, exif, info) : jpegWithExif(data, exif);
+  // A JPEG's APP1 segment starts with the `Exif\0\0` header; a WebP's EXIF chunk holds the TIFF data
+  // alone (the container spec; Pillow strips the header there too).
+  return format === 'webp' ? webpWithExif(data, exif.subarray(6), info) : jpegWithExif(data, exif);
 }

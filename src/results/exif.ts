@@ -27,9 +27,11 @@ function utf16be(text: string): Buffer {
  * a JPEG segment allows are cut to fit (A1111's own infotexts are a few hundred characters).
  */
 export function userCommentExif(text: string): Buffer {
-  const room = JPEG_SEGMENT_MAX - EXIF_HEADER.length - 44 - UNICODE_PREFIX.length;
-  let comment = utf16be(text);
-  if (comment.length > room) comment = comment.subarray(0, room - (room % 2));
+  const room = Math.floor((JPEG_SEGMENT_MAX - EXIF_HEADER.length - 44 - UNICODE_PREFIX.length) / 2);
+  // Cut in characters, never between the two halves of a surrogate pair.
+  let cut = Math.min(text.length, room);
+  if (cut < text.length && /[\uD800-\uDBFF]/.test(text[cut - 1] ?? '')) cut--;
+  const comment = utf16be(text.slice(0, cut));
   const value = Buffer.concat([UNICODE_PREFIX, comment]);
   const tiff = Buffer.alloc(44 + value.length);
   tiff.write('MM', 0, 'latin1');
@@ -70,10 +72,11 @@ function chunk(type: string, data: Buffer): Buffer {
 }
 
 /**
- * A WebP with an EXIF chunk holding `exif`, in the extended format (a VP8X chunk first, flagging EXIF
- * and, for a lossless picture with transparency, alpha), as Pillow writes it.
+ * A WebP with an EXIF chunk holding `tiff` (the EXIF data from its TIFF header on, without the JPEG's
+ * `Exif\0\0`), in the extended format: a VP8X chunk first, flagging EXIF and, for a lossless picture
+ * with transparency, alpha.
  */
-export function webpWithExif(webp: Buffer, exif: Buffer, size: { width: number; height: number }): Buffer {
+export function webpWithExif(webp: Buffer, tiff: Buffer, size: { width: number; height: number }): Buffer {
   if (webp.toString('latin1', 0, 4) !== 'RIFF' || webp.toString('latin1', 8, 12) !== 'WEBP') {
     throw new Error('not a WebP');
   }
@@ -93,7 +96,7 @@ export function webpWithExif(webp: Buffer, exif: Buffer, size: { width: number; 
   vp8x[0] = flags;
   vp8x.writeUIntLE(size.width - 1, 4, 3);
   vp8x.writeUIntLE(size.height - 1, 7, 3);
-  const body = Buffer.concat([Buffer.from('WEBP', 'latin1'), chunk('VP8X', vp8x), ...chunks, chunk('EXIF', exif)]);
+  const body = Buffer.concat([Buffer.from('WEBP', 'latin1'), chunk('VP8X', vp8x), ...chunks, chunk('EXIF', tiff)]);
   const head = Buffer.alloc(8);
   head.write('RIFF', 0, 'latin1');
   head.writeUInt32LE(body.length, 4);

@@ -79,13 +79,7 @@ export class LocalJobs {
   /** Resolves when the job is final or `ms` have passed. */
   async waitFinal(job: LocalJob, ms: number): Promise<void> {
     if (isFinal(job)) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      job.waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await waitOn(job.waiters, ms);
   }
 
   /**
@@ -94,13 +88,7 @@ export class LocalJobs {
    */
   async waitForStream(job: LocalJob, ms: number): Promise<void> {
     if (job.stream.length > 0 || isFinal(job)) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      job.streamWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await waitOn(job.streamWaiters, ms);
   }
 
   cancel(job: LocalJob): LocalJob {
@@ -219,4 +207,20 @@ export class LocalJobs {
       if (isFinal(job)) this.jobs.delete(id);
     }
   }
+}
+
+/** Resolves when a waker of `waiters` runs or after `ms`; a timed-out waiter leaves the list. */
+function waitOn(waiters: (() => void)[], ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      const index = waiters.indexOf(wake);
+      if (index >= 0) waiters.splice(index, 1);
+      resolve();
+    }, ms);
+    waiters.push(wake);
+  });
 }

@@ -60,6 +60,13 @@ describe('image formats a job asks for', () => {
       const decoded = await sharp(bytes).raw().toBuffer();
       expect(meanDifference(original.data, decoded, 4, 3, 512 * 512)).toBeLessThan(12);
     }
+    // The container's own chunks: VP8X flagging EXIF, and an EXIF chunk that starts with the TIFF header.
+    const first = Buffer.from(webp.images[0]!, 'base64');
+    expect(first.toString('latin1', 12, 16)).toBe('VP8X');
+    expect(first[20]! & 0x08).toBe(0x08);
+    const at = first.indexOf('EXIF', 12, 'latin1');
+    expect(first.toString('latin1', at + 8, at + 12)).toBe('MM\0*');
+    expect(first.readUInt32LE(4)).toBe(first.length - 8);
     expect(webp.worker.notes.join(' ')).toMatch(
       /2 image\(s\) re-encoded as webp at quality 80: \d+ bytes, from \d+ bytes of PNG/,
     );

@@ -14,9 +14,13 @@ import {
 import type { AddressInfo } from 'node:net';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
 import type { JobOutcome } from '../../src/job/outcome.js';
+import { deliverResult } from '../../src/results/deliver.js';
 import { encodeResult } from '../../src/runpod/protocol.js';
-import { pngImage } from '../support/images.js';
+import { resultBucket } from '../../src/worker.js';
+import { jpegImage, noisyPng, pngImage } from '../support/images.js';
+import { captureLog } from '../support/logs.js';
 import { decodePng } from '../support/png.js';
 import { type S3Server, startMoto, startS3rver, TEST_KEYS } from '../support/s3.js';
 import { simulator } from '../support/simulator.js';
@@ -81,33 +85,55 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
 });
 
-/** A proxy in front of moto that answers `fail(req)` requests itself with a 500 (S3's InternalError). */
-async function failingProxy(fail: (req: IncomingMessage) => boolean): Promise<{ url: string; seen: string[] }> {
+/**
+ * A proxy in front of moto. For each request `handle` says: `'fail'` (answered here with S3's error,
+ * `status` 500 unless given), a number (the whole body is taken, then passed on that many ms later, so
+ * the object is stored even if the client gave up meanwhile) or `'pass'`.
+ */
+async function proxy(
+  handle: (req: IncomingMessage) => 'fail' | number | 'pass',
+  status = 500,
+): Promise<{ url: string; seen: string[] }> {
   const target = new URL(moto.url);
   const seen: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     seen.push(`${req.method} ${req.url}`);
-    if (fail(req)) {
+    const what = handle(req);
+    if (what === 'fail') {
       req.resume();
-      res.writeHead(500, { 'Content-Type': 'application/xml' });
+      const code = status === 403 ? 'AccessDenied' : 'InternalError';
+      res.writeHead(status, { 'Content-Type': 'application/xml' });
       res.end(
-        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>simulated failure</Message></Error>',
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>simulated failure</Message></Error>`,
       );
       return;
     }
-    const upstream = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    req.pipe(upstream);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const forward = () => {
+        const upstream = httpRequest(
+          { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        upstream.on('error', () => res.destroy());
+        upstream.end(Buffer.concat(chunks));
+      };
+      if (typeof what === 'number') setTimeout(forward, what);
+      else forward();
+    });
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
+
+const failingProxy = (fail: (req: IncomingMessage) => boolean) => proxy((req) => (fail(req) ? 'fail' : 'pass'));
+
+const isPut = (req: IncomingMessage, image: string) => req.method === 'PUT' && (req.url ?? '').includes(image);
 
 describe('results past the inline limit', () => {
   it('uploads a 28 MB result and answers URLs that serve the exact images A1111 generated', async () => {
@@ -381,6 +407,104 @@ describe('uploads that fail', () => {
       'image-2',
     ]);
     expect(await moto.keys(name)).toEqual([]);
+  });
+});
+
+describe('uploads cut short', () => {
+  it('leave nothing when one upload fails while another is still on its way', async () => {
+    const sim = await simulator();
+    const { name, env } = await bucketOnMoto({ UPLOAD_CONCURRENCY: '2' });
+    // image-0 is refused at once; image-1 reaches the bucket a second later, after the job gave up.
+    const slow = await proxy((req) => (isPut(req, 'image-0') ? 'fail' : isPut(req, 'image-1') ? 1_000 : 'pass'), 403);
+    const { runner } = testWorker(sim.url, { ...env, BUCKET_ENDPOINT_URL: slow.url });
+
+    const failed = failure(
+      await runner.run({
+        id: 'refused',
+        input: { prompt: 'p', steps: 1, width: 64, height: 64, batch_size: 2, output: { delivery: 'upload' } },
+      }),
+    );
+
+    expect(failed.code).toBe('UPLOAD_FAILED');
+    expect(failed.message).toContain('AccessDenied');
+    expect(await moto.keys(name)).toEqual([]);
+  });
+
+  it('leave nothing when the job is cancelled while an upload is on its way', async () => {
+    const sim = await simulator();
+    const { name, env } = await bucketOnMoto();
+    const cancel = new AbortController();
+    const slow = await proxy((req) => {
+      if (!isPut(req, 'image-0')) return 'pass';
+      setTimeout(() => cancel.abort('the client cancelled'), 200);
+      return 1_000;
+    });
+    const { runner } = testWorker(sim.url, { ...env, BUCKET_ENDPOINT_URL: slow.url });
+
+    const outcome = await runner.run(
+      { id: 'cancelled', input: { prompt: 'p', steps: 1, width: 64, height: 64, output: { delivery: 'upload' } } },
+      { signal: cancel.signal },
+    );
+
+    expect(failure(outcome)).toMatchObject({ code: 'CANCELLED', phase: 'delivering' });
+    // The object lands a second after the PUT; the clean-up runs once it has, without the job waiting.
+    const deadline = Date.now() + 10_000;
+    let keys = await moto.keys(name);
+    while ((keys.length > 0 || !slow.seen.some((line) => line.startsWith('DELETE'))) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      keys = await moto.keys(name);
+    }
+    expect(keys).toEqual([]);
+    expect(slow.seen.filter((line) => line.startsWith('DELETE')).length).toBeGreaterThan(0);
+  });
+
+  it('fail RESULT_TOO_LARGE, and delete the images, when the rest of the answer is too large even so', async () => {
+    const sim = await simulator();
+    const { name, env } = await bucketOnMoto({ RESULT_INLINE_MAX_BYTES: '300000' });
+    const { runner } = testWorker(sim.url, env);
+    const init = noisyPng(400_000, 9).toString('base64');
+    expect(init.length).toBeGreaterThan(300_000);
+
+    const failed = failure(
+      await runner.run({
+        id: 'echoed',
+        input: {
+          api: { method: 'POST', endpoint: '/sdapi/v1/img2img' },
+          payload: { prompt: 'p', steps: 2, width: 64, height: 64, init_images: [init], include_init_images: true },
+        },
+      }),
+    );
+
+    expect(failed.code).toBe('RESULT_TOO_LARGE');
+    expect(failed.message).toContain('even with its images uploaded');
+    expect(failed.message).toContain('include_init_images');
+    expect(await moto.keys(name)).toEqual([]);
+  });
+
+  it('names an object by the format of its bytes when A1111 answers in another format than PNG', async () => {
+    const { name, env } = await bucketOnMoto();
+    const config = loadConfig(env);
+    const bucket = resultBucket(config)!;
+    const jpeg = jpegImage(32, 32).toString('base64');
+    const { log } = captureLog();
+
+    const delivered = await deliverResult(
+      { settings: config.results, bucket, log },
+      {
+        jobId: 'samples-format',
+        operation: 'POST /sdapi/v1/txt2img',
+        response: { images: [jpeg], parameters: {}, info: '{}' },
+        output: { delivery: 'upload', format: 'png', quality: 90 },
+      },
+      new AbortController().signal,
+    );
+    bucket.close();
+
+    expect(delivered.uploads).toMatchObject([{ key: 'samples-format/image-0.jpg', content_type: 'image/jpeg' }]);
+    const served = await download(delivered.uploads[0]!.url);
+    expect(served.type).toBe('image/jpeg');
+    expect(served.bytes.toString('base64')).toBe(jpeg);
+    expect(await moto.keys(name)).toEqual(['samples-format/image-0.jpg']);
   });
 });
 
