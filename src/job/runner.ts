@@ -117,7 +117,8 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       const images = hasImages(response) ? imageStats(response) : { count: 0, chars: 0 };
       log.info('job succeeded', {
         images: images.count,
-        imageBytes: images.chars,
+        // Base64 characters of inline images; the stored bytes of uploaded ones.
+        imageBytes: output.uploads ? output.uploads.reduce((sum, item) => sum + item.bytes, 0) : images.chars,
         ...(output.uploads ? { uploaded: output.uploads.length } : {}),
         totalMs: report.timings_ms.total,
       });

@@ -108,7 +108,13 @@ export class LocalJobs {
   /** Removes the jobs still waiting; returns how many. */
   purge(): number {
     const removed = this.queue.splice(0);
-    for (const job of removed) this.jobs.delete(job.id);
+    for (const job of removed) {
+      this.jobs.delete(job.id);
+      // A request waiting on it (runsync, status-sync, stream) answers now, with the job as it was left.
+      job.status = 'CANCELLED';
+      job.completedAt = Date.now();
+      for (const wake of [...job.waiters.splice(0), ...job.streamWaiters.splice(0)]) wake();
+    }
     return removed.length;
   }
 

@@ -139,7 +139,7 @@ describe('results past the inline limit', () => {
   it('uploads a 28 MB result and answers URLs that serve the exact images A1111 generated', async () => {
     const sim = await simulator({ keepAnswers: true });
     const { name, env } = await bucketOnMoto();
-    const { runner } = testWorker(sim.url, env);
+    const { runner, logs } = testWorker(sim.url, env);
 
     const outcome = await runner.run({
       id: 'large-batch',
@@ -185,6 +185,11 @@ describe('results past the inline limit', () => {
       /8 image\(s\) uploaded to bucket "results-\d+": the result would be 2\d\.\d MB, over RESULT_INLINE_MAX_BYTES \(15000000\)/,
     );
     expect(await moto.keys(name)).toEqual(generated.map((_, index) => `large-batch/image-${index}.png`));
+    expect(logs.records().find((r) => r['message'] === 'job succeeded')).toMatchObject({
+      images: 8,
+      uploaded: 8,
+      imageBytes: generated.reduce((sum, image) => sum + image.length, 0),
+    });
   });
 
   it('sends an image larger than a part as a multipart upload', async () => {

@@ -157,13 +157,19 @@ describe('the local API with runpod-sdk', () => {
   });
 
   it('purge-queue: removes jobs still waiting', async () => {
-    const { endpoint, worker } = await localApi(30);
+    const { endpoint, worker, url } = await localApi(30);
     await endpoint.run({ input: { ...input, steps: 100 } });
     const waiting = await endpoint.run({ input });
+    // A client holding a status-sync on the queued job is answered when it is purged, not after its wait.
+    const asked = Date.now();
+    const held = fetch(`${url}/v2/local-ep/status-sync/${waiting.id}?wait=60000`).then((r) => r.json());
+    await new Promise((resolve) => setTimeout(resolve, 100));
 
     const purged = await endpoint.purgeQueue();
 
     expect(purged).toEqual({ removed: 1, status: 'completed' });
+    expect(await held).toMatchObject({ id: waiting.id, status: 'CANCELLED' });
+    expect(Date.now() - asked).toBeLessThan(30_000);
     // As on the platform, a request that no longer exists is a 404 (which runpod-sdk throws).
     await expect(endpoint.status(waiting.id)).rejects.toThrow('404');
     worker.child.kill('SIGTERM');
