@@ -115,3 +115,37 @@ export function findClosestCheckpoint(requested: string, models: readonly SdMode
   if (named || requested === '') return named;
   return models.filter((m) => m.title.includes(requested)).sort((a, b) => a.title.length - b.title.length)[0];
 }
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Up to five names close to `name` (case aside, a few edits away, or containing it); every name when none is. */
+export function closeNames(name: string, candidates: readonly string[]): string[] {
+  const wanted = name.toLowerCase();
+  const scored = candidates
+    .map((candidate) => {
+      const lower = candidate.toLowerCase();
+      const score = lower.includes(wanted) || wanted.includes(lower) ? 0 : distance(wanted, lower);
+      return { candidate, score };
+    })
+    .filter(({ score }) => score <= Math.max(2, Math.floor(wanted.length / 3)))
+    .sort((a, b) => a.score - b.score)
+    .map(({ candidate }) => candidate);
+  return scored.length > 0 ? scored.slice(0, 5) : candidates.slice(0, 20);
+}
+
+/** Names as a message lists them: quoted, comma-separated; `(none)` for none. */
+export function listNames(names: readonly string[]): string {
+  return names.length > 0 ? names.map((n) => `"${n}"`).join(', ') : '(none)';
+}

@@ -1,6 +1,6 @@
 /**
- * The extra networks and extension scripts a generation names, checked against what A1111 lists before
- * anything is generated:
+ * The extra networks a generation names, checked against what A1111 lists before anything is
+ * generated (its extension scripts: verify-scripts.ts):
  *
  * - `<lora:NAME:WEIGHT>` and `<lyco:NAME:...>` tags in the prompt, the negative prompt and the hires
  *   prompts must name a LoRA of GET /sdapi/v1/loras, by its name (the file's stem) or its alias, as the
@@ -15,6 +15,7 @@
  * and A1111 is asked to rescan; what is still missing fails MODEL_NOT_FOUND with the closest names.
  */
 import type { A1111Client } from '../a1111/client.js';
+import { closeNames, listNames } from '../a1111/names.js';
 import type { A1111Request } from '../a1111/request-fields.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
@@ -40,39 +41,6 @@ export function loraTags(request: A1111Request): { name: string; field: string }
     }
   }
   return [...found].map(([name, field]) => ({ name, field }));
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** Up to five names close to `name` (case aside, a few edits away, or containing it); every name when none is. */
-export function closeNames(name: string, candidates: readonly string[]): string[] {
-  const wanted = name.toLowerCase();
-  const scored = candidates
-    .map((candidate) => {
-      const lower = candidate.toLowerCase();
-      const score = lower.includes(wanted) || wanted.includes(lower) ? 0 : distance(wanted, lower);
-      return { candidate, score };
-    })
-    .filter(({ score }) => score <= Math.max(2, Math.floor(wanted.length / 3)))
-    .sort((a, b) => a.score - b.score)
-    .map(({ candidate }) => candidate);
-  return scored.length > 0 ? scored.slice(0, 5) : candidates.slice(0, 20);
-}
-
-function listNames(names: readonly string[]): string {
-  return names.length > 0 ? names.map((n) => `"${n}"`).join(', ') : '(none)';
 }
 
 async function missingAfterRefresh(
@@ -289,40 +257,4 @@ export async function verifyEmbeddings(
   throw new WorkerError('MODEL_NOT_FOUND', reasons.join('; '), {
     details: { embeddings: missing, available: known, skipped },
   });
-}
-
-/**
- * The always-on scripts a generation names (`alwayson_scripts` keys: ControlNet, ADetailer, ReActor…)
- * must be scripts this A1111 has for its tab (GET /sdapi/v1/scripts, names compared case-insensitively
- * as A1111 compares them). v1.9.3 answers a missing one with 422 "always on script … not found"; the
- * worker says which extension is not installed and lists what is, before the job waits for the GPU.
- *
- * @example
- * await verifyAlwaysOnScripts('txt2img', { alwayson_scripts: { animatediff: { args: [] } } }, client);
- * // throws INVALID_INPUT: alwayson_scripts.animatediff …
- */
-export async function verifyAlwaysOnScripts(
-  tab: 'txt2img' | 'img2img',
-  request: A1111Request,
-  client: A1111Client,
-  signal?: AbortSignal,
-): Promise<void> {
-  const scripts = request['alwayson_scripts'];
-  if (typeof scripts !== 'object' || scripts === null || Array.isArray(scripts)) return;
-  const titles = Object.keys(scripts);
-  if (titles.length === 0) return;
-  const installed = (await client.listScripts(signal))[tab];
-  const missing = titles.filter((title) => !installed.includes(title.toLowerCase()));
-  if (missing.length === 0) return;
-  const rule = `a script this A1111 has for ${tab} (GET /sdapi/v1/scripts): ${listNames(installed)}`;
-  throw new WorkerError(
-    'INVALID_INPUT',
-    `invalid input: alwayson_scripts names ${listNames(missing)}, which this A1111 does not have for ${tab} (is its extension installed?); installed: ${listNames(installed)}`,
-    {
-      details: {
-        problems: missing.map((title) => ({ field: `alwayson_scripts.${title}`, value: title, rule })),
-        installed,
-      },
-    },
-  );
 }

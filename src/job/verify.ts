@@ -7,7 +7,7 @@
  *   listed title. Otherwise MODEL_NOT_FOUND, with the list.
  * - Every override_settings key must be an A1111 option (1.9.3 answers an unknown key with a 500).
  * - LoRA tags in the prompts and override_settings.sd_vae must name what A1111 lists, and the
- *   always-on scripts scripts it has (verify-networks.ts).
+ *   always-on scripts scripts it has (verify-networks.ts, verify-scripts.ts).
  * - Samplers (sampler_name / sampler_index / hr_sampler_name) must be on the live /samplers list; 1.8-era
  *   names such as "DPM++ 2M Karras" are split into sampler + scheduler as A1111 1.10 does, aliases
  *   (k_euler) and case slips are mapped to the exact name. Schedulers must be on /schedulers.
@@ -23,8 +23,9 @@ import type { SdModel } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Catalog } from './catalog.js';
-import { verifyAlwaysOnScripts, verifyEmbeddings, verifyExtraNetworks } from './verify-networks.js';
+import { verifyEmbeddings, verifyExtraNetworks } from './verify-networks.js';
 import { verifyOptionsChange, verifyUpscalers } from './verify-other.js';
+import { verifyAlwaysOnScripts } from './verify-scripts.js';
 
 const SAME_SAMPLER = 'Use same sampler';
 const SAME_SCHEDULER = 'Use same scheduler';
