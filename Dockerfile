@@ -5,7 +5,8 @@
 # (A1111_LAUNCH_COMMAND), so it sees its output and knows when it dies.
 #
 #   docker build -t you/a1111-worker:1.0.0 .                      # checkpoint baked in (the default target)
-#   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # checkpoints from a network volume
+#   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # models from a network volume
+#   docker build --build-arg EXTENSIONS=controlnet,adetailer -t you/a1111-worker:1.0.0-cn .   # with extensions
 #
 # Every base image, package, repository and the baked checkpoint (by its sha256) is pinned. See
 # docs/deploy.md.
@@ -37,6 +38,13 @@ RUN wget -q -O /model.safetensors "${MODEL_URL}" \
 FROM ${PYTHON_IMAGE} AS a1111
 ARG A1111_TAG=v1.9.3
 ARG A1111_COMMIT=1c0a0c4c26f78c32095ebc7f8af82f5c04fca8c0
+# Extensions to install, comma-separated: controlnet (Mikubill/sd-webui-controlnet), adetailer
+# (Bing-su/adetailer). Each is pinned to a commit that works with v1.9.3: ControlNet's tests run against
+# v1.9.3's commit at this one (v1.1.455 and its version-parsing fix), ADetailer's is v24.6.0, released
+# when v1.9.4 was A1111's latest. Their installers run at build time with A1111's own.
+ARG EXTENSIONS=
+ARG CONTROLNET_COMMIT=56cec5b2958edf3b1807b7e7b2b1b5186dbd2f81
+ARG ADETAILER_COMMIT=a7d961131e879ea8a930034a21a2dee21b173e8c
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -55,6 +63,16 @@ RUN git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stabl
  && git checkout --detach "${A1111_TAG}" \
  && test "$(git rev-parse HEAD)" = "${A1111_COMMIT}"
 WORKDIR /stable-diffusion-webui
+RUN for name in $(echo "${EXTENSIONS}" | tr ',' ' '); do \
+      case "${name}" in \
+        controlnet) repo=Mikubill/sd-webui-controlnet dir=sd-webui-controlnet commit="${CONTROLNET_COMMIT}" ;; \
+        adetailer) repo=Bing-su/adetailer dir=adetailer commit="${ADETAILER_COMMIT}" ;; \
+        *) echo "EXTENSIONS: unknown extension ${name} (controlnet, adetailer)" >&2; exit 1 ;; \
+      esac; \
+      git clone "https://github.com/${repo}.git" "extensions/${dir}" \
+      && git -C "extensions/${dir}" checkout --detach "${commit}" \
+      && test "$(git -C "extensions/${dir}" rev-parse HEAD)" = "${commit}" || exit 1; \
+    done
 # v1.9.3's installer clones Stability-AI/stablediffusion, which is gone from GitHub; the WebUI
 # maintainers' mirror holds the same commit, which the installer still checks out by hash. CLIP's
 # setup.py needs pkg_resources, which setuptools 81 removed, so CLIP and open_clip (at the commits v1.9.3
@@ -72,6 +90,10 @@ RUN pip install torch==2.1.2 torchvision==0.16.2 --extra-index-url https://downl
 # Loading an SD 1.x or SDXL checkpoint reads the CLIP tokenizer and text-encoder configuration from
 # Hugging Face; fetched here, a fresh worker does not depend on Hugging Face being reachable to start.
 RUN python -c "from huggingface_hub import snapshot_download; snapshot_download('openai/clip-vit-large-patch14', allow_patterns=['*.json', '*.txt'])"
+# ADetailer downloads its detection models from Hugging Face when it loads; fetched here, as above.
+RUN if [ -d extensions/adetailer ]; then \
+      python -c "from huggingface_hub import hf_hub_download as get; [get('Bingsu/adetailer', f) for f in ('face_yolov8n.pt', 'face_yolov8s.pt', 'hand_yolov8n.pt', 'person_yolov8n-seg.pt', 'person_yolov8s-seg.pt')]; get('Bingsu/yolo-world-mirror', 'yolov8x-worldv2.pt')"; \
+    fi
 COPY --from=worker-build /usr/local/bin/node /usr/local/bin/node
 COPY --from=worker-build /worker/package.json /worker/package.json
 COPY --from=worker-build /worker/node_modules /worker/node_modules
@@ -87,22 +109,23 @@ ENV NODE_ENV=production \
     MALLOC_TOP_PAD_=2097152 \
     MALLOC_ARENA_MAX=2 \
     A1111_BASE_URL=http://127.0.0.1:3000 \
-    A1111_READY_TIMEOUT_MS=900000 \
-    MODELS_DIR=/stable-diffusion-webui/models/Stable-diffusion
+    A1111_READY_TIMEOUT_MS=900000
 WORKDIR /worker
 # A fixed heap growth keeps the worker's memory flat over thousands of jobs instead of letting V8 grow
 # its heap to several times the live data (see docs/performance.md).
 ENTRYPOINT ["node", "--heap-growing-percent=150", "/worker/dist/src/main.js"]
 
-# ---- variant: checkpoints read from a RunPod network volume -----------------------------------------
+# ---- variant: models read from a RunPod network volume ----------------------------------------------
+# The worker finds the model folders on the volume (its own layout, or a WebUI install on it as
+# ashleykleynhans/runpod-worker-a1111 lays volumes out) and gives them to the WebUI as MODELS_DIR,
+# LORA_DIR, VAE_DIR, EMBEDDINGS_DIR and CONTROLNET_DIR; the ControlNet folder flag is passed only when
+# the extension, which defines it, is installed.
 FROM a1111 AS volume
-ENV MODELS_DIR=/runpod-volume/models/Stable-diffusion \
-    LORA_DIR=/runpod-volume/models/Lora \
-    VAE_DIR=/runpod-volume/models/VAE \
-    EMBEDDINGS_DIR=/runpod-volume/embeddings \
-    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir /runpod-volume/models/Stable-diffusion --lora-dir /runpod-volume/models/Lora --vae-dir /runpod-volume/models/VAE --embeddings-dir /runpod-volume/embeddings --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
+ENV MODEL_VOLUME_DIR=/runpod-volume \
+    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && if [ -d extensions/sd-webui-controlnet ]; then set -- --controlnet-dir \${CONTROLNET_DIR}; fi && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir \${MODELS_DIR} --lora-dir \${LORA_DIR} --vae-dir \${VAE_DIR} --embeddings-dir \${EMBEDDINGS_DIR} --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model \$@"
 
 # ---- default: the checkpoint from MODEL_URL baked in --------------------------------------------------
 FROM a1111 AS baked
 COPY --from=checkpoint /model.safetensors /model.safetensors
-ENV A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt /model.safetensors --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"
+ENV MODELS_DIR=/stable-diffusion-webui/models/Stable-diffusion \
+    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt /model.safetensors --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model"

@@ -28,6 +28,7 @@ import { JournalStore } from './journal/store.js';
 import { releaseSourceBytes } from './json/source-bytes.js';
 import type { Logger } from './log/index.js';
 import { ModelDownloader } from './models/downloads.js';
+import { folderVariables, placeOnVolume } from './models/volume-layout.js';
 import { ResultBucket } from './results/bucket.js';
 import type { Backend, BackendVerdict, HandlerOutcome, JobHandler, WarmUpResult } from './runpod/handler.js';
 
@@ -187,11 +188,24 @@ export function asJobHandler(runner: JobRunner, webui?: WebUiSupervisor): JobHan
  * const code = await new WorkerLoop({ settings: config.runpod, log, handler: worker.handler, backend: worker.backend }).run();
  * await worker.close();
  */
-export async function buildWorker(config: Config, log: Logger, options: WorkerOptions = {}): Promise<Worker> {
+export async function buildWorker(given: Config, log: Logger, options: WorkerOptions = {}): Promise<Worker> {
+  const { settings: models, volume } = placeOnVolume(given.models, process.env);
+  const config: Config = { ...given, models };
+  if (volume) {
+    const layout =
+      volume.layout === 'webui-install'
+        ? 'a WebUI install on the volume (the layout of ashleykleynhans/runpod-worker-a1111)'
+        : "the worker's layout";
+    log.info(`model folders on the network volume: ${layout}, below ${volume.root}`, {
+      layout: volume.layout,
+      ...Object.fromEntries(volume.found.map((variable) => [variable, folderVariables(models)[variable]])),
+    });
+  }
   const { launchCommand, restartLimit, restartWindowMs, restartDelayMs, readyTimeoutMs } = config.a1111;
   let webui: WebUiSupervisor | undefined;
   if (launchCommand) {
-    webui = new WebUiSupervisor(launchCommand, log, { restartLimit, restartWindowMs, restartDelayMs });
+    const policy = { restartLimit, restartWindowMs, restartDelayMs };
+    webui = new WebUiSupervisor(launchCommand, log, policy, Date.now, folderVariables(config.models));
     webui.start();
   }
   const client = createA1111Client(config.a1111, log, webui);

@@ -44,6 +44,8 @@ describe('configuration from the environment', () => {
         loraDir: '/stable-diffusion-webui/models/Lora',
         vaeDir: '/stable-diffusion-webui/models/VAE',
         embeddingsDir: '/stable-diffusion-webui/embeddings',
+        controlnetDir: '/stable-diffusion-webui/models/ControlNet',
+        volumeDir: undefined,
         allowedHosts: ['huggingface.co', '*.huggingface.co', 'hf.co', '*.hf.co', 'civitai.com', '*.civitai.com'],
         privateAllow: [],
         timeoutMs: 1_800_000,

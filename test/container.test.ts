@@ -14,52 +14,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { imageRuntime } from '../bench/image.js';
 import { declaredSettings, loadConfig } from '../src/config/index.js';
 import { prepareJob } from '../src/job/prepare.js';
+import { folderVariables, placeOnVolume } from '../src/models/volume-layout.js';
 import { A1111Simulator } from '../src/simulator/server.js';
+import { args, dockerfile, instructions, ROOT, stageEnv } from './support/dockerfile.js';
 import { FakeRunPod } from './support/fake-runpod.js';
 import { captureLog } from './support/logs.js';
 import { decodePng } from './support/png.js';
 import { simulator } from './support/simulator.js';
 import { generated, testWorker } from './support/worker.js';
 import { startWorker, WORKER_ENTRY } from './support/worker-process.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-/** The Dockerfile with continuation lines joined. */
-const instructions = dockerfile
-  .replace(/\\\n/g, ' ')
-  .split('\n')
-  .map((line) => line.trim())
-  .filter((line) => line && !line.startsWith('#'));
-
-function args(): Record<string, string> {
-  return Object.fromEntries(
-    instructions
-      .filter((l) => l.startsWith('ARG ') && l.includes('='))
-      .map((l) => l.slice(4).split('=', 2) as [string, string]),
-  );
-}
-
-/** The ENV values of one stage (and of the stages it builds on, by `FROM <stage>`). */
-function stageEnv(stage: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  const chain: string[] = [];
-  let current: string | undefined = stage;
-  while (current) {
-    chain.unshift(current);
-    const from = instructions.find((l) => new RegExp(`^FROM \\S+ AS ${current}$`).test(l));
-    const base = from?.split(' ')[1];
-    current = base && instructions.some((l) => l.endsWith(` AS ${base}`)) ? base : undefined;
-  }
-  for (const name of chain) {
-    const start = instructions.findIndex((l) => l.endsWith(` AS ${name}`));
-    const end = instructions.findIndex((l, i) => i > start && l.startsWith('FROM '));
-    for (const line of instructions.slice(start, end < 0 ? undefined : end)) {
-      if (!line.startsWith('ENV ')) continue;
-      for (const match of line.slice(4).matchAll(/(\w+)=("([^"]*)"|\S+)/g)) env[match[1]!] = match[3] ?? match[2]!;
-    }
-  }
-  return env;
-}
 
 describe('the Dockerfile', () => {
   it('pins every base image', () => {
@@ -131,7 +94,7 @@ describe('the Dockerfile', () => {
       }
       // The shell prefix: the clone the image made, and the allocator library the image installed.
       expect(command).toMatch(
-        /^cd \/stable-diffusion-webui && LD_PRELOAD=libtcmalloc_minimal\.so\.4 exec python webui\.py /,
+        /^cd \/stable-diffusion-webui && (if [^;]+; then [^;]+; fi && )?LD_PRELOAD=libtcmalloc_minimal\.so\.4 exec python webui\.py /,
       );
       expect(dockerfile).toContain(
         'git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stable-diffusion-webui',
@@ -146,11 +109,22 @@ describe('the Dockerfile', () => {
         expect(dockerfile).toContain('COPY --from=checkpoint /model.safetensors /model.safetensors');
         expect(config.models.dir).toBe('/stable-diffusion-webui/models/Stable-diffusion');
       } else {
-        expect(/--ckpt-dir (\S+)/.exec(command)?.[1]).toBe(config.models.dir);
-        // The LoRAs and VAEs a job brings go where this WebUI looks for them.
-        expect(/--lora-dir (\S+)/.exec(command)?.[1]).toBe(config.models.loraDir);
-        expect(/--vae-dir (\S+)/.exec(command)?.[1]).toBe(config.models.vaeDir);
-        expect(/--embeddings-dir (\S+)/.exec(command)?.[1]).toBe(config.models.embeddingsDir);
+        // The models a job brings go where this WebUI looks for them, on either layout of the volume:
+        // the folders the worker finds are the ones the WebUI's shell expands.
+        expect(env['MODEL_VOLUME_DIR']).toBe('/runpod-volume');
+        for (const install of [true, false]) {
+          const { settings } = placeOnVolume(config.models, env, () => install);
+          const folders = folderVariables(settings);
+          const expanded = command.replace(/\$\{(\w+)\}/g, (_, name: string) => folders[name] ?? `<${name}?>`);
+          expect(/--ckpt-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.dir);
+          expect(/--lora-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.loraDir);
+          expect(/--vae-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.vaeDir);
+          expect(/--embeddings-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.embeddingsDir);
+          expect(/--controlnet-dir ([^\s;]+)/.exec(expanded)?.[1]).toBe(settings.controlnetDir);
+          expect(
+            settings.dir.startsWith(install ? '/runpod-volume/stable-diffusion-webui/' : '/runpod-volume/models/'),
+          ).toBe(true);
+        }
       }
     });
   }

@@ -21,6 +21,7 @@ import type { BackendLiveness } from './process.js';
 import type { A1111Request, Txt2ImgRequest } from './request-fields.js';
 import { axiosRetryOptions, retryPolicy } from './retry-policy.js';
 import {
+  ControlNetModelListSchema,
   type Embeddings,
   EmbeddingsSchema,
   type Lora,
@@ -62,6 +63,8 @@ export interface A1111Client {
   listVaes(signal?: AbortSignal): Promise<SdVae[]>;
   listScripts(signal?: AbortSignal): Promise<ScriptsList>;
   listEmbeddings(signal?: AbortSignal): Promise<Embeddings>;
+  /** GET /controlnet/model_list?update=true: the ControlNet extension rescans its folders and lists them. */
+  listControlNetModels(signal?: AbortSignal): Promise<string[]>;
   /** POST /refresh-loras, /refresh-vae or /refresh-embeddings: A1111 scans its folder again. */
   refreshNetworks(kind: 'loras' | 'vae' | 'embeddings', signal?: AbortSignal): Promise<void>;
   /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
@@ -269,6 +272,15 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
     listEmbeddings(signal) {
       const { target, options } = get('/embeddings', signal);
       return call(EmbeddingsSchema, target, options);
+    },
+    async listControlNetModels(signal) {
+      const path = '/controlnet/model_list';
+      const answer = await call(
+        ControlNetModelListSchema,
+        { method: 'GET', route: path, path },
+        { url: `${config.baseUrl}${path}`, params: { update: true }, ...(signal ? { signal } : {}) },
+      );
+      return answer.model_list;
     },
     listScripts(signal) {
       const { target, options } = get('/scripts', signal);

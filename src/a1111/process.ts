@@ -104,6 +104,8 @@ export class A1111Process {
   constructor(
     private readonly command: string,
     private readonly log: Logger,
+    /** Variables the WebUI gets beside the worker's environment (the model folders). */
+    private readonly env: Record<string, string> = {},
   ) {
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
@@ -146,7 +148,7 @@ export class A1111Process {
     const child = spawn('/bin/sh', ['-c', this.command], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
-      env: webuiEnvironment(process.env),
+      env: { ...webuiEnvironment(process.env), ...this.env },
     });
     this.child = child;
     this.log.info('A1111 started', { pid: child.pid });

@@ -53,6 +53,12 @@ export type Embeddings = z.infer<typeof EmbeddingsSchema>;
 export const ScriptsListSchema = z.looseObject({ txt2img: z.array(z.string()), img2img: z.array(z.string()) });
 export type ScriptsList = z.infer<typeof ScriptsListSchema>;
 
+/**
+ * GET /controlnet/model_list (the sd-webui-controlnet extension): each model as "stem [hash]", the hash
+ * being A1111's short legacy hash of the file.
+ */
+export const ControlNetModelListSchema = z.looseObject({ model_list: z.array(z.string()) });
+
 /** Any JSON answer (the read routes pass A1111's answer on as it is). */
 export const AnyJsonSchema = z.unknown();
 

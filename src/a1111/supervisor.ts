@@ -37,6 +37,8 @@ export class WebUiSupervisor implements BackendLiveness {
     private readonly log: Logger,
     private readonly policy: RestartPolicy,
     private readonly now: () => number = Date.now,
+    /** Variables each WebUI process gets beside the worker's environment (the model folders). */
+    private readonly env: Record<string, string> = {},
   ) {
     this.gone = new Promise((resolve) => {
       this.resolveGone = resolve;
@@ -86,7 +88,7 @@ export class WebUiSupervisor implements BackendLiveness {
   private decide!: () => void;
 
   private launch(): void {
-    const process = new A1111Process(this.command, this.log);
+    const process = new A1111Process(this.command, this.log, this.env);
     this.current = process;
     this.status = 'running';
     this.decisionMade = new Promise((resolve) => {

@@ -22,6 +22,16 @@ export const MODEL_SETTINGS = settingGroup('Model downloads', {
     description:
       "Where the textual-inversion embeddings a job's `model.embeddings` brings go: A1111's embeddings folder (`--embeddings-dir`, scanned on POST /sdapi/v1/refresh-embeddings).",
   }),
+  controlnetDir: directory('CONTROLNET_DIR', {
+    default: '/stable-diffusion-webui/models/ControlNet',
+    description:
+      "Where the ControlNet models a job's `model.controlnets` brings go: the sd-webui-controlnet extension's folder (`models/ControlNet`, or its `--controlnet-dir`), rescanned on GET /controlnet/model_list.",
+  }),
+  volumeDir: optionalText('MODEL_VOLUME_DIR', {
+    description:
+      'A network volume with the models (the volume image sets `/runpod-volume`): each model folder not set on its own is found on it, below `stable-diffusion-webui/` on a volume holding a WebUI install (the layout of ashleykleynhans/runpod-worker-a1111), else at its root (`models/Stable-diffusion`, `models/Lora`, `models/VAE`, `models/ControlNet`, `embeddings`). The WebUI gets the folders as MODELS_DIR, LORA_DIR, VAE_DIR, EMBEDDINGS_DIR and CONTROLNET_DIR in its environment.',
+    rule: 'a directory path',
+  }),
   allowedHosts: hostList('MODEL_DOWNLOAD_HOSTS', {
     default: 'huggingface.co,*.huggingface.co,hf.co,*.hf.co,civitai.com,*.civitai.com',
     description:

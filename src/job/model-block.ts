@@ -1,6 +1,6 @@
 /**
- * The worker's own `model` block of a generation's input: a checkpoint, the LoRAs and the VAE it
- * needs, and where to download each from when A1111 does not have it. It never reaches A1111 (A1111 gets the checkpoint as an override). No
+ * The worker's own `model` block of a generation's input: a checkpoint, the LoRAs, the VAE, the
+ * embeddings and the ControlNet models it needs, and where to download each from when A1111 does not have it. It never reaches A1111 (A1111 gets the checkpoint as an override). No
  * credentials may ride in a job: tokens come from the worker's environment.
  */
 
@@ -15,7 +15,8 @@ import type { InputProblem } from './envelope.js';
 
 /** The worker's own input key, removed before the request goes to A1111. */
 export const MODEL_KEY = 'model';
-const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256', 'loras', 'vae', 'embeddings']);
+const NETWORK_LISTS = ['loras', 'embeddings', 'controlnets'] as const;
+const MODEL_KEYS = new Set(['checkpoint', 'url', 'sha256', 'vae', ...NETWORK_LISTS]);
 const NETWORK_KEYS = new Set(['file', 'url', 'sha256']);
 /** Keys and URL parameters that carry credentials; the job input must never hold one. */
 export const TOKEN_NAME =
@@ -53,8 +54,8 @@ function sourceProblems(block: Record<string, unknown>, at: string): InputProble
 
 const NETWORK_RULE = 'an object {"file": "name.safetensors", "url"?: "https://...", "sha256"?: "..."}';
 
-/** The problems of a LoRA's, the VAE's or an embedding's entry. */
-function networkProblems(entry: unknown, at: string, kind: 'lora' | 'vae' | 'embedding'): InputProblem[] {
+/** The problems of a LoRA's, the VAE's, an embedding's or a ControlNet model's entry. */
+function networkProblems(entry: unknown, at: string, kind: keyof typeof NETWORK_EXTENSIONS): InputProblem[] {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
     return [{ field: at, value: entry, rule: NETWORK_RULE }];
   }
@@ -84,7 +85,7 @@ export function modelProblems(model: unknown): InputProblem[] {
       {
         field: 'model',
         value: model,
-        rule: 'an object {"checkpoint"?: "name.safetensors", "url"?: "https://...", "sha256"?: "...", "loras"?: [...], "vae"?: {...}, "embeddings"?: [...]}',
+        rule: 'an object {"checkpoint"?: "name.safetensors", "url"?: "https://...", "sha256"?: "...", "loras"?: [...], "vae"?: {...}, "embeddings"?: [...], "controlnets"?: [...]}',
       },
     ];
   }
@@ -96,11 +97,11 @@ export function modelProblems(model: unknown): InputProblem[] {
       problems.push({
         field: `model.${key}`,
         value: block[key],
-        rule: 'one of checkpoint, url, sha256, loras, vae, embeddings',
+        rule: 'one of checkpoint, url, sha256, loras, vae, embeddings, controlnets',
       });
   }
   const checkpoint = block['checkpoint'];
-  const networks = block['loras'] !== undefined || block['vae'] !== undefined || block['embeddings'] !== undefined;
+  const networks = block['vae'] !== undefined || NETWORK_LISTS.some((key) => block[key] !== undefined);
   if (checkpoint !== undefined || !networks) {
     const nameProblem = typeof checkpoint === 'string' ? fileNameProblem(checkpoint) : 'it must be text';
     if (nameProblem) {
@@ -117,6 +118,7 @@ export function modelProblems(model: unknown): InputProblem[] {
   for (const [key, kind, what] of [
     ['loras', 'lora', 'LoRAs'],
     ['embeddings', 'embedding', 'embeddings'],
+    ['controlnets', 'controlnet', 'ControlNet models'],
   ] as const) {
     const list = block[key];
     if (list === undefined) continue;
@@ -140,15 +142,16 @@ function networkSource(entry: Record<string, unknown>): NetworkSource {
   };
 }
 
-/** The LoRAs and the VAE of a `model` block without problems; undefined when it names none. */
+/** The extra networks of a `model` block without problems; undefined when it names none. */
 export function readNetworks(model: unknown): NetworkSources | undefined {
   const block = (model ?? {}) as Record<string, unknown>;
-  if (block['loras'] === undefined && block['vae'] === undefined && block['embeddings'] === undefined) return undefined;
+  if (block['vae'] === undefined && NETWORK_LISTS.every((key) => block[key] === undefined)) return undefined;
   const list = (key: string) => (Array.isArray(block[key]) ? (block[key] as Record<string, unknown>[]) : []);
   const vae = block['vae'] as Record<string, unknown> | undefined;
   return {
     loras: list('loras').map(networkSource),
     vae: vae ? networkSource(vae) : null,
     embeddings: list('embeddings').map(networkSource),
+    controlnets: list('controlnets').map(networkSource),
   };
 }

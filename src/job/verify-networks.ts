@@ -65,7 +65,39 @@ export interface NetworkDeps {
   onDownloadProgress?: (progress: DownloadProgress) => void;
 }
 
-const stem = (file: string) => file.replace(/\.(safetensors|pt|ckpt)$/i, '');
+/** A file's name without its ending: the name A1111 lists a LoRA, an embedding or a ControlNet model by. */
+export const stem = (file: string) => file.replace(/\.(safetensors|pth|pt|ckpt|bin)$/i, '');
+
+const WHAT = { lora: 'LoRA', vae: 'VAE', embedding: 'embedding', controlnet: 'ControlNet model' } as const;
+
+/**
+ * Downloads each source (one with a URL) into its kind's folder, one after the other, noting each file
+ * downloaded or found on disk already.
+ */
+export async function downloadSources(
+  kind: keyof typeof WHAT,
+  sources: readonly NetworkSource[],
+  deps: NetworkDeps,
+  notes: string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const source of sources) {
+    if (!source.url) continue;
+    const result = await deps.downloader.fetch(
+      { checkpoint: source.file, url: source.url, ...(source.sha256 ? { sha256: source.sha256 } : {}) },
+      {
+        kind,
+        ...(signal ? { signal } : {}),
+        ...(deps.onDownloadProgress ? { onProgress: deps.onDownloadProgress } : {}),
+      },
+    );
+    notes.push(
+      result.reused
+        ? `${WHAT[kind]} "${source.file}" was on disk but not listed; A1111 was asked to look again`
+        : `${WHAT[kind]} "${source.file}" downloaded (${result.bytes} bytes)`,
+    );
+  }
+}
 
 /**
  * Downloads the sources of `missing` names the job brings (into LORA_DIR or VAE_DIR, shared with other
@@ -83,22 +115,7 @@ async function downloadMissing(
 ): Promise<{ missing: string[]; known: string[]; downloaded: string[] }> {
   const toFetch = sources.filter((source) => source.url && missing.includes(nameOf(source)));
   if (toFetch.length === 0) return { missing: [...missing], known: await list(), downloaded: [] };
-  for (const source of toFetch) {
-    const result = await deps.downloader.fetch(
-      { checkpoint: source.file, url: source.url!, ...(source.sha256 ? { sha256: source.sha256 } : {}) },
-      {
-        kind,
-        ...(signal ? { signal } : {}),
-        ...(deps.onDownloadProgress ? { onProgress: deps.onDownloadProgress } : {}),
-      },
-    );
-    const what = { lora: 'LoRA', vae: 'VAE', embedding: 'embedding' }[kind];
-    notes.push(
-      result.reused
-        ? `${what} "${source.file}" was on disk but not listed; A1111 was asked to look again`
-        : `${what} "${source.file}" downloaded (${result.bytes} bytes)`,
-    );
-  }
+  await downloadSources(kind, toFetch, deps, notes, signal);
   const route = ({ lora: 'loras', vae: 'vae', embedding: 'embeddings' } as const)[kind];
   await deps.client.refreshNetworks(route, signal);
   const known = await list();

@@ -23,6 +23,7 @@ import type { SdModel } from '../a1111/schemas.js';
 import { WorkerError } from '../errors.js';
 import type { DownloadProgress, ModelDownloader } from '../models/downloads.js';
 import type { A1111Catalog } from './catalog.js';
+import { verifyControlNet } from './verify-controlnet.js';
 import { verifyEmbeddings, verifyExtraNetworks } from './verify-networks.js';
 import { verifyOptionsChange, verifyUpscalers } from './verify-other.js';
 import { verifyAlwaysOnScripts } from './verify-scripts.js';
@@ -248,9 +249,11 @@ export async function verifyModels(
     checkOtherCheckpoints(request, input.models ?? (await deps.client.listModels(signal)), notes);
   }
   await checkOverrideKeys(request, deps.catalog, signal);
-  await verifyAlwaysOnScripts(operation.name === 'img2img' ? 'img2img' : 'txt2img', request, deps.client, signal);
+  const tab = operation.name === 'img2img' ? 'img2img' : 'txt2img';
+  await verifyAlwaysOnScripts(tab, request, deps.client, signal);
   await verifyExtraNetworks(request, deps, input.job.networks, notes, signal);
   await verifyEmbeddings(input.job.networks, deps, notes, signal);
+  await verifyControlNet(tab, request, input.job.networks, deps, notes, signal);
   const primary = typeof request.sampler_name === 'string' ? 'sampler_name' : 'sampler_index';
   await resolveSamplerField(request, primary, 'scheduler', deps.catalog, notes, signal);
   await resolveSchedulerField(request, 'scheduler', deps.catalog, signal);

@@ -32,8 +32,8 @@ interface SharedDownload {
 
 const LEFT = 'the job stopped waiting for its model download';
 
-/** What a download is: a checkpoint, a LoRA or a VAE, each going to A1111's folder for it. */
-export type ModelKind = 'checkpoint' | 'lora' | 'vae' | 'embedding';
+/** What a download is: a checkpoint, a LoRA, a VAE, an embedding or a ControlNet model, each going to A1111's folder for it. */
+export type ModelKind = 'checkpoint' | 'lora' | 'vae' | 'embedding' | 'controlnet';
 
 export class ModelDownloader {
   private readonly inFlight = new Map<string, SharedDownload>();
@@ -46,20 +46,21 @@ export class ModelDownloader {
     this.disk = new CheckpointDownload(settings, log);
   }
 
-  /** The folder a kind of model goes to: MODELS_DIR, LORA_DIR, VAE_DIR or EMBEDDINGS_DIR. */
+  /** The folder a kind of model goes to: MODELS_DIR, LORA_DIR, VAE_DIR, EMBEDDINGS_DIR or CONTROLNET_DIR. */
   folder(kind: ModelKind): string {
     const folders = {
       checkpoint: this.settings.dir,
       lora: this.settings.loraDir,
       vae: this.settings.vaeDir,
       embedding: this.settings.embeddingsDir,
+      controlnet: this.settings.controlnetDir,
     };
     return folders[kind];
   }
 
   /** Removes the temporary files of downloads killed before they ended, in every model folder (see temp-files.ts). */
   async removeStaleTemporaryFiles(options: { atStartUp?: boolean; now?: number } = {}): Promise<string[]> {
-    const kinds: ModelKind[] = ['checkpoint', 'lora', 'vae', 'embedding'];
+    const kinds: ModelKind[] = ['checkpoint', 'lora', 'vae', 'embedding', 'controlnet'];
     const folders = [...new Set(kinds.map((kind) => this.folder(kind)))];
     const removed = await Promise.all(folders.map((dir) => removeStaleTemporaryFiles(dir, this.log, options)));
     return removed.flat();

@@ -10,7 +10,7 @@ export interface ModelSource {
   sha256?: string;
 }
 
-/** A LoRA or a VAE a job's `model` block brings: its file name in A1111's folder, and where it comes from. */
+/** A LoRA, a VAE, an embedding or a ControlNet model a job's `model` block brings: its file name in A1111's folder, and where it comes from. */
 export interface NetworkSource {
   file: string;
   url?: string;
@@ -22,16 +22,21 @@ export interface NetworkSources {
   loras: NetworkSource[];
   vae: NetworkSource | null;
   embeddings: NetworkSource[];
+  controlnets: NetworkSource[];
 }
 
-/** The file endings A1111 loads for each kind (LoRAs and VAEs: networks.py, sd_vae.py; embeddings: textual_inversion.py). */
+/**
+ * The file endings A1111 loads for each kind (LoRAs and VAEs: networks.py, sd_vae.py; embeddings:
+ * textual_inversion.py; ControlNet models: the sd-webui-controlnet extension's CN_MODEL_EXTS).
+ */
 export const NETWORK_EXTENSIONS = {
   lora: ['safetensors', 'pt', 'ckpt'],
   vae: ['safetensors', 'pt', 'ckpt'],
   embedding: ['safetensors', 'pt', 'bin'],
+  controlnet: ['safetensors', 'pth', 'pt', 'ckpt', 'bin'],
 } as const;
 
-/** The reason a LoRA, VAE or embedding file name is refused, or null for a plain name A1111 loads. */
+/** The reason a LoRA, VAE, embedding or ControlNet model file name is refused, or null for a plain name A1111 loads. */
 export function networkFileProblem(name: string, kind: keyof typeof NETWORK_EXTENSIONS = 'lora'): string | null {
   const endings: readonly string[] = NETWORK_EXTENSIONS[kind];
   if (name.includes('/') || name.includes('\\')) return 'it must not contain a path separator';

@@ -10,9 +10,6 @@ type Handler = () => unknown;
 
 const API = '/sdapi/v1';
 
-/** The ControlNet models the simulated extension offers (GET /controlnet/model_list). */
-export const CONTROLNET_MODELS = ['control_v11p_sd15_canny [d14c016b]', 'control_v11f1p_sd15_depth [cfd03158]'];
-
 /** The extensions of the simulated install. */
 const EXTENSIONS: [string, string, string][] = [
   ['adetailer', 'https://github.com/Bing-su/adetailer.git', 'a7d961131e879ea8a930034a21a2dee21b173e8c'],
@@ -40,7 +37,10 @@ function memory(): Record<string, unknown> {
   };
 }
 
-export function listings(installed: { controlnet: boolean }): Record<string, { GET: Handler }> {
+export function listings(installed: {
+  controlnet: boolean;
+  controlNetModels: () => Promise<string[]>;
+}): Record<string, { GET: Handler }> {
   const routes: Record<string, { GET: Handler }> = {
     [`${API}/hypernetworks`]: { GET: () => [] },
     [`${API}/face-restorers`]: {
@@ -74,7 +74,9 @@ export function listings(installed: { controlnet: boolean }): Record<string, { G
     [`${API}/memory`]: { GET: memory },
   };
   if (installed.controlnet) {
-    routes['/controlnet/model_list'] = { GET: () => ({ model_list: [...CONTROLNET_MODELS] }) };
+    routes['/controlnet/model_list'] = {
+      GET: async () => ({ model_list: await installed.controlNetModels() }),
+    };
     routes['/controlnet/version'] = { GET: () => ({ version: 2 }) };
   }
   return routes;

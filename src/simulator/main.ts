@@ -5,6 +5,7 @@
  *   node dist/src/simulator/main.js --port 3000 --boot-delay-ms 2000 --step-delay-ms 20
  *
  * It takes A1111's own flags where they mean something here (`--port`, `--ckpt`, `--ckpt-dir`,
+ * `--lora-dir`, `--vae-dir`, `--embeddings-dir`, the ControlNet extension's `--controlnet-dir`,
  * `--api-auth`) and ignores the others (`--api --nowebui --xformers ...`), so a launch command written
  * for the real WebUI can point at it. Its first line on stdout is `A1111 SIMULATOR url=<url>`.
  */
@@ -28,6 +29,10 @@ const { values } = parseArgs({
     port: { type: 'string' },
     ckpt: { type: 'string' },
     'ckpt-dir': { type: 'string' },
+    'lora-dir': { type: 'string' },
+    'vae-dir': { type: 'string' },
+    'embeddings-dir': { type: 'string' },
+    'controlnet-dir': { type: 'string' },
     'api-auth': { type: 'string' },
     'boot-delay-ms': { type: 'string' },
     'step-delay-ms': { type: 'string' },
@@ -45,6 +50,10 @@ const simulator = new A1111Simulator({
   port: numberFlag(text('port'), 'port') ?? 7861,
   ckpt: text('ckpt') ?? '/model.safetensors',
   ...(text('ckpt-dir') ? { modelsDir: text('ckpt-dir')! } : {}),
+  ...(text('lora-dir') ? { loraDir: text('lora-dir')! } : {}),
+  ...(text('vae-dir') ? { vaeDir: text('vae-dir')! } : {}),
+  ...(text('embeddings-dir') ? { embeddingsDir: text('embeddings-dir')! } : {}),
+  ...(text('controlnet-dir') ? { controlnetDir: text('controlnet-dir')! } : {}),
   ...(text('api-auth') ? { apiAuth: text('api-auth')! } : {}),
   bootDelayMs,
   stepDelayMs: numberFlag(text('step-delay-ms'), 'step-delay-ms') ?? 0,

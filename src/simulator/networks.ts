@@ -6,11 +6,37 @@
  * refresh route only, as A1111 does. A prompt's tag for a LoRA that is not listed renders as if it were
  * not there, as v1.9.3 renders it (it only logs "Couldn't find network").
  */
-import { readdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 const FILES = /\.(safetensors|pt|ckpt)$/i;
 const EMBEDDING_FILES = /\.(safetensors|pt|bin)$/i;
+/** The sd-webui-controlnet extension's CN_MODEL_EXTS (compared with their case, as os.path.splitext gives it). */
+const CONTROLNET_FILES = /\.(pt|pth|ckpt|safetensors|bin)$/;
+
+/**
+ * The ControlNet models the simulator offers when it is given no folder for them, as a RunPod A1111
+ * volume with ControlNet has them (SD 1.5 canny and depth, InstantID's two), with short hashes.
+ */
+export const CONTROLNET_MODELS = [
+  'control_instant_id_sdxl [c5c25a50]',
+  'control_v11f1p_sd15_depth [cfd03158]',
+  'control_v11p_sd15_canny [d14c016b]',
+  'ip-adapter_instant_id_sdxl [eb2d3ec0]',
+];
+
+/** sd_models.model_hash: the first 8 hex digits of the SHA-256 of 64 KiB read 1 MiB into the file. */
+async function legacyHash(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(0x10000);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0x100000);
+    return createHash('sha256').update(buffer.subarray(0, bytesRead)).digest('hex').slice(0, 8);
+  } finally {
+    await handle.close();
+  }
+}
 
 async function filesBelow(dir: string | undefined, files: RegExp = FILES): Promise<string[]> {
   if (!dir) return [];
@@ -50,8 +76,31 @@ export class NetworkFolders {
   private embeddingNames: string[] = [];
 
   constructor(
-    private readonly dirs: { lora?: string | undefined; vae?: string | undefined; embeddings?: string | undefined },
+    private readonly dirs: {
+      lora?: string | undefined;
+      vae?: string | undefined;
+      embeddings?: string | undefined;
+      controlnet?: string | undefined;
+    },
   ) {}
+
+  /**
+   * GET /controlnet/model_list (its `update` defaults to true: the folder is read at each call): every
+   * model file below the folder as "stem [hash]", sorted by file name, "None" left out.
+   */
+  async controlNetModels(): Promise<string[]> {
+    if (this.dirs.controlnet === undefined) return [...CONTROLNET_MODELS];
+    const files = (await filesBelow(this.dirs.controlnet, CONTROLNET_FILES)).sort((a, b) => {
+      const [x, y] = [path.basename(a), path.basename(b)];
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    const models: string[] = [];
+    for (const file of files) {
+      const name = path.basename(file).replace(CONTROLNET_FILES, '');
+      if (name !== 'None') models.push(`${name} [${await legacyHash(file)}]`);
+    }
+    return models;
+  }
 
   /** textual_inversion.py: every .pt/.bin/.safetensors below the embeddings folder, named by its stem. */
   async scanEmbeddings(): Promise<void> {

@@ -66,6 +66,8 @@ export interface SimulatorOptions {
   vaeDir?: string;
   /** Scanned like `embeddings` (GET /embeddings, POST /refresh-embeddings). */
   embeddingsDir?: string;
+  /** Scanned like the ControlNet extension's `models/ControlNet` at each GET /controlnet/model_list; without it, two stock models. */
+  controlnetDir?: string;
 }
 
 export interface RecordedCall {
@@ -139,6 +141,7 @@ export class A1111Simulator {
       lora: options.loraDir,
       vae: options.vaeDir,
       embeddings: options.embeddingsDir,
+      controlnet: options.controlnetDir,
     });
   }
 
@@ -451,7 +454,10 @@ export class A1111Simulator {
       [`${API}/interrogate`]: {
         POST: (req, body) => engine.interrogate(this.parseBody(req, body, INTERROGATE_MODEL).values),
       },
-      ...listings({ controlnet: this.options.controlnet !== false }),
+      ...listings({
+        controlnet: this.options.controlnet !== false,
+        controlNetModels: () => this.networks.controlNetModels(),
+      }),
       [`${API}/loras`]: { GET: () => this.networks.loras() },
       [`${API}/sd-vae`]: { GET: () => this.networks.vaes() },
       [`${API}/embeddings`]: { GET: () => this.networks.embeddings() },
