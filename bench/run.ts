@@ -27,6 +27,7 @@ import { imageRuntime } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKER = path.join(ROOT, 'dist', 'src', 'main.js');
+const PIPE = path.join(ROOT, 'dist', 'bench', 'pipe.js');
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean' }, out: { type: 'string' }, doc: { type: 'string' }, only: { type: 'string' } },
@@ -136,6 +137,11 @@ function openFiles(pid: number): number {
 /** The direct call: the same request, straight to the simulator, until the last byte of the answer. */
 const directAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 function directCall(baseUrl: string, input: unknown): Promise<number> {
+  return timedDirectCall(baseUrl, input).then((call) => call.ms);
+}
+
+/** The direct call, with when its answer's last byte came (`performance.timeOrigin` + `performance.now()`). */
+function timedDirectCall(baseUrl: string, input: unknown): Promise<{ ms: number; endAt: number }> {
   const body = JSON.stringify(input);
   const url = new URL('/sdapi/v1/txt2img', baseUrl);
   return new Promise((resolve, reject) => {
@@ -153,7 +159,9 @@ function directCall(baseUrl: string, input: unknown): Promise<number> {
       },
       (response) => {
         response.on('data', () => undefined);
-        response.on('end', () => resolve(performance.now() - started));
+        response.on('end', () =>
+          resolve({ ms: performance.now() - started, endAt: performance.timeOrigin + performance.now() }),
+        );
       },
     );
     request.on('error', reject);
@@ -170,10 +178,22 @@ const input = (steps: number, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-async function setup(options: { stepDelayMs?: number; concurrency?: number; env?: Record<string, string> } = {}) {
-  const sim = new A1111Simulator({ stepDelayMs: options.stepDelayMs ?? 0 });
+async function setup(
+  options: {
+    stepDelayMs?: number;
+    concurrency?: number;
+    env?: Record<string, string>;
+    /** A1111's answers and RunPod's reads paced at this many bytes a second. */
+    linkBytesPerSecond?: number;
+  } = {},
+) {
+  const link = options.linkBytesPerSecond;
+  const sim = new A1111Simulator({
+    stepDelayMs: options.stepDelayMs ?? 0,
+    ...(link ? { answerBytesPerSecond: link } : {}),
+  });
   await sim.start();
-  const plane = new FakeRunPod({ longPollMs: 5_000 });
+  const plane = new FakeRunPod({ longPollMs: 5_000, ...(link ? { jobDoneBytesPerSecond: link } : {}) });
   await plane.start();
   const worker = startWorker({
     ...plane.env({ RUNPOD_PING_INTERVAL: '10000' }),
@@ -190,7 +210,10 @@ async function setup(options: { stepDelayMs?: number; concurrency?: number; env?
 
 let jobCounter = 0;
 /** Runs one job through the worker; resolves with (job-take answered → job-done received) in ms. */
-async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: number; bytes: number; body: string }> {
+async function workerJob(
+  plane: FakeRunPod,
+  jobInput: unknown,
+): Promise<{ ms: number; bytes: number; body: string; at: number }> {
   const id = `bench-${++jobCounter}`;
   const done = plane.waitFor(
     (r) => r.kind === 'job-done' && r.jobId === id && !r.body.startsWith('{"status"'),
@@ -201,7 +224,7 @@ async function workerJob(plane: FakeRunPod, jobInput: unknown): Promise<{ ms: nu
   const handed = plane.handedOutAt.get(id) ?? request.at;
   plane.requests.length = 0; // keep the recorder small over thousands of jobs
   plane.handedOutAt.delete(id);
-  return { ms: request.at - handed, bytes: request.body.length, body: request.body };
+  return { ms: request.at - handed, bytes: request.body.length, body: request.body, at: request.at };
 }
 
 // ---- scenarios ----------------------------------------------------------------------------------------
@@ -251,6 +274,87 @@ async function uploadScenario() {
     deliveringMs: summarize(delivering),
     workerPeakRssBytes: peakRss,
   };
+}
+
+/**
+ * The large result (8 × 1024² PNG) inline with both of its transfers at network speed, as on RunPod: A1111
+ * writes its answer at LINK bytes a second (the simulator paced), and RunPod reads the job-done body at
+ * the same rate (the control plane paced). Each job goes through the worker, through the pipe (the
+ * floor: the answer streamed into the job-done body as it arrives), and through a second worker that
+ * reads every answer before posting it (RESULT_STREAM_MIN_BYTES=0), each after a direct call of its own.
+ */
+async function linkScenario() {
+  const link = 125_000_000; // 1 Gbit/s
+  const env = { RESULT_INLINE_MAX_BYTES: '100000000' };
+  const { sim, plane, close } = await setup({ env, linkBytesPerSecond: link });
+  const piped = await startPipe(sim.url, link);
+  const readFirstPlane = new FakeRunPod({ longPollMs: 5_000, jobDoneBytesPerSecond: link });
+  await readFirstPlane.start();
+  const readFirst = startWorker({
+    ...readFirstPlane.env({ RUNPOD_PING_INTERVAL: '10000' }),
+    A1111_BASE_URL: sim.url,
+    ...env,
+    RESULT_STREAM_MIN_BYTES: '0',
+  });
+  const jobInput = input(1, { width: 1024, height: 1024, batch_size: 8 });
+  const added = { worker: [] as number[], pipe: [] as number[], readFirst: [] as number[] };
+  const delivery = { direct: [] as number[], worker: [] as number[], pipe: [] as number[], readFirst: [] as number[] };
+  const direct: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < n(5, 1) + n(30, 2); i++) {
+    const runs: [keyof typeof added, FakeRunPod][] = [
+      ['worker', plane],
+      ['pipe', piped.plane],
+      ['readFirst', readFirstPlane],
+    ];
+    for (const [which, target] of runs) {
+      const floor = await timedDirectCall(sim.url, jobInput);
+      const floorDelivery = floor.endAt - lastAnswerStart(sim);
+      const job = await workerJob(target, jobInput);
+      if (i < n(5, 1)) continue;
+      added[which].push(job.ms - floor.ms);
+      delivery[which].push(job.at - lastAnswerStart(sim));
+      if (which === 'worker') {
+        direct.push(floor.ms);
+        delivery.direct.push(floorDelivery);
+        bytes = job.bytes;
+      }
+    }
+  }
+  await readFirst.stop(readFirstPlane);
+  await piped.close();
+  await close();
+  return {
+    name: 'large result inline at 1 Gbit/s (A1111 answer and job-done post paced)',
+    linkBytesPerSecond: link,
+    resultBytes: bytes,
+    directMs: summarize(direct),
+    addedMs: summarize(added.worker),
+    pipeAddedMs: summarize(added.pipe),
+    readFirstAddedMs: summarize(added.readFirst),
+    deliveryMs: {
+      direct: summarize(delivery.direct),
+      worker: summarize(delivery.worker),
+      pipe: summarize(delivery.pipe),
+      readFirst: summarize(delivery.readFirst),
+    },
+  };
+}
+
+/** A measured value against twice the floor's. */
+function ratioTarget(value: number, floor: number): { value: number; target: number; ok: boolean } {
+  const ratio = Math.round((value / floor) * 100) / 100;
+  return { value: ratio, target: 2, ok: ratio <= 2 };
+}
+
+/** When the simulator began writing its last txt2img answer. */
+function lastAnswerStart(sim: A1111Simulator): number {
+  const calls = sim.callsTo('POST', '/txt2img');
+  const started = calls.at(-1)?.answerStartedAt;
+  if (started === undefined) throw new Error('the simulator has not answered a txt2img yet');
+  // Thousands of jobs: the recorder keeps only what the next lookup needs.
+  sim.calls.length = 0;
+  return started;
 }
 
 /**
@@ -308,19 +412,25 @@ async function latencyScenario(
     warmup: number;
     extra?: Record<string, unknown>;
     env?: Record<string, string>;
+    /** Each job also goes through the pipe (bench/pipe.ts), the floor for large results. */
+    pipe?: boolean;
   },
 ) {
   const { stepDelayMs, steps, jobs, warmup } = options;
   const { sim, plane, worker, close } = await setup({ stepDelayMs, ...(options.env ? { env: options.env } : {}) });
+  const piped = options.pipe ? await startPipe(sim.url) : null;
   const jobInput = input(steps, options.extra);
   const warmupAdded: number[] = [];
   for (let i = 0; i < warmup; i++) {
     const floor = await directCall(sim.url, jobInput);
     warmupAdded.push((await workerJob(plane, jobInput)).ms - floor);
+    if (piped) await workerJob(piped.plane, jobInput);
   }
   const direct: number[] = [];
   const viaWorker: number[] = [];
   const added: number[] = [];
+  const pipeAdded: number[] = [];
+  const delivery = { worker: [] as number[], pipe: [] as number[] };
   let bytes = 0;
   for (let i = 0; i < jobs; i++) {
     const floor = await directCall(sim.url, jobInput);
@@ -329,8 +439,18 @@ async function latencyScenario(
     viaWorker.push(job.ms);
     added.push(job.ms - floor);
     bytes = job.bytes;
+    if (piped) {
+      delivery.worker.push(job.at - lastAnswerStart(sim));
+      const pipeFloor = await directCall(sim.url, jobInput);
+      const pipeJob = await workerJob(piped.plane, jobInput);
+      pipeAdded.push(pipeJob.ms - pipeFloor);
+      delivery.pipe.push(pipeJob.at - lastAnswerStart(sim));
+    } else {
+      sim.calls.length = 0;
+    }
   }
   const peakRss = procStatus(worker.child.pid!, 'VmHWM');
+  await piped?.close();
   await close();
   const d = summarize(direct);
   const w = summarize(viaWorker);
@@ -345,6 +465,34 @@ async function latencyScenario(
     warmupAddedMs: summarize(warmupAdded),
     ratioP50: Math.round((w.p50 / d.p50) * 1000) / 1000,
     workerPeakRssBytes: peakRss,
+    ...(piped
+      ? {
+          pipeAddedMs: summarize(pipeAdded),
+          deliveryMs: { worker: summarize(delivery.worker), pipe: summarize(delivery.pipe) },
+        }
+      : {}),
+  };
+}
+
+/** The pipe (bench/pipe.ts) as its own process, with a control plane of its own, on the same simulator. */
+async function startPipe(a1111Url: string, linkBytesPerSecond?: number) {
+  const plane = new FakeRunPod({
+    longPollMs: 5_000,
+    ...(linkBytesPerSecond ? { jobDoneBytesPerSecond: linkBytesPerSecond } : {}),
+  });
+  await plane.start();
+  const child = spawn(process.execPath, [PIPE], {
+    env: { PATH: process.env['PATH'] ?? '', ...plane.env(), A1111_BASE_URL: a1111Url },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    plane,
+    close: async () => {
+      child.kill('SIGTERM');
+      await plane.close();
+      await exited;
+    },
   };
 }
 
@@ -554,7 +702,9 @@ async function main(): Promise<void> {
         extra: { width: 1024, height: 1024, batch_size: 8 },
         // Inline past the default RESULT_INLINE_MAX_BYTES: the fake control plane takes any size.
         env: { RESULT_INLINE_MAX_BYTES: '100000000' },
+        pipe: true,
       }),
+    link: linkScenario,
     upload: uploadScenario,
     formats: formatScenario,
     imageUrls: imageUrlScenario,
@@ -575,6 +725,8 @@ async function main(): Promise<void> {
   process.stdout.write(`small/0.5s done\n`);
   const large = await scenarios.large();
   process.stdout.write(`large done\n`);
+  const link = await scenarios.link();
+  process.stdout.write(`link done\n`);
   const upload = await scenarios.upload();
   process.stdout.write(`upload done\n`);
   const formats = await scenarios.formats();
@@ -593,6 +745,9 @@ async function main(): Promise<void> {
     smallAddedP50Ms: { value: small0.addedMs.p50, target: 2, ok: small0.addedMs.p50 <= 2 },
     smallRatioAt05s: { value: small05.ratioP50, target: 1.05, ok: small05.ratioP50 <= 1.05 },
     largeAddedP50Ms: { value: large.addedMs.p50, target: 60, ok: large.addedMs.p50 <= 60 },
+    // A1111's first answer byte → RunPod's last result byte: within 2× the pipe's, on loopback and at 1 Gbit/s.
+    largeDeliveryVsPipe: ratioTarget(large.deliveryMs!.worker.p50, large.deliveryMs!.pipe.p50),
+    linkDeliveryVsPipe: ratioTarget(link.deliveryMs.worker.p50, link.deliveryMs.pipe.p50),
     largePeakRssBytes: {
       value: large.workerPeakRssBytes,
       target: Math.round(2.5 * large.resultBytes + 100 * 1024 * 1024),
@@ -638,7 +793,7 @@ async function main(): Promise<void> {
     recordedAt: new Date().toISOString(),
     quick: QUICK,
     machine,
-    scenarios: { small0, small05, large, upload, formats, imageUrls, readiness, idleGap: [gap1, gap2], soak },
+    scenarios: { small0, small05, large, link, upload, formats, imageUrls, readiness, idleGap: [gap1, gap2], soak },
     targets,
   };
   await mkdir(path.dirname(OUT), { recursive: true });
@@ -669,6 +824,24 @@ async function main(): Promise<void> {
       `${large.addedMs.p50} / ${large.addedMs.p95} ms (${mb(large.resultBytes)} result)`,
       '≤ 60 ms',
       targets.largeAddedP50Ms.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      "large: delivery, A1111's first answer byte → RunPod's last result byte, worker / pipe (p50)",
+      `${large.deliveryMs!.worker.p50} / ${large.deliveryMs!.pipe.p50} ms (${targets.largeDeliveryVsPipe.value} ×; added latency of the pipe ${large.pipeAddedMs!.p50} ms)`,
+      '≤ 2 × the pipe',
+      targets.largeDeliveryVsPipe.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'large at 1 Gbit/s (A1111 and RunPod paced): delivery, worker / pipe (p50)',
+      `${link.deliveryMs.worker.p50} / ${link.deliveryMs.pipe.p50} ms (${targets.linkDeliveryVsPipe.value} ×; the answer alone ${link.deliveryMs.direct.p50} ms)`,
+      '≤ 2 × the pipe',
+      targets.linkDeliveryVsPipe.ok ? 'ok' : 'MISSED',
+    ],
+    [
+      'large at 1 Gbit/s: added latency p50, worker / pipe / a worker that reads the answer before posting',
+      `${link.addedMs.p50} / ${link.pipeAddedMs.p50} / ${link.readFirstAddedMs.p50} ms (read first: delivery ${link.deliveryMs.readFirst.p50} ms)`,
+      '',
+      '',
     ],
     [
       'large: worker peak RSS',

@@ -167,6 +167,7 @@ export function asJobHandler(runner: JobRunner, webui?: WebUiSupervisor): JobHan
       const { onProgress } = options;
       const outcome = await runner.run(job, {
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.openResult ? { openResult: options.openResult } : {}),
         ...(onProgress ? { onProgress: (update) => onProgress(progressOutput(update)) } : {}),
       });
       if (!outcome.ok && webui && outcome.failure.code === 'BACKEND_CRASHED') {

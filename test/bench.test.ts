@@ -33,17 +33,22 @@ describe('npm run bench', () => {
       'idleGap',
       'imageUrls',
       'large',
+      'link',
       'readiness',
       'small0',
       'small05',
       'soak',
       'upload',
     ]);
-    expect(Object.keys(results.targets).length).toBe(13);
+    expect(Object.keys(results.targets).length).toBe(15);
     // The uploads went to moto and the formats were measured: a result of URLs, WebP smaller than PNG.
     const upload = results.scenarios['upload'] as { imagesPerJob: number; postedBytes: number };
     expect(upload.imagesPerJob).toBe(8);
     expect(upload.postedBytes).toBeLessThan(100_000);
+    // The pipe ran beside the worker, and the worker that reads answers first beside both.
+    const link = results.scenarios['link'] as { deliveryMs: Record<string, { n: number }> };
+    expect(Object.keys(link.deliveryMs).sort()).toEqual(['direct', 'pipe', 'readFirst', 'worker']);
+    expect(link.deliveryMs['pipe']!.n).toBeGreaterThan(0);
     const formats = results.scenarios['formats'] as { rows: { format: string; ratioToPng: number }[] };
     expect(formats.rows.filter((row) => row.format === 'webp').every((row) => row.ratioToPng > 1)).toBe(true);
     for (const [name, figure] of Object.entries(results.targets)) {

@@ -84,6 +84,7 @@ describe('configuration from the environment', () => {
       },
       results: {
         inlineMaxBytes: 15_000_000,
+        streamMinBytes: 2_000_000,
         urlExpiresSeconds: 604_800,
         partBytes: 8_388_608,
         concurrency: 4,

@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import type { A1111Settings } from '../config/index.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from '../log/index.js';
+import type { AnswerTap } from './answer-tap.js';
 import { readAnswer } from './answers.js';
 import { type A1111Call, classifyA1111Error, pathOf } from './classify.js';
 import { DirectPostFailure, postWithRetries } from './direct-post.js';
@@ -68,7 +69,7 @@ export interface A1111Client {
   /** POST /refresh-loras, /refresh-vae or /refresh-embeddings: A1111 scans its folder again. */
   refreshNetworks(kind: 'loras' | 'vae' | 'embeddings', signal?: AbortSignal): Promise<void>;
   /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
-  send(operation: Operation, request: A1111Request, signal?: AbortSignal): Promise<unknown>;
+  send(operation: Operation, request: A1111Request, signal?: AbortSignal, tap?: AnswerTap): Promise<unknown>;
   txt2img(request: Txt2ImgRequest, signal?: AbortSignal): Promise<Txt2ImgResponse>;
   interrupt(signal?: AbortSignal): Promise<void>;
   refreshCheckpoints(signal?: AbortSignal): Promise<void>;
@@ -211,7 +212,7 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
       const { target, options } = get('/progress', signal);
       return call(ProgressSchema, target, { ...options, params: { skip_current_image: true } });
     },
-    async send(operation, request, signal) {
+    async send(operation, request, signal, tap) {
       const route = operation.path.startsWith('/sdapi/v1/') ? operation.path.slice('/sdapi/v1'.length) : operation.path;
       const target: A1111Call = { method: operation.method, route, path: operation.path };
       try {
@@ -238,6 +239,7 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
             timeoutMs: config.requestTimeoutMs,
             policy,
             ...(signal ? { signal } : {}),
+            ...(tap ? { tap } : {}),
           });
         }
         const answer = readAnswer(operation, request, raw);

@@ -13,6 +13,7 @@ import { AxiosError, CanceledError, isAxiosError } from 'axios';
 import { WorkerError } from '../errors.js';
 import { takeBuffer } from '../json/buffer-pool.js';
 import { collectWhileReading } from '../memory.js';
+import type { AnswerFollower, AnswerTap } from './answer-tap.js';
 import { isConnectFailure, isConnectionReset } from './classify.js';
 import { postForStream, statusError } from './post-stream.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -22,17 +23,28 @@ import type { RetryPolicy } from './retry-policy.js';
  * is tens of megabytes, and collecting pieces then joining them would hold it twice), with the socket
  * reads already copied freed as it goes (memory.ts).
  */
-async function readBody(stream: Readable, length: number | undefined): Promise<Buffer> {
+async function readBody(
+  stream: Readable,
+  length: number | undefined,
+  follower?: AnswerFollower | null,
+): Promise<Buffer> {
   if (length !== undefined && length > 0) {
     const out = takeBuffer(length);
     const collect = collectWhileReading(length);
     let offset = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      // The HTTP parser stops a body at its Content-Length; this only guards the buffer.
-      if (offset + chunk.length > length) throw new Error('the answer is longer than its Content-Length');
-      offset += chunk.copy(out, offset);
-      collect(offset);
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        // The HTTP parser stops a body at its Content-Length; this only guards the buffer.
+        if (offset + chunk.length > length) throw new Error('the answer is longer than its Content-Length');
+        offset += chunk.copy(out, offset);
+        follower?.progress(out, offset);
+        collect(offset);
+      }
+    } catch (error) {
+      follower?.fail(`A1111's answer stopped after ${offset} of ${length} bytes`);
+      throw error;
     }
+    if (offset < length) follower?.fail(`A1111's answer ended after ${offset} of ${length} bytes`);
     return offset === length ? out : out.subarray(0, offset);
   }
   const chunks: Buffer[] = [];
@@ -76,6 +88,8 @@ export interface DirectPostOptions {
   timeoutMs: number;
   policy: RetryPolicy;
   signal?: AbortSignal;
+  /** Follows a successful answer's bytes as they arrive (answer-tap.ts). */
+  tap?: AnswerTap;
 }
 
 /**
@@ -95,7 +109,10 @@ export async function postWithRetries(options: DirectPostOptions): Promise<Buffe
         timeoutMs: options.timeoutMs,
         ...(signal ? { signal } : {}),
       });
-      if (answer.status >= 200 && answer.status < 300) return await readBody(answer.body, answer.length);
+      if (answer.status >= 200 && answer.status < 300) {
+        const follower = answer.length !== undefined && options.tap ? options.tap.begin(answer.length) : null;
+        return await readBody(answer.body, answer.length, follower);
+      }
       // An error answer is classified by its status even when its body cannot be read in full.
       const bytes = await readBody(answer.body, undefined).catch((error: unknown) => {
         if (error instanceof CanceledError) throw error;

@@ -16,6 +16,13 @@ export const RESULT_SETTINGS = settingGroup(
       description:
         'Largest result posted inline, in bytes of JSON (RunPod refuses results of about 20 MB). A larger one is uploaded to the bucket when one is set, and fails RESULT_TOO_LARGE before posting when none is.',
     }),
+    streamMinBytes: integer('RESULT_STREAM_MIN_BYTES', {
+      default: 2_000_000,
+      min: 0,
+      max: 100_000_000,
+      description:
+        "A1111 answers at least this large that go out inline (PNG, under RESULT_INLINE_MAX_BYTES) are written into the job-done post while they arrive, once A1111's status says success, with chunked transfer encoding; the worker's key ends the post once the answer is read and checked, and an answer that turns out bad drops the unfinished post before its failure is posted. 0 reads every answer first.",
+    }),
     endpointUrl: optionalText('BUCKET_ENDPOINT_URL', {
       rule: 'an http(s) URL',
       pattern: HTTP_URL,

@@ -29,6 +29,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InterruptResult, InterruptStatus } from '../../machines/job.types.js';
+import type { AnswerTap } from '../a1111/answer-tap.js';
 import type { A1111Client } from '../a1111/client.js';
 import type { Operation } from '../a1111/operations.js';
 import type { A1111Request } from '../a1111/request-fields.js';
@@ -131,8 +132,14 @@ export class A1111Queue {
    * Sends a queued operation's request and keeps it in the queue until A1111 is done with it. Aborting `signal`
    * stops waiting for the answer, not the request: A1111 would go on with it anyway.
    */
-  submit(jobId: string, operation: Operation, request: A1111Request, signal?: AbortSignal): Promise<unknown> {
-    const call = this.client.send(operation, request);
+  submit(
+    jobId: string,
+    operation: Operation,
+    request: A1111Request,
+    signal?: AbortSignal,
+    tap?: AnswerTap,
+  ): Promise<unknown> {
+    const call = this.client.send(operation, request, undefined, tap);
     const settled = new AbortController();
     const entry: Entry = {
       jobId,

@@ -15,6 +15,7 @@ import type {
   VerifiedJob,
   VerifyModelsInput,
 } from '../../machines/job.types.js';
+import type { AnswerTap } from '../a1111/answer-tap.js';
 import type { A1111Client } from '../a1111/client.js';
 import { operationOf } from '../a1111/operations.js';
 import type { A1111Request } from '../a1111/request-fields.js';
@@ -47,6 +48,8 @@ export interface JobActorDeps {
   downloader: ModelDownloader;
   /** Each running job's progress callback, by job id (download progress does not pass through the machine). */
   progressSinks: Map<string, (update: ProgressUpdate) => void>;
+  /** Each running job's look at A1111's answer while it arrives, by job id, when its result may be streamed. */
+  answerTaps: Map<string, AnswerTap>;
   /** The worker's view of A1111's generation queue, shared by all its jobs. */
   queue: A1111Queue;
   log: Logger;
@@ -105,10 +108,11 @@ export function provideJobActors(deps: JobActorDeps) {
       callA1111: fromPromise<unknown, { jobId: string; operation: string; request: A1111Request }>(
         ({ input, signal }) => {
           const operation = operationOf(input.operation);
+          const tap = deps.answerTaps.get(input.jobId);
           // What A1111 runs under its queue lock goes into the worker's view of that queue.
           return operation.queued
-            ? deps.queue.submit(input.jobId, operation, input.request, signal)
-            : client.send(operation, input.request, signal);
+            ? deps.queue.submit(input.jobId, operation, input.request, signal, tap)
+            : client.send(operation, input.request, signal, tap);
         },
       ),
       watchProgress: fromCallback<JobEvent, { jobId: string; intervalMs: number; operation: string }>(

@@ -12,13 +12,16 @@
  */
 import { createActor, type InspectionEvent, toPromise } from 'xstate';
 import type { JobOutput, ProgressUpdate } from '../../machines/job.types.js';
+import type { AnswerTap } from '../a1111/answer-tap.js';
 import { imageStats } from '../a1111/images-answer.js';
 import type { Config } from '../config/index.js';
 import { type JobPhase, toJobFailure } from '../errors.js';
 import type { JournalStore } from '../journal/store.js';
 import { withExtraKeys } from '../json/source-bytes.js';
 import type { ResultBucket } from '../results/bucket.js';
+import { DEFAULT_OUTPUT, REPORT_ROOM_BYTES } from '../results/deliver.js';
 import { type JobActorDeps, type LiveJobMachine, provideJobActors } from './actors.js';
+import { earlyResultTap, type ResultWriter } from './early-result.js';
 import { isPlainObject } from './envelope.js';
 import type { JobOutcome } from './outcome.js';
 import { RunObserver } from './run-observer.js';
@@ -31,9 +34,15 @@ export interface RunOptions {
   onProgress?: (update: ProgressUpdate) => void;
   /** Receives every inspection event of the job's root actor. */
   inspect?: (event: InspectionEvent) => void;
+  /**
+   * Opens the job's final post, for a result written while A1111's answer arrives (early-result.ts);
+   * without it, every answer is read before the outcome is returned.
+   */
+  openResult?: () => ResultWriter;
 }
 
-export interface JobRunnerDeps extends Omit<JobActorDeps, 'progressSinks' | 'images' | 'results' | 'bucket'> {
+export interface JobRunnerDeps
+  extends Omit<JobActorDeps, 'progressSinks' | 'answerTaps' | 'images' | 'results' | 'bucket'> {
   /** The bucket results go to when they are too large to post (src/results/bucket.ts). */
   bucket?: ResultBucket | null;
   config: Config;
@@ -59,13 +68,19 @@ export interface JobRunner {
 export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   const now = deps.now ?? (() => performance.now());
   const progressSinks = new Map<string, (update: ProgressUpdate) => void>();
+  const answerTaps = new Map<string, AnswerTap>();
   const machine: LiveJobMachine = provideJobActors({
     ...deps,
     images: deps.config.images,
     results: deps.config.results,
     bucket: deps.bucket ?? null,
     progressSinks,
+    answerTaps,
   });
+  const streamLimits = {
+    minBytes: deps.config.results.streamMinBytes,
+    maxBytes: deps.config.results.inlineMaxBytes - REPORT_ROOM_BYTES,
+  };
 
   async function run(job: { id: string; input: unknown }, options: RunOptions = {}): Promise<JobOutcome> {
     const log = deps.log.child({ jobId: job.id });
@@ -91,6 +106,14 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       actor.on('job.progress', (event) => onProgress(event.update));
       progressSinks.set(job.id, onProgress);
     }
+    const tap = options.openResult
+      ? earlyResultTap(
+          options.openResult,
+          streamLimits,
+          () => actor.getSnapshot().context.job?.output ?? DEFAULT_OUTPUT,
+        )
+      : undefined;
+    if (tap) answerTaps.set(job.id, tap);
 
     const onAbort = () => actor.send({ type: 'job.cancel', reason: describeAbort(options.signal) });
     let output: JobOutput;
@@ -107,6 +130,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       progressSinks.delete(job.id);
+      answerTaps.delete(job.id);
       actor.stop();
     }
 
@@ -120,6 +144,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         // Base64 characters of inline images; the stored bytes of uploaded ones.
         imageBytes: output.uploads ? output.uploads.reduce((sum, item) => sum + item.bytes, 0) : images.chars,
         ...(output.uploads ? { uploaded: output.uploads.length } : {}),
+        ...(tap?.streamed ? { streamed: true } : {}),
         totalMs: report.timings_ms.total,
       });
       // An object answer carries the report; a list or null (a read route, a refresh) stays as A1111 sent it.

@@ -73,6 +73,15 @@ export interface PostOutcome {
   error?: string;
 }
 
+/** A job-done post whose body is still being written (`ControlPlane.openJobDone`). */
+export interface OpenPost {
+  write(bytes: Buffer): void;
+  /** Writes the rest of the body, ends it, and resolves with RunPod's answer (one attempt, no retries). */
+  end(rest: readonly Buffer[]): Promise<PostOutcome>;
+  /** Drops the post: the connection is closed with the body unfinished. */
+  abort(reason: string): void;
+}
+
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   // node:http errors carry the reason in `code` (ECONNRESET …), axios errors too (ECONNABORTED …).
@@ -168,18 +177,68 @@ export class ControlPlane {
     return this.post(this.options.urls.jobDone(jobId, options.isStream ?? false), jobId, body, options);
   }
 
-  private async post(url: string, jobId: string, body: string | Buffer[], options: PostOptions): Promise<PostOutcome> {
-    const parts = typeof body === 'string' ? [Buffer.from(body)] : body;
-    const headers: http.OutgoingHttpHeaders = {
+  /**
+   * Opens a job's final post and leaves its body to be written as it comes, with chunked transfer
+   * encoding: a result streamed while A1111's answer still arrives. One attempt; `end` says how it went.
+   */
+  openJobDone(jobId: string, timeoutMs = 600_000): OpenPost {
+    const target = new URL(this.options.urls.jobDone(jobId, false));
+    const secure = target.protocol === 'https:';
+    const request = (secure ? https : http).request(target, {
+      method: 'POST',
+      headers: this.postHeaders(jobId),
+      agent: secure ? this.httpsAgent : this.httpAgent,
+      timeout: timeoutMs,
+    });
+    const status = new Promise<number>((resolve, reject) => {
+      request.on('response', (response) => {
+        response.on('error', reject);
+        response.on('end', () => resolve(response.statusCode ?? 0));
+        response.resume();
+      });
+      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      request.on('error', reject);
+    });
+    // Read by `end`; a post dropped before its end has nobody waiting for it.
+    status.catch(() => undefined);
+    return {
+      write: (bytes) => {
+        if (!request.destroyed) request.write(bytes);
+      },
+      end: async (rest) => {
+        for (const part of rest) if (!request.destroyed) request.write(part);
+        request.end();
+        try {
+          const code = await status;
+          const ok = code >= 200 && code < 300;
+          return { ok, attempts: 1, status: code, ...(code >= 500 ? { error: `HTTP ${code}` } : {}) };
+        } catch (error) {
+          return { ok: false, attempts: 1, error: describe(error) };
+        }
+      },
+      abort: (reason) => request.destroy(new Error(reason)),
+    };
+  }
+
+  private postHeaders(jobId: string, length?: number): http.OutgoingHttpHeaders {
+    return {
       'User-Agent': USER_AGENT,
       // What RunPod's runtime sends: a JSON body under a form content type.
       'Content-Type': 'application/x-www-form-urlencoded',
       charset: 'utf-8',
       // A header holds printable ASCII only; an id with anything else goes percent-encoded.
       'X-Request-ID': /^[\x20-\x7e]*$/.test(jobId) ? jobId : encodeURIComponent(jobId),
-      'Content-Length': parts.reduce((sum, part) => sum + part.length, 0),
+      ...(length !== undefined ? { 'Content-Length': length } : {}),
       ...(this.options.apiKey ? { Authorization: this.options.apiKey } : {}),
     };
+  }
+
+  private async post(url: string, jobId: string, body: string | Buffer[], options: PostOptions): Promise<PostOutcome> {
+    const parts = typeof body === 'string' ? [Buffer.from(body)] : body;
+    const headers = this.postHeaders(
+      jobId,
+      parts.reduce((sum, part) => sum + part.length, 0),
+    );
     let outcome: PostOutcome = { ok: false, attempts: 0 };
     for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
       if (attempt > 1) await sleep(Math.min(options.retryDelayMs * 2 ** (attempt - 2), options.retryDelayMs * 10));

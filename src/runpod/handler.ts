@@ -56,6 +56,20 @@ export interface HandlerOptions {
   /** Aborted when the job is cancelled (RunPod's stop channel, the local API, a signal). */
   signal?: AbortSignal;
   onProgress?: (progress: ProgressOutput) => void;
+  /**
+   * Starts the job's final post before its output is complete: the post's body so far is
+   * `{"output":`, and the handler writes the output's first bytes as it has them. The runtime ends
+   * the post with the rest of the outcome's body when that body begins with what was written, and
+   * drops it otherwise (then posts the outcome as usual). Given when the runtime can stream a result.
+   */
+  openResult?: () => ResultStream;
+}
+
+/** The job's final post, open while the output's first bytes are written. */
+export interface ResultStream {
+  write(bytes: Buffer): void;
+  /** Drops the unfinished post; the outcome is posted as usual. */
+  abort(reason: string): void;
 }
 
 export interface JobHandler {

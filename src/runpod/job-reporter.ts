@@ -11,9 +11,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorFields } from '../errors.js';
+import { restAfterPrefix } from '../json/prefix.js';
 import type { Logger } from '../log/index.js';
-import type { ControlPlane, PostOutcome } from './control-plane.js';
-import type { JobFailureBody, ProgressOutput } from './handler.js';
+import type { ControlPlane, OpenPost, PostOutcome } from './control-plane.js';
+import type { JobFailureBody, ProgressOutput, ResultStream } from './handler.js';
 import {
   encodeResult,
   failureBody,
@@ -39,8 +40,25 @@ export interface ReporterOptions {
   retryDelayMs: number;
 }
 
+/** The final post opened before the outcome was known (`openResult`). */
+interface StreamedResult {
+  /** Everything written so far, in order, the body's opening included. */
+  written: Buffer[];
+  /** Written before the post was open (a progress post was still on the wire). */
+  queued: Buffer[];
+  post: OpenPost | null;
+  opened: Promise<void>;
+  dropped: string | null;
+}
+
+/** How every result body begins (protocol.ts puts `output` first). */
+const OUTPUT_OPENING = '{"output":';
+
 export class JobReporter {
   private chain: Promise<unknown> = Promise.resolve();
+  private streamed: StreamedResult | null = null;
+  /** Whether the final result went out on the post opened while it was written. */
+  resultStreamed = false;
   private closed = false;
   private lastPostAt = Number.NEGATIVE_INFINITY;
   private pending: ProgressOutput | null = null;
@@ -85,6 +103,75 @@ export class JobReporter {
   }
 
   /**
+   * Opens the final post before the outcome is known: no progress post starts from now on, and the
+   * post opens once one on the wire is done. `finish` ends it when its body begins with what was
+   * written, and drops it otherwise. Only one per job: a second call gets a stream that writes nothing.
+   */
+  openResult(): ResultStream {
+    if (this.streamed || this.finished) return { write: () => undefined, abort: () => undefined };
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.pending = null;
+    const opening = Buffer.from(OUTPUT_OPENING);
+    const state: StreamedResult = {
+      written: [opening],
+      queued: [opening],
+      post: null,
+      opened: Promise.resolve(),
+      dropped: null,
+    };
+    state.opened = this.chain.then(() => {
+      if (state.dropped) return;
+      state.post = this.controlPlane.openJobDone(this.jobId);
+      for (const bytes of state.queued) state.post.write(bytes);
+      state.queued = [];
+    });
+    this.streamed = state;
+    return {
+      write: (bytes) => {
+        if (state.dropped) return;
+        state.written.push(bytes);
+        if (state.post) state.post.write(bytes);
+        else state.queued.push(bytes);
+      },
+      abort: (reason) => this.dropStream(state, reason),
+    };
+  }
+
+  private dropStream(state: StreamedResult, reason: string): void {
+    if (state.dropped) return;
+    state.dropped = reason;
+    state.queued = [];
+    state.post?.abort(reason);
+    this.log.debug('dropped the unfinished result post', { reason });
+  }
+
+  /**
+   * Ends the streamed post with the rest of `body`; null when it cannot carry this body (it was
+   * dropped, or `body` does not begin with what it holds) or failed on the way (then `body` is posted
+   * as usual). A refusal is an outcome like any post's.
+   */
+  private async endStream(state: StreamedResult, body: Buffer[]): Promise<PostOutcome | null> {
+    await state.opened;
+    if (state.dropped || !state.post) return null;
+    const rest = restAfterPrefix(body, state.written);
+    if (!rest) {
+      this.dropStream(state, 'the job ended with another body than the one being written');
+      return null;
+    }
+    const outcome = await state.post.end(rest);
+    if (outcome.ok || (outcome.status !== undefined && outcome.status < 500)) {
+      this.resultStreamed = outcome.ok;
+      return outcome;
+    }
+    this.log.warn('the streamed result post failed; posting the result again', {
+      status: outcome.status,
+      error: outcome.error,
+    });
+    return null;
+  }
+
+  /**
    * Posts the final result once; later calls return the first call's outcome. Resolves when RunPod
    * has it or refused it (a status below 500); while RunPod fails or cannot be reached, the post is
    * tried again (see `deliver`).
@@ -109,10 +196,12 @@ export class JobReporter {
     }
     const bytes = body.reduce((sum, part) => sum + part.length, 0);
     this.resultBytes = bytes;
+    const streamed = this.streamed;
     this.finished = this.chain.then(async () => {
-      const outcome = await this.deliver(body);
+      const early = streamed ? await this.endStream(streamed, body) : null;
+      const outcome = early ?? (await this.deliver(body));
       if (outcome.ok) {
-        this.log.debug('result posted', { bytes, attempts: outcome.attempts });
+        this.log.debug('result posted', { bytes, attempts: outcome.attempts, streamed: early !== null });
         return outcome;
       }
       this.log.error('RunPod refused the job result', { bytes, attempts: outcome.attempts, status: outcome.status });

@@ -246,6 +246,7 @@ export class WorkerLoop {
       outcome = await handler.run(job, {
         signal: controller.signal,
         onProgress: (progress) => reporter.progress(progress),
+        openResult: () => reporter.openResult(),
       });
     } catch (error) {
       // The handler reports failures as outcomes; an exception here is a defect, answered all the same.

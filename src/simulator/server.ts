@@ -60,6 +60,11 @@ export interface SimulatorOptions {
   controlnet?: boolean;
   /** Each recorded call keeps the answer it got (`answer`), for tests that compare what a client saw. */
   keepAnswers?: boolean;
+  /**
+   * Answers are written at most this fast, in 64 KiB pieces, as a WebUI's server writes a large body
+   * (unlimited when unset).
+   */
+  answerBytesPerSecond?: number;
   /** Scanned like `models/Lora` (GET /loras, POST /refresh-loras). */
   loraDir?: string;
   /** Scanned like `models/VAE` (GET /sd-vae, POST /refresh-vae). */
@@ -83,6 +88,10 @@ export interface RecordedCall {
   /** The answer's payload, with the `keepAnswers` option. */
   answer?: unknown;
   at: number;
+  /** When the answer's first byte was handed to the socket (`performance.timeOrigin` + `performance.now()`). */
+  answerStartedAt?: number;
+  /** When the answer's last byte was handed to the socket (`Date.now()`). */
+  answeredAt?: number;
 }
 
 interface FailureFault {
@@ -104,6 +113,8 @@ interface CrashFault {
 type Handler = (req: IncomingMessage, body: Buffer, url: URL) => Promise<unknown> | unknown;
 
 const API = '/sdapi/v1';
+/** The pieces a paced answer is written in (`answerBytesPerSecond`). */
+const PACED_PIECE = 65_536;
 const STATUS_TEXT: Record<number, string> = { 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
 
 export class A1111Simulator {
@@ -359,7 +370,7 @@ export class A1111Simulator {
       this.sendHalf(res, status, payload);
       return;
     }
-    this.send(req, res, status, payload);
+    this.send(req, res, status, payload, call);
   }
 
   /** The headers and half the body of an answer, then the connection dropped. */
@@ -413,7 +424,7 @@ export class A1111Simulator {
     return Buffer.from(header.slice(6), 'base64').toString('utf8') === this.options.apiAuth;
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, status: number, payload: unknown): void {
+  private send(req: IncomingMessage, res: ServerResponse, status: number, payload: unknown, call?: RecordedCall): void {
     const isText = typeof payload === 'string';
     let data = Buffer.from(isText ? payload : JSON.stringify(payload ?? null));
     res.statusCode = status;
@@ -424,7 +435,33 @@ export class A1111Simulator {
       res.setHeader('Content-Encoding', 'gzip');
     }
     res.setHeader('Content-Length', data.length);
-    res.end(data);
+    res.once('finish', () => {
+      if (call) call.answeredAt = Date.now();
+    });
+    if (call) call.answerStartedAt = performance.timeOrigin + performance.now();
+    const rate = this.options.answerBytesPerSecond;
+    if (!rate || data.length <= PACED_PIECE) {
+      res.end(data);
+      return;
+    }
+    const started = performance.now();
+    const due = (offset: number) => started + (offset / rate) * 1000;
+    const pieces = (from: number) => {
+      if (res.destroyed) return;
+      // Every piece that is due goes now: a timer per piece would cap the rate at a piece a millisecond.
+      let offset = from;
+      while (offset < data.length && due(offset) <= performance.now()) {
+        const end = Math.min(offset + PACED_PIECE, data.length);
+        if (end === data.length) {
+          res.end(data.subarray(offset));
+          return;
+        }
+        res.write(data.subarray(offset, end));
+        offset = end;
+      }
+      setTimeout(() => pieces(offset), Math.max(1, due(offset) - performance.now()));
+    };
+    pieces(0);
   }
 
   private routes(): Record<string, Record<string, Handler>> {

@@ -109,3 +109,42 @@ describe('the final post of a job', () => {
     });
   });
 });
+
+describe('a result streamed while it is written (openResult)', () => {
+  it('opens after a progress post on the wire, sends no progress after it, and ends with the rest of the result', async () => {
+    const { runpod, reporter } = await reporterFor('job-streamed', {
+      progressAnswerDelayMs: 500,
+      progressIntervalMs: 10,
+    });
+    reporter.progress({ stage: 'generating', progress: 0.5, etaSeconds: 1, step: 5, steps: 10, jobNo: 0, jobCount: 1 });
+    const progress = await runpod.waitFor((r) => r.kind === 'job-done' && r.body.startsWith('{"status":"IN_PROGRESS"'));
+
+    const answer = Buffer.from('{"images":["aGk="],"info":"{}"}');
+    const stream = reporter.openResult();
+    stream.write(answer.subarray(0, 20));
+    reporter.progress({ stage: 'generating', progress: 0.9, etaSeconds: 0, step: 9, steps: 10, jobNo: 0, jobCount: 1 });
+    const outcome = await reporter.finish({ output: { images: ['aGk='], info: '{}' } });
+
+    expect(outcome.ok).toBe(true);
+    expect(reporter.resultStreamed).toBe(true);
+    const [result] = runpod.results('job-streamed');
+    expect(result!.body).toBe('{"output":{"images":["aGk="],"info":"{}"}}');
+    expect(result!.headers['transfer-encoding']).toBe('chunked');
+    expect(result!.began).toBeGreaterThanOrEqual(progress.answeredAt!);
+    expect(runpod.of('job-done', 'job-streamed')).toHaveLength(2);
+  });
+
+  it('is dropped, and the outcome posted as usual, when the outcome does not begin with what was written', async () => {
+    const { runpod, reporter } = await reporterFor('job-dropped');
+    const stream = reporter.openResult();
+    stream.write(Buffer.from('{"images":["aGk'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const outcome = await reporter.finish({ error: '{"code":"BACKEND_ERROR"}' });
+
+    expect(outcome.ok).toBe(true);
+    expect(reporter.resultStreamed).toBe(false);
+    expect(runpod.unfinished.map((post) => post.body)).toEqual(['{"output":{"images":["aGk']);
+    expect(runpod.results('job-dropped').map((r) => r.body)).toEqual(['{"error":"{\\"code\\":\\"BACKEND_ERROR\\"}"}']);
+  });
+});

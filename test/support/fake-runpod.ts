@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface PlaneRequest {
   kind: 'job-take' | 'job-take-batch' | 'job-done' | 'job-stream' | 'job-stop' | 'ping' | 'other';
@@ -18,6 +19,9 @@ export interface PlaneRequest {
   body: string;
   /** The job id in the path (job-done, job-stream). */
   jobId: string | undefined;
+  /** When its headers came (the post began), when half its body had come, and when its last byte came. */
+  began: number;
+  halfAt: number;
   at: number;
   /** When the fake answered it (job-done only). */
   answeredAt?: number;
@@ -27,6 +31,17 @@ export interface PlaneRequest {
 
 type DoneAnswer = number | 'drop';
 
+/** When the chunks that came at `arrivals` held half the body. */
+function halfWay(chunks: readonly Buffer[], arrivals: readonly number[]): number | undefined {
+  const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  let seen = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    seen += chunks[i]!.length;
+    if (seen * 2 >= total) return arrivals[i];
+  }
+  return undefined;
+}
+
 export interface FakeJob {
   id?: unknown;
   input?: unknown;
@@ -35,6 +50,8 @@ export interface FakeJob {
 
 export class FakeRunPod {
   readonly requests: PlaneRequest[] = [];
+  /** Posts whose sender closed the connection before the body's end: the path and the bytes that came. */
+  readonly unfinished: { path: string; body: string }[] = [];
   private readonly events = new EventEmitter();
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
@@ -56,6 +73,8 @@ export class FakeRunPod {
       longPollMs?: number;
       /** Progress posts (IN_PROGRESS job-done) are answered this late, as by a slow control plane. */
       progressAnswerDelayMs?: number;
+      /** Job-done bodies are read at most this fast, as across a network to RunPod (unlimited when unset). */
+      jobDoneBytesPerSecond?: number;
     } = {},
   ) {
     this.events.setMaxListeners(0); // the benchmark waits for hundreds of jobs at once
@@ -181,7 +200,25 @@ export class FakeRunPod {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const began = performance.timeOrigin + performance.now();
+    const rate = req.url?.includes('/job-done/') ? this.options.jobDoneBytesPerSecond : undefined;
+    let received = 0;
+    const arrivals: number[] = [];
+    try {
+      for await (const chunk of req) {
+        chunks.push(chunk as Buffer);
+        received += (chunk as Buffer).length;
+        arrivals.push(performance.timeOrigin + performance.now());
+        // Not reading is what a slow link does: TCP holds the sender back.
+        const due = rate ? began + (received / rate) * 1000 - (performance.timeOrigin + performance.now()) : 0;
+        if (due > 1) await sleep(due);
+      }
+    } catch {
+      // A body that stops short is no request RunPod acts on.
+      this.unfinished.push({ path: req.url ?? '/', body: Buffer.concat(chunks).toString('utf8') });
+      this.events.emit('unfinished');
+      return;
+    }
     // Taken when the last byte has arrived, before this server spends time decoding the body.
     const at = performance.timeOrigin + performance.now();
     const url = new URL(req.url ?? '/', this.url);
@@ -201,6 +238,8 @@ export class FakeRunPod {
       headers: req.headers,
       body: Buffer.concat(chunks).toString('utf8'),
       jobId: kind === 'job-done' || kind === 'job-stream' ? segments[4] : undefined,
+      began,
+      halfAt: halfWay(chunks, arrivals) ?? at,
       at,
     };
     this.requests.push(request);
