@@ -134,7 +134,7 @@ describe('the Dockerfile', () => {
     expect(stageEnv('baked')).toMatchObject(malloc);
     expect(imageRuntime(path.join(ROOT, 'Dockerfile'))).toEqual({
       env: malloc,
-      nodeFlags: ['--heap-growing-percent=150'],
+      nodeFlags: ['--heap-growing-percent=150', '--max-semi-space-size=8'],
     });
   });
 

@@ -11,7 +11,18 @@ export interface AnswerImages {
   count: number;
   /** Base64 characters of all of them. */
   chars: number;
-  decode(index: number): Buffer;
+  /** The most bytes one of them decodes to. */
+  maxBytes: number;
+  /** Decodes image `index`, into `into` when it is large enough (a view of it is returned). */
+  decode(index: number, into?: Buffer): Buffer;
+}
+
+const decodedBytes = (chars: number) => Math.floor((chars * 3) / 4);
+
+/** Base64 text decoded into `into` when it fits, into a buffer of its own otherwise. */
+function decodeText(text: string, into?: Buffer): Buffer {
+  if (!into || into.length < decodedBytes(text.length)) return Buffer.from(text, 'base64');
+  return into.subarray(0, into.write(text, 'base64'));
 }
 
 export function answerImages(operation: string, response: unknown): AnswerImages | null {
@@ -20,7 +31,13 @@ export function answerImages(operation: string, response: unknown): AnswerImages
   if (answer === 'extra-single') {
     const image = (response as { image?: unknown }).image;
     if (typeof image !== 'string') return null;
-    return { key: 'image', count: 1, chars: image.length, decode: () => Buffer.from(image, 'base64') };
+    return {
+      key: 'image',
+      count: 1,
+      chars: image.length,
+      maxBytes: decodedBytes(image.length),
+      decode: (_index, into) => decodeText(image, into),
+    };
   }
   if (answer !== 'images' && answer !== 'extra-batch') return null;
   const lazy = lazyStrings(response, 'images');
@@ -30,7 +47,8 @@ export function answerImages(operation: string, response: unknown): AnswerImages
       key: 'images',
       count: spans.length,
       chars: spans.reduce((sum, [start, end]) => sum + end - start, 0),
-      decode: (index) => decodeBase64Span(raw, spans[index]![0], spans[index]![1]),
+      maxBytes: Math.max(0, ...spans.map(([start, end]) => decodedBytes(end - start))),
+      decode: (index, into) => decodeBase64Span(raw, spans[index]![0], spans[index]![1], into),
     };
   }
   const images = (response as { images?: unknown }).images;
@@ -39,7 +57,8 @@ export function answerImages(operation: string, response: unknown): AnswerImages
     key: 'images',
     count: images.length,
     chars: images.reduce((sum: number, image: string) => sum + image.length, 0),
-    decode: (index) => Buffer.from(images[index] as string, 'base64'),
+    maxBytes: Math.max(0, ...images.map((image: string) => decodedBytes(image.length))),
+    decode: (index, into) => decodeText(images[index] as string, into),
   };
 }
 
@@ -51,13 +70,14 @@ export function answerImages(operation: string, response: unknown): AnswerImages
 const DECODE_CHARS = 1 << 16;
 
 /**
- * The bytes of the base64 text at `raw[start..end)`, decoded piece by piece into one buffer, so no
- * string of the whole image is made.
+ * The bytes of the base64 text at `raw[start..end)`, decoded piece by piece into one buffer (`into`
+ * when it is large enough), so no string of the whole image is made.
  */
-function decodeBase64Span(raw: Buffer, start: number, end: number): Buffer {
+function decodeBase64Span(raw: Buffer, start: number, end: number, into?: Buffer): Buffer {
   let padding = 0;
   while (padding < 2 && end - padding > start && raw[end - 1 - padding] === 0x3d) padding++;
-  const out = Buffer.allocUnsafe(Math.floor(((end - start) * 3) / 4) - padding);
+  const length = decodedBytes(end - start) - padding;
+  const out = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let written = 0;
   for (let at = start; at < end; at += DECODE_CHARS) {
     written += out.write(raw.toString('latin1', at, Math.min(end, at + DECODE_CHARS)), written, 'base64');

@@ -17,7 +17,7 @@ import type { Logger } from '../log/index.js';
 import { answerImages, formatOf, infotexts, withImages } from './answer-images.js';
 import type { ResultBucket } from './bucket.js';
 import { CONTENT_TYPES, EXTENSIONS, reencode } from './encode.js';
-import { describeCause, eachLimited, uploadAll } from './upload.js';
+import { decodeBuffers, describeCause, eachLimited, uploadAll } from './upload.js';
 
 /** How a job's images come back when it does not say. */
 export const DEFAULT_OUTPUT: OutputChoice = { delivery: 'auto', format: 'png', quality: 90 };
@@ -93,14 +93,19 @@ export async function deliverResult(deps: DeliveryDeps, input: DeliverInput, sig
 
   const name = bucket.name(deps.now?.() ?? new Date());
   const format = choice.format;
+  // Each image is decoded into a buffer only while it is uploaded: UPLOAD_CONCURRENCY of them at most,
+  // each reused for the next image (and the next job) once its request has ended, so a batch's decoded
+  // pictures never pile up waiting for the collector.
   const objects = (index: number) => {
-    const body = encoded?.[index] ?? images.decode(index);
+    const slot = encoded ? undefined : decodeBuffers.take(images.maxBytes);
+    const body = encoded?.[index] ?? images.decode(index, slot);
     // A1111's own bytes are in its samples_format, which an options change can make JPEG or WebP.
     const type = encoded ? format : formatOf(body);
     return {
       key: `${input.jobId}/${images.key === 'image' ? 'image' : `image-${index}`}.${EXTENSIONS[type]}`,
       body,
       contentType: CONTENT_TYPES[type],
+      ...(slot ? { done: () => decodeBuffers.give(slot) } : {}),
     };
   };
   const uploads = await uploadAll(bucket, name, input.jobId, images.count, objects, settings.concurrency, signal, log);

@@ -55,12 +55,39 @@ export function describeCause(error: unknown): string {
  * every request already sent has ended (stored or not), the job's objects are deleted, and what its
  * prefix still lists is deleted too, so a failed, cancelled or timed-out job leaves nothing behind.
  */
+/**
+ * Buffers images are decoded into for their upload, kept from one job to the next: a batch's pictures
+ * decoded into fresh buffers would leave several megabytes of garbage per image until V8 collects it,
+ * tens of megabytes per job (docs/performance.md).
+ */
+class DecodeBuffers {
+  private readonly kept: Buffer[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** A buffer of at least `bytes`: a kept one when one is large enough. */
+  take(bytes: number): Buffer {
+    const index = this.kept.findIndex((buffer) => buffer.length >= bytes);
+    if (index >= 0) return this.kept.splice(index, 1)[0]!;
+    return Buffer.allocUnsafeSlow(bytes);
+  }
+
+  /** Keeps a buffer no request uses any more, for the next image. */
+  give(buffer: Buffer): void {
+    if (this.kept.length >= this.limit) this.kept.sort((a, b) => a.length - b.length).shift();
+    this.kept.push(buffer);
+  }
+}
+
+/** At most one buffer for each image of the largest UPLOAD_CONCURRENCY. */
+export const decodeBuffers = new DecodeBuffers(16);
+
 export async function uploadAll(
   bucket: ResultBucket,
   name: string,
   jobId: string,
   count: number,
-  objectOf: (index: number) => { key: string; body: Buffer; contentType: string },
+  objectOf: (index: number) => { key: string; body: Buffer; contentType: string; done?: () => void },
   concurrency: number,
   signal: AbortSignal,
   log: Logger,
@@ -88,7 +115,12 @@ export async function uploadAll(
         if (stopped) throw signal.reason ?? new Error('the job stopped');
         const object = objectOf(index);
         started.push(object.key);
-        return bucket.put(name, object);
+        try {
+          return await bucket.put(name, object);
+        } finally {
+          // The request has ended: its body's memory may serve the next image.
+          object.done?.();
+        }
       },
       stop,
     );

@@ -415,6 +415,32 @@ describe('uploads that fail', () => {
   });
 });
 
+describe('decoding for uploads', () => {
+  it('reuses its buffers from image to image and job to job, and every object holds its own picture', async () => {
+    const sim = await simulator({ keepAnswers: true });
+    const { env } = await bucketOnMoto({ UPLOAD_CONCURRENCY: '1' });
+    const { runner } = testWorker(sim.url, env);
+
+    // A larger batch first: the smaller pictures after it are decoded into the same, larger buffer.
+    for (const [id, size, count] of [
+      ['reuse-a', 256, 3],
+      ['reuse-b', 64, 2],
+      ['reuse-c', 128, 2],
+    ] as const) {
+      const input = { prompt: id, seed: size, steps: 1, width: size, height: size, batch_size: count };
+      const result = output(await runner.run({ id, input: { ...input, output: { delivery: 'upload' } } }));
+      const call = sim.calls.filter((c) => c.path === '/sdapi/v1/txt2img' && c.status === 200).at(-1)!;
+      const generated = (call.answer as { images: string[] }).images.map((image) => Buffer.from(image, 'base64'));
+      expect(result.images).toHaveLength(count);
+      for (const [index, url] of result.images.entries()) {
+        const served = await download(url);
+        expect(served.bytes.equals(generated[index]!), `${id}, image ${index}`).toBe(true);
+        expect(decodePng(served.bytes)).toMatchObject({ width: size, height: size });
+      }
+    }
+  });
+});
+
 describe('uploads cut short', () => {
   it('leave nothing when one upload fails while another is still on its way', async () => {
     const sim = await simulator();
