@@ -8,12 +8,18 @@
 #   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # models from a network volume
 #   docker build --build-arg EXTENSIONS=controlnet,adetailer -t you/a1111-worker:1.0.0-cn .   # with extensions
 #
-# Every base image, package, repository and the baked checkpoint (by its sha256) is pinned. See
-# docs/deploy.md.
+# Every base image (by digest), Debian package (by a dated snapshot), Python package, repository and the
+# baked checkpoint (by its sha256) is pinned. See docs/deploy.md.
 
+# Base images by tag and digest: a tag is moved when its image is rebuilt, a digest is the one image.
 # A maintained LTS (Node 24: active LTS, supported until April 2028); the worker also runs on 20.19+.
-ARG NODE_IMAGE=node:24.21.0-bookworm-slim
-ARG PYTHON_IMAGE=python:3.10.14-slim-bookworm
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6
+ARG PYTHON_IMAGE=python:3.10.14-slim-bookworm@sha256:2407c61b1a18067393fecd8a22cf6fceede893b6aaca817bf9fbfe65e33614a3
+ARG ALPINE_IMAGE=alpine:3.20.3@sha256:1e42bbe2508154c9126d48c2b8a75420c3544343bf86fd041fb7527e017a4b4a
+# Debian packages from snapshot.debian.org at this moment (main and security): the versions apt
+# installs are the ones it had then, at every rebuild, with no version pin to break when Debian
+# replaces a package. Move it forward for security updates.
+ARG DEBIAN_SNAPSHOT=20261130T000000Z
 
 # ---- the worker: compiled, production dependencies only ---------------------------------------------
 FROM ${NODE_IMAGE} AS worker-build
@@ -26,7 +32,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # ---- the checkpoint baked into the default image ----------------------------------------------------
-FROM alpine:3.20.3 AS checkpoint
+FROM ${ALPINE_IMAGE} AS checkpoint
 # Stable Diffusion 1.5, pinned by its sha256: the build fails on any other file. Pass both to bake
 # another checkpoint (an empty MODEL_SHA256 accepts whatever MODEL_URL serves).
 ARG MODEL_URL=https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/v1-5-pruned-emaonly.safetensors
@@ -45,18 +51,23 @@ ARG A1111_COMMIT=1c0a0c4c26f78c32095ebc7f8af82f5c04fca8c0
 ARG EXTENSIONS=
 ARG CONTROLNET_COMMIT=56cec5b2958edf3b1807b7e7b2b1b5186dbd2f81
 ARG ADETAILER_COMMIT=a7d961131e879ea8a930034a21a2dee21b173e8c
+ARG DEBIAN_SNAPSHOT
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1
-RUN apt-get update \
+RUN printf 'Types: deb\nURIs: http://snapshot.debian.org/archive/%s/%s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' \
+      debian "${DEBIAN_SNAPSHOT}" 'bookworm bookworm-updates' \
+      debian-security "${DEBIAN_SNAPSHOT}" bookworm-security \
+      > /etc/apt/sources.list.d/debian.sources \
+ && apt-get -o Acquire::Check-Valid-Until=false update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates=20230311+deb12u1 \
-      git=1:2.39.5-0+deb12u3 \
-      libgl1=1.6.0-1 \
-      libglib2.0-0=2.74.6-2+deb12u9 \
-      libgoogle-perftools4=2.10-1 \
-      libtcmalloc-minimal4=2.10-1 \
+      ca-certificates \
+      git \
+      libgl1 \
+      libglib2.0-0 \
+      libgoogle-perftools4 \
+      libtcmalloc-minimal4 \
  && rm -rf /var/lib/apt/lists/*
 RUN git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stable-diffusion-webui \
  && cd /stable-diffusion-webui \

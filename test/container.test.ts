@@ -25,24 +25,38 @@ import { generated, testWorker } from './support/worker.js';
 import { startWorker, WORKER_ENTRY } from './support/worker-process.js';
 
 describe('the Dockerfile', () => {
-  it('pins every base image', () => {
+  it('pins every base image by tag and digest', () => {
     const defaults = args();
     const stages = new Set(instructions.flatMap((l) => /^FROM \S+ AS (\S+)$/.exec(l)?.[1] ?? []));
     for (const line of instructions.filter((l) => l.startsWith('FROM '))) {
       const image = line.split(' ')[1]!.replace(/^\$\{(\w+)\}$/, (_, name: string) => defaults[name] ?? '');
       if (stages.has(image)) continue;
-      expect(image, line).toMatch(/^[\w./-]+:\d+(\.\d+){1,2}[\w.-]*$/);
+      expect(image, line).toMatch(/^[\w./-]+:\d+(\.\d+){1,2}[\w.-]*@sha256:[0-9a-f]{64}$/);
     }
     // A maintained LTS line (even-numbered, 22 or later: Node 20 reached its end of life in April 2026).
     const major = Number(/^node:(\d+)\.\d+\.\d+-/.exec(defaults['NODE_IMAGE'] ?? '')?.[1]);
     expect(major % 2 === 0 && major >= 22, defaults['NODE_IMAGE']).toBe(true);
   });
 
-  it('pins every Debian package, Python package and the A1111 release (tag and commit)', () => {
+  it('takes Debian packages from a dated snapshot, and pins every Python package and the A1111 release (tag and commit)', () => {
+    // The packages are whatever the snapshot had at that moment: no version pin, which would break
+    // when Debian replaces a version, and no drift between rebuilds.
+    expect(args()['DEBIAN_SNAPSHOT']).toMatch(/^\d{8}T\d{6}Z$/);
     const apt = instructions.find((l) => l.includes('apt-get install'))!;
+    expect(apt).toContain('http://snapshot.debian.org/archive/%s/%s');
+    expect(apt).toMatch(/debian "\$\{DEBIAN_SNAPSHOT\}" 'bookworm bookworm-updates'/);
+    expect(apt).toMatch(/debian-security "\$\{DEBIAN_SNAPSHOT\}" bookworm-security/);
+    expect(apt).toContain('> /etc/apt/sources.list.d/debian.sources');
+    expect(apt).toContain('apt-get -o Acquire::Check-Valid-Until=false update');
     const packages = apt.split('--no-install-recommends')[1]!.split('&&')[0]!.trim().split(/\s+/);
-    expect(packages.length).toBeGreaterThan(3);
-    for (const pkg of packages) expect(pkg, 'apt package').toMatch(/^[\w.+-]+=\S+$/);
+    expect(packages).toEqual([
+      'ca-certificates',
+      'git',
+      'libgl1',
+      'libglib2.0-0',
+      'libgoogle-perftools4',
+      'libtcmalloc-minimal4',
+    ]);
 
     const pipInstalls = instructions.join(' ').matchAll(/pip install ((?:(?!&&).)+)/g);
     for (const [, rest] of pipInstalls) {
@@ -99,7 +113,7 @@ describe('the Dockerfile', () => {
       expect(dockerfile).toContain(
         'git clone https://github.com/AUTOMATIC1111/stable-diffusion-webui.git /stable-diffusion-webui',
       );
-      expect(dockerfile).toMatch(/libtcmalloc-minimal4=/);
+      expect(dockerfile).toMatch(/\blibtcmalloc-minimal4\b/);
       const port = /--port (\d+)/.exec(command)?.[1];
       expect(new URL(env['A1111_BASE_URL']!).port).toBe(port);
       const config = loadConfig(env);
@@ -214,6 +228,21 @@ describe('RunPod Hub packaging', () => {
   const tests = JSON.parse(readFileSync(path.join(ROOT, '.runpod', 'tests.json'), 'utf8')) as {
     tests: { name: string; input: Record<string, unknown> }[];
   };
+
+  it('allows every CUDA version RunPod offers from the one torch was built for upwards', () => {
+    // RunPod's host CUDA versions (its API's CudaVersion values); a newer driver runs an older runtime.
+    const offered = ['11.8', '12.0', '12.1', '12.2', '12.3', '12.4', '12.5', '12.6', '12.7', '12.8', '12.9', '13.0'];
+    const built = /download\.pytorch\.org\/whl\/cu(\d+)(\d)\b/.exec(dockerfile)!;
+    const runtime = `${built[1]}.${built[2]}`;
+    const atLeast = (version: string) => {
+      const [major, minor] = version.split('.').map(Number) as [number, number];
+      const [wantMajor, wantMinor] = runtime.split('.').map(Number) as [number, number];
+      return major > wantMajor || (major === wantMajor && minor >= wantMinor);
+    };
+    const allowed = (hub.config as unknown as { allowedCudaVersions: string[] }).allowedCudaVersions;
+    expect(runtime).toBe('12.1');
+    expect([...allowed].sort()).toEqual(offered.filter(atLeast).sort());
+  });
 
   it('offers settings the worker has, with the worker’s defaults', () => {
     expect(hub.type).toBe('serverless');
