@@ -134,7 +134,7 @@ ENTRYPOINT ["node", "--heap-growing-percent=150", "--max-semi-space-size=8", "/w
 # the extension, which defines it, is installed.
 FROM a1111 AS volume
 ENV MODEL_VOLUME_DIR=/runpod-volume \
-    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && if [ -d extensions/sd-webui-controlnet ]; then set -- --controlnet-dir \${CONTROLNET_DIR}; fi && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir \${MODELS_DIR} --lora-dir \${LORA_DIR} --vae-dir \${VAE_DIR} --embeddings-dir \${EMBEDDINGS_DIR} --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model \$@"
+    A1111_LAUNCH_COMMAND="cd /stable-diffusion-webui && if [ -d extensions/sd-webui-controlnet ]; then set -- --controlnet-dir \"\${CONTROLNET_DIR}\"; fi && LD_PRELOAD=libtcmalloc_minimal.so.4 exec python webui.py --xformers --no-half-vae --skip-python-version-check --skip-torch-cuda-test --skip-install --ckpt-dir \"\${MODELS_DIR}\" --lora-dir \"\${LORA_DIR}\" --vae-dir \"\${VAE_DIR}\" --embeddings-dir \"\${EMBEDDINGS_DIR}\" --opt-sdp-attention --port 3000 --api --nowebui --skip-version-check --no-hashing --no-download-sd-model \"\$@\""
 
 # ---- default: the checkpoint from MODEL_URL baked in --------------------------------------------------
 FROM a1111 AS baked

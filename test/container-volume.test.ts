@@ -24,7 +24,8 @@ afterEach(async () => {
 async function runVolumeImage(withControlNet: boolean) {
   const webui = await mkdtemp(path.join(tmpdir(), 'webui-'));
   if (withControlNet) await mkdir(path.join(webui, 'extensions', 'sd-webui-controlnet'), { recursive: true });
-  const volume = await mkdtemp(path.join(tmpdir(), 'runpod-volume-'));
+  // A space in the volume's path: the launch command must keep each folder one argument.
+  const volume = await mkdtemp(path.join(tmpdir(), 'runpod volume-'));
   const models = path.join(volume, 'stable-diffusion-webui', 'models');
   await mkdir(path.join(models, 'ControlNet'), { recursive: true });
   await mkdir(path.join(models, 'Stable-diffusion'), { recursive: true });
@@ -47,7 +48,9 @@ async function runVolumeImage(withControlNet: boolean) {
       width: 64,
       height: 64,
       model: { checkpoint: 'realisticVision.safetensors' },
-      alwayson_scripts: { controlnet: { args: [{ module: 'ip-adapter_face_id', model: 'ip-adapter_faceid_sd15' }] } },
+      alwayson_scripts: {
+        controlnet: { args: [{ enabled: true, module: 'ip-adapter_face_id', model: 'ip-adapter_faceid_sd15' }] },
+      },
     },
   });
   const worker = startWorker({

@@ -130,11 +130,13 @@ describe('the Dockerfile', () => {
           const { settings } = placeOnVolume(config.models, env, () => install);
           const folders = folderVariables(settings);
           const expanded = command.replace(/\$\{(\w+)\}/g, (_, name: string) => folders[name] ?? `<${name}?>`);
-          expect(/--ckpt-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.dir);
-          expect(/--lora-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.loraDir);
-          expect(/--vae-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.vaeDir);
-          expect(/--embeddings-dir (\S+)/.exec(expanded)?.[1]).toBe(settings.embeddingsDir);
-          expect(/--controlnet-dir ([^\s;]+)/.exec(expanded)?.[1]).toBe(settings.controlnetDir);
+          // Each in quotes, so a folder with a space in its name stays one argument.
+          expect(/--ckpt-dir "([^"]+)"/.exec(expanded)?.[1]).toBe(settings.dir);
+          expect(/--lora-dir "([^"]+)"/.exec(expanded)?.[1]).toBe(settings.loraDir);
+          expect(/--vae-dir "([^"]+)"/.exec(expanded)?.[1]).toBe(settings.vaeDir);
+          expect(/--embeddings-dir "([^"]+)"/.exec(expanded)?.[1]).toBe(settings.embeddingsDir);
+          expect(/--controlnet-dir "([^"]+)"/.exec(expanded)?.[1]).toBe(settings.controlnetDir);
+          expect(expanded.endsWith(' "$@"')).toBe(true);
           expect(
             settings.dir.startsWith(install ? '/runpod-volume/stable-diffusion-webui/' : '/runpod-volume/models/'),
           ).toBe(true);

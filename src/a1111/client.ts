@@ -64,8 +64,8 @@ export interface A1111Client {
   listVaes(signal?: AbortSignal): Promise<SdVae[]>;
   listScripts(signal?: AbortSignal): Promise<ScriptsList>;
   listEmbeddings(signal?: AbortSignal): Promise<Embeddings>;
-  /** GET /controlnet/model_list?update=true: the ControlNet extension rescans its folders and lists them. */
-  listControlNetModels(signal?: AbortSignal): Promise<string[]>;
+  /** GET /controlnet/model_list: the ControlNet extension's models, its folders rescanned first with `update`. */
+  listControlNetModels(update: boolean, signal?: AbortSignal): Promise<string[]>;
   /** POST /refresh-loras, /refresh-vae or /refresh-embeddings: A1111 scans its folder again. */
   refreshNetworks(kind: 'loras' | 'vae' | 'embeddings', signal?: AbortSignal): Promise<void>;
   /** Sends a request of any operation of the allow-list; resolves with its checked answer (answers.ts). */
@@ -275,12 +275,12 @@ export function createA1111Client(config: A1111Settings, log: Logger, backend?: 
       const { target, options } = get('/embeddings', signal);
       return call(EmbeddingsSchema, target, options);
     },
-    async listControlNetModels(signal) {
+    async listControlNetModels(update, signal) {
       const path = '/controlnet/model_list';
       const answer = await call(
         ControlNetModelListSchema,
         { method: 'GET', route: path, path },
-        { url: `${config.baseUrl}${path}`, params: { update: true }, ...(signal ? { signal } : {}) },
+        { url: `${config.baseUrl}${path}`, params: { update }, ...(signal ? { signal } : {}) },
       );
       return answer.model_list;
     },

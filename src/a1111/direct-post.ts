@@ -30,7 +30,9 @@ async function readBody(
 ): Promise<Buffer> {
   if (length !== undefined && length > 0) {
     const out = takeBuffer(length);
-    const collect = collectWhileReading(length);
+    // A followed answer goes out as it is read: a collection every few megabytes would hold it back,
+    // and the reads are freed after the result is posted (memory.ts).
+    const collect = follower ? () => undefined : collectWhileReading(length);
     let offset = 0;
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {

@@ -43,8 +43,19 @@ interface WantedModel {
   source?: NetworkSource;
 }
 
-/** The models a request's enabled ControlNet units name, each with its field. "None" or none names nothing. */
-export function controlNetUnitModels(request: A1111Request): WantedModel[] {
+/** pydantic's reading of a bool, as the extension's ControlNetUnit reads `enabled` (false when missing). */
+function isEnabled(value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return value === 1;
+  return typeof value === 'string' && ['1', 'on', 't', 'true', 'y', 'yes'].includes(value.toLowerCase());
+}
+
+/**
+ * The models a request's enabled ControlNet units name, each with its field ("None" or none names
+ * nothing), and a note for each unit that names a model but is not enabled: the extension's units are
+ * off unless `"enabled": true`, and it leaves such a unit out without a word.
+ */
+export function controlNetUnitModels(request: A1111Request, notes: string[] = []): WantedModel[] {
   const scripts = request['alwayson_scripts'];
   if (typeof scripts !== 'object' || scripts === null || Array.isArray(scripts)) return [];
   const key = Object.keys(scripts).find((title) => title.toLowerCase() === 'controlnet');
@@ -54,10 +65,13 @@ export function controlNetUnitModels(request: A1111Request): WantedModel[] {
     if (typeof unit !== 'object' || unit === null || Array.isArray(unit)) return [];
     const fields = unit as Record<string, unknown>;
     const model = fields['model'];
-    if (fields['enabled'] === false || typeof model !== 'string' || model === '' || model.toLowerCase() === 'none') {
+    if (typeof model !== 'string' || model === '' || model === 'None') return [];
+    const field = `alwayson_scripts.${key}.args[${index}]`;
+    if (!isEnabled(fields['enabled'])) {
+      notes.push(`ControlNet unit ${field} is not enabled ("enabled": true), so the extension leaves it out`);
       return [];
     }
-    return [{ name: model, field: `alwayson_scripts.${key}.args[${index}].model` }];
+    return [{ name: model, field: `${field}.model` }];
   });
 }
 
@@ -83,7 +97,7 @@ export async function verifyControlNet(
   const brought = networks?.controlnets ?? [];
   const wanted: WantedModel[] = [
     ...brought.map((source) => ({ name: stem(source.file), field: 'model.controlnets', source })),
-    ...controlNetUnitModels(request),
+    ...controlNetUnitModels(request, notes),
   ];
   if (wanted.length === 0) return;
   const { client } = deps;
@@ -95,12 +109,18 @@ export async function verifyControlNet(
       { details: { problems: [{ field: 'model.controlnets', value: brought.map((source) => source.file), rule }] } },
     );
   }
-  let listed = await client.listControlNetModels(signal);
+  // The extension's list as it is; it rescans its folders (hashing each file) only when a name is
+  // missing from it: a rescan empties the list a generation running meanwhile looks its model up in.
+  let listed = await client.listControlNetModels(false, signal);
   let missing = unresolved(wanted, listed);
+  if (missing.length > 0) {
+    listed = await client.listControlNetModels(true, signal);
+    missing = unresolved(wanted, listed);
+  }
   const toFetch = missing.flatMap((model) => (model.source?.url ? [model.source] : []));
   if (toFetch.length > 0) {
     await downloadSources('controlnet', toFetch, deps, notes, signal);
-    listed = await client.listControlNetModels(signal);
+    listed = await client.listControlNetModels(true, signal);
     missing = unresolved(wanted, listed);
   }
   const stillFetched = missing.filter((model) => model.source && toFetch.includes(model.source));

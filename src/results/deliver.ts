@@ -108,7 +108,16 @@ export async function deliverResult(deps: DeliveryDeps, input: DeliverInput, sig
       ...(slot ? { done: () => decodeBuffers.give(slot) } : {}),
     };
   };
-  const uploads = await uploadAll(bucket, name, input.jobId, images.count, objects, settings.concurrency, signal, log);
+  const uploads = await uploadAll(
+    bucket,
+    name,
+    input.jobId,
+    images.count,
+    objects,
+    settings.concurrency,
+    signal,
+    log,
+  ).finally(() => decodeBuffers.trim(settings.concurrency, images.maxBytes));
   const response = withImages(
     input.response,
     images.key,

@@ -51,19 +51,12 @@ export function describeCause(error: unknown): string {
 }
 
 /**
- * Uploads every image, `concurrency` at a time. On a failure or an abort no further upload starts; once
- * every request already sent has ended (stored or not), the job's objects are deleted, and what its
- * prefix still lists is deleted too, so a failed, cancelled or timed-out job leaves nothing behind.
- */
-/**
  * Buffers images are decoded into for their upload, kept from one job to the next: a batch's pictures
  * decoded into fresh buffers would leave several megabytes of garbage per image until V8 collects it,
  * tens of megabytes per job (docs/performance.md).
  */
 class DecodeBuffers {
   private readonly kept: Buffer[] = [];
-
-  constructor(private readonly limit: number) {}
 
   /** A buffer of at least `bytes`: a kept one when one is large enough. */
   take(bytes: number): Buffer {
@@ -74,14 +67,27 @@ class DecodeBuffers {
 
   /** Keeps a buffer no request uses any more, for the next image. */
   give(buffer: Buffer): void {
-    if (this.kept.length >= this.limit) this.kept.sort((a, b) => a.length - b.length).shift();
     this.kept.push(buffer);
+  }
+
+  /**
+   * After a job's uploads: at most `count` buffers are kept, none more than twice `bytes` (a batch of
+   * much larger pictures does not keep its memory for the life of the worker).
+   */
+  trim(count: number, bytes: number): void {
+    const useful = this.kept.filter((buffer) => buffer.length <= bytes * 2).sort((a, b) => a.length - b.length);
+    this.kept.splice(0, this.kept.length, ...useful.slice(0, count));
   }
 }
 
-/** At most one buffer for each image of the largest UPLOAD_CONCURRENCY. */
-export const decodeBuffers = new DecodeBuffers(16);
+/** The buffers images are decoded into for their uploads, shared by the worker's jobs. */
+export const decodeBuffers = new DecodeBuffers();
 
+/**
+ * Uploads every image, `concurrency` at a time. On a failure or an abort no further upload starts; once
+ * every request already sent has ended (stored or not), the job's objects are deleted, and what its
+ * prefix still lists is deleted too, so a failed, cancelled or timed-out job leaves nothing behind.
+ */
 export async function uploadAll(
   bucket: ResultBucket,
   name: string,

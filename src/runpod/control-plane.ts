@@ -211,8 +211,11 @@ export class ControlPlane {
         try {
           const code = await status;
           const ok = code >= 200 && code < 300;
+          // An answer that came before the body's end (a refusal) leaves nothing of it to send.
+          if (!ok) request.destroy();
           return { ok, attempts: 1, status: code, ...(code >= 500 ? { error: `HTTP ${code}` } : {}) };
         } catch (error) {
+          request.destroy();
           return { ok: false, attempts: 1, error: describe(error) };
         }
       },

@@ -122,7 +122,16 @@ export class JobReporter {
     };
     state.opened = this.chain.then(() => {
       if (state.dropped) return;
-      state.post = this.controlPlane.openJobDone(this.jobId);
+      try {
+        state.post = this.controlPlane.openJobDone(this.jobId);
+      } catch (error) {
+        // The result goes out the usual way.
+        this.dropStream(
+          state,
+          `the post could not be opened: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        return;
+      }
       for (const bytes of state.queued) state.post.write(bytes);
       state.queued = [];
     });

@@ -6,7 +6,7 @@
  */
 import { REALESRGAN_MODELS, SCRIPTS, scriptInfo } from './catalog.js';
 
-type Handler = () => unknown;
+type Handler = (req: unknown, body: unknown, url: URL) => unknown;
 
 const API = '/sdapi/v1';
 
@@ -39,7 +39,7 @@ function memory(): Record<string, unknown> {
 
 export function listings(installed: {
   controlnet: boolean;
-  controlNetModels: () => Promise<string[]>;
+  controlNetModels: (update: boolean) => Promise<string[]>;
 }): Record<string, { GET: Handler }> {
   const routes: Record<string, { GET: Handler }> = {
     [`${API}/hypernetworks`]: { GET: () => [] },
@@ -75,7 +75,12 @@ export function listings(installed: {
   };
   if (installed.controlnet) {
     routes['/controlnet/model_list'] = {
-      GET: async () => ({ model_list: await installed.controlNetModels() }),
+      // FastAPI reads `update` as a bool: "false", "0", "off", "no" are false; it defaults to true.
+      GET: async (_req: unknown, _body: unknown, url: URL) => ({
+        model_list: await installed.controlNetModels(
+          !['false', '0', 'off', 'no', 'f', 'n'].includes((url.searchParams.get('update') ?? 'true').toLowerCase()),
+        ),
+      }),
     };
     routes['/controlnet/version'] = { GET: () => ({ version: 2 }) };
   }

@@ -84,11 +84,18 @@ export class NetworkFolders {
     },
   ) {}
 
+  private controlNetList: string[] | null = null;
+
   /**
-   * GET /controlnet/model_list (its `update` defaults to true: the folder is read at each call): every
-   * model file below the folder as "stem [hash]", sorted by file name, "None" left out.
+   * GET /controlnet/model_list: every model file below the folder as "stem [hash]", sorted by file
+   * name, "None" left out; read again when `update` (the route's default), else as last read.
    */
-  async controlNetModels(): Promise<string[]> {
+  async controlNetModels(update = true): Promise<string[]> {
+    if (update || !this.controlNetList) this.controlNetList = await this.scanControlNet();
+    return [...this.controlNetList];
+  }
+
+  private async scanControlNet(): Promise<string[]> {
     if (this.dirs.controlnet === undefined) return [...CONTROLNET_MODELS];
     const files = (await filesBelow(this.dirs.controlnet, CONTROLNET_FILES)).sort((a, b) => {
       const [x, y] = [path.basename(a), path.basename(b)];

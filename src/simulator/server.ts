@@ -493,7 +493,7 @@ export class A1111Simulator {
       },
       ...listings({
         controlnet: this.options.controlnet !== false,
-        controlNetModels: () => this.networks.controlNetModels(),
+        controlNetModels: (update) => this.networks.controlNetModels(update),
       }),
       [`${API}/loras`]: { GET: () => this.networks.loras() },
       [`${API}/sd-vae`]: { GET: () => this.networks.vaes() },

@@ -36,7 +36,7 @@ function failure(outcome: JobOutcome) {
   return outcome.failure;
 }
 
-const unit = (fields: Record<string, unknown>) => ({ module: 'canny', weight: 1, ...fields });
+const unit = (fields: Record<string, unknown>) => ({ enabled: true, module: 'canny', weight: 1, ...fields });
 
 describe('resolveControlNetModel', () => {
   const listed = ['control_v11p_sd15_canny [d14c016b]', 'control_v11p_sd15_canny_anime [0c5e5a5e]', 'Depth [12345678]'];
@@ -79,14 +79,14 @@ describe('ControlNet units', () => {
 
     const output = generated(outcome);
     expect(output.worker.notes).toEqual([
+      'ControlNet unit alwayson_scripts.ControlNet.args[3] is not enabled ("enabled": true), so the extension leaves it out',
       `ControlNet model "depth" (in alwayson_scripts.ControlNet.args[1].model) is "control_v11f1p_sd15_depth [${folder.depth.hash}]", as the extension matches it`,
     ]);
-    // The units reach A1111 as written; the list was read (and rescanned) once.
+    // The units reach A1111 as written; the list was read once, without a rescan (every name resolved).
     const sent = sim.callsTo('POST', '/txt2img')[0]?.body as { alwayson_scripts: { ControlNet: { args: unknown[] } } };
     expect(sent.alwayson_scripts.ControlNet.args).toHaveLength(4);
     const listings = sim.calls.filter((call) => call.path === '/controlnet/model_list');
-    expect(listings).toHaveLength(1);
-    expect(listings[0]?.query).toContain('update=true');
+    expect(listings.map((call) => call.query)).toEqual(['?update=false']);
   });
 
   it('fail MODEL_NOT_FOUND before generating for a model the extension does not list, naming the unit and close names', async () => {
@@ -113,6 +113,35 @@ describe('ControlNet units', () => {
       `control_v11p_sd15_canny [${folder.canny.hash}]`,
     ]);
     expect(sim.callsTo('POST', '/txt2img')).toEqual([]);
+    // A name the list lacks makes the extension look at its folder again before the job fails.
+    expect(sim.calls.filter((call) => call.path === '/controlnet/model_list').map((call) => call.query)).toEqual([
+      '?update=false',
+      '?update=true',
+    ]);
+  });
+
+  it('leave out a unit that is not enabled, as the extension does, and say so', async () => {
+    const sim = await simulator();
+    const { runner } = testWorker(sim.url);
+
+    const outcome = await runner.run({
+      id: 'cn-off',
+      input: {
+        prompt: 'x',
+        steps: 1,
+        width: 64,
+        height: 64,
+        alwayson_scripts: {
+          controlnet: { args: [{ module: 'canny', model: 'not_installed' }, unit({ model: 'x', enabled: 'false' })] },
+        },
+      },
+    });
+
+    expect(generated(outcome).worker.notes).toEqual([
+      'ControlNet unit alwayson_scripts.controlnet.args[0] is not enabled ("enabled": true), so the extension leaves it out',
+      'ControlNet unit alwayson_scripts.controlnet.args[1] is not enabled ("enabled": true), so the extension leaves it out',
+    ]);
+    expect(sim.calls.filter((call) => call.path === '/controlnet/model_list')).toEqual([]);
   });
 });
 

@@ -148,3 +148,32 @@ describe('a result streamed while it is written (openResult)', () => {
     expect(runpod.results('job-dropped').map((r) => r.body)).toEqual(['{"error":"{\\"code\\":\\"BACKEND_ERROR\\"}"}']);
   });
 });
+
+describe('a streamed post that cannot be opened', () => {
+  it('leaves the result to the usual post, without an unhandled rejection', async () => {
+    const runpod = new FakeRunPod();
+    planes.push(runpod);
+    await runpod.start();
+    const config = loadConfig({ ...runpod.env(), A1111_BASE_URL: 'http://127.0.0.1:3000' });
+    class Unopenable extends ControlPlane {
+      override openJobDone(): never {
+        throw new Error('Invalid character in header content ["Authorization"]');
+      }
+    }
+    const plane = new Unopenable({ urls: runPodUrls(config.runpod, 'pod-1'), apiKey: 'k', longPollTimeoutMs: 1_000 });
+    const { log } = captureLog({ format: 'json' });
+    const reporter = new JobReporter(
+      'job-unopenable',
+      plane,
+      { progressIntervalMs: 0, retries: 0, retryDelayMs: 0 },
+      log,
+    );
+
+    reporter.openResult().write(Buffer.from('{"images":[]'));
+    const outcome = await reporter.finish({ output: { images: [] } });
+
+    expect(outcome.ok).toBe(true);
+    expect(reporter.resultStreamed).toBe(false);
+    expect(runpod.results('job-unopenable').map((r) => r.body)).toEqual(['{"output":{"images":[]}}']);
+  });
+});

@@ -60,7 +60,7 @@ const job = {
   steps: 1,
   width: 64,
   height: 64,
-  alwayson_scripts: { controlnet: { args: [{ module: 'canny', model: 'volume_canny' }] } },
+  alwayson_scripts: { controlnet: { args: [{ enabled: true, module: 'canny', model: 'volume_canny' }] } },
   model: { checkpoint: 'on_volume.safetensors' },
 };
 

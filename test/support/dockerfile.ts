@@ -20,7 +20,7 @@ export function args(): Record<string, string> {
   );
 }
 
-/** The ENV values of one stage (and of the stages it builds on, by `FROM <stage>`), `\$` read as `$`. */
+/** The ENV values of one stage (and of the stages it builds on, by `FROM <stage>`), `\$` and `\"` read as `$` and `"`. */
 export function stageEnv(stage: string): Record<string, string> {
   const env: Record<string, string> = {};
   const chain: string[] = [];
@@ -36,8 +36,8 @@ export function stageEnv(stage: string): Record<string, string> {
     const end = instructions.findIndex((l, i) => i > start && l.startsWith('FROM '));
     for (const line of instructions.slice(start, end < 0 ? undefined : end)) {
       if (!line.startsWith('ENV ')) continue;
-      for (const match of line.slice(4).matchAll(/(\w+)=("([^"]*)"|\S+)/g))
-        env[match[1]!] = (match[3] ?? match[2]!).replaceAll('\\$', '$');
+      for (const match of line.slice(4).matchAll(/(\w+)=("((?:[^"\\]|\\.)*)"|\S+)/g))
+        env[match[1]!] = (match[3] ?? match[2]!).replace(/\\(["$\\])/g, '$1');
     }
   }
   return env;
