@@ -8,8 +8,9 @@
 #   docker build --target volume -t you/a1111-worker:1.0.0-volume .   # models from a network volume
 #   docker build --build-arg EXTENSIONS=controlnet,adetailer -t you/a1111-worker:1.0.0-cn .   # with extensions
 #
-# Every base image (by digest), Debian package (by a dated snapshot), Python package, repository and the
-# baked checkpoint (by its sha256) is pinned. See docs/deploy.md.
+# Every base image (by digest), Debian package (by a dated snapshot), Python package this file or A1111's
+# requirements_versions.txt names, repository and the baked checkpoint (by its sha256) is pinned; the
+# dependencies those pull in are resolved at build time. See docs/deploy.md.
 
 # Base images by tag and digest: a tag is moved when its image is rebuilt, a digest is the one image.
 # A maintained LTS (Node 24: active LTS, supported until April 2028); the worker also runs on 20.19+.
