@@ -7,16 +7,16 @@
  * job-done, whose contract is "posted exactly once from the worker's side": it is retried on 5xx and
  * network errors with backoff, and a result whose retries all fail is reported to the caller.
  *
- * The long-polls go through axios. Results and progress go straight to node:http on the same
- * keep-alive agents: a result is A1111's answer passed on as bytes, and axios's request pipeline cost
- * about 0.35 ms per megabyte-sized post, a sixth of the worker's whole latency budget per job
- * (docs/performance.md).
+ * The long-polls go through axios. Results and progress go straight to node:http (body-post.ts) on the
+ * same keep-alive agents: a result is A1111's answer passed on as bytes, and axios's request pipeline
+ * cost about 0.35 ms per megabyte-sized post, a sixth of the worker's latency budget (docs/performance.md).
  */
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type AxiosResponse, isAxiosError } from 'axios';
 import { USER_AGENT } from '../version.js';
+import { openBodyPost } from './body-post.js';
 import type { RunPodJob } from './handler.js';
 import type { RunPodUrls } from './urls.js';
 
@@ -107,6 +107,7 @@ export class ControlPlane {
   private readonly http: AxiosInstance;
   private readonly httpAgent = new http.Agent({ keepAlive: true });
   private readonly httpsAgent = new https.Agent({ keepAlive: true });
+  private readonly agents = { http: this.httpAgent, https: this.httpsAgent };
 
   constructor(private readonly options: ControlPlaneOptions) {
     this.http = axios.create({
@@ -182,44 +183,26 @@ export class ControlPlane {
    * encoding: a result streamed while A1111's answer still arrives. One attempt; `end` says how it went.
    */
   openJobDone(jobId: string, timeoutMs = 600_000): OpenPost {
-    const target = new URL(this.options.urls.jobDone(jobId, false));
-    const secure = target.protocol === 'https:';
-    const request = (secure ? https : http).request(target, {
-      method: 'POST',
+    const post = openBodyPost(this.options.urls.jobDone(jobId, false), {
       headers: this.postHeaders(jobId),
-      agent: secure ? this.httpsAgent : this.httpAgent,
-      timeout: timeoutMs,
+      agents: this.agents,
+      timeoutMs,
     });
-    const status = new Promise<number>((resolve, reject) => {
-      request.on('response', (response) => {
-        response.on('error', reject);
-        response.on('end', () => resolve(response.statusCode ?? 0));
-        response.resume();
-      });
-      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      request.on('error', reject);
-    });
-    // Read by `end`; a post dropped before its end has nobody waiting for it.
-    status.catch(() => undefined);
     return {
-      write: (bytes) => {
-        if (!request.destroyed) request.write(bytes);
-      },
+      write: (bytes) => post.write(bytes),
       end: async (rest) => {
-        for (const part of rest) if (!request.destroyed) request.write(part);
-        request.end();
         try {
-          const code = await status;
+          const code = await post.finish(rest);
           const ok = code >= 200 && code < 300;
           // An answer that came before the body's end (a refusal) leaves nothing of it to send.
-          if (!ok) request.destroy();
+          if (!ok) post.destroy();
           return { ok, attempts: 1, status: code, ...(code >= 500 ? { error: `HTTP ${code}` } : {}) };
         } catch (error) {
-          request.destroy();
+          post.destroy();
           return { ok: false, attempts: 1, error: describe(error) };
         }
       },
-      abort: (reason) => request.destroy(new Error(reason)),
+      abort: (reason) => post.destroy(reason),
     };
   }
 
@@ -246,7 +229,12 @@ export class ControlPlane {
     for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
       if (attempt > 1) await sleep(Math.min(options.retryDelayMs * 2 ** (attempt - 2), options.retryDelayMs * 10));
       try {
-        const status = await this.send(url, headers, parts, options.timeoutMs ?? 600_000, options.signal);
+        const status = await openBodyPost(url, {
+          headers,
+          agents: this.agents,
+          timeoutMs: options.timeoutMs ?? 600_000,
+          signal: options.signal,
+        }).finish(parts);
         outcome = { ok: status >= 200 && status < 300, attempts: attempt, status };
         if (outcome.ok || status < 500) return outcome;
         outcome.error = `HTTP ${status}`;
@@ -256,42 +244,6 @@ export class ControlPlane {
       }
     }
     return outcome;
-  }
-
-  /**
-   * One POST: the buffers are written as they are (never joined into one copy), the answer is read to
-   * its end so the connection can be reused, and its status is the result. Redirects are not followed.
-   */
-  private send(
-    url: string,
-    headers: http.OutgoingHttpHeaders,
-    parts: readonly Buffer[],
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<number> {
-    const target = new URL(url);
-    const secure = target.protocol === 'https:';
-    return new Promise((resolve, reject) => {
-      const request = (secure ? https : http).request(
-        target,
-        {
-          method: 'POST',
-          headers,
-          agent: secure ? this.httpsAgent : this.httpAgent,
-          timeout: timeoutMs,
-          ...(signal ? { signal } : {}),
-        },
-        (response) => {
-          response.on('error', reject);
-          response.on('end', () => resolve(response.statusCode ?? 0));
-          response.resume();
-        },
-      );
-      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      request.on('error', reject);
-      for (const part of parts) request.write(part);
-      request.end();
-    });
   }
 
   /**

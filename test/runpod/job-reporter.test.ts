@@ -136,9 +136,10 @@ describe('a result streamed while it is written (openResult)', () => {
 
   it('is dropped, and the outcome posted as usual, when the outcome does not begin with what was written', async () => {
     const { runpod, reporter } = await reporterFor('job-dropped');
+    const written = runpod.bodyBytes('/job-dropped', '{"output":{"images":["aGk'.length);
     const stream = reporter.openResult();
     stream.write(Buffer.from('{"images":["aGk'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await written;
 
     const outcome = await reporter.finish({ error: '{"code":"BACKEND_ERROR"}' });
 

@@ -121,6 +121,23 @@ export class FakeRunPod {
     };
   }
 
+  /** Resolves once a post whose path contains `path` has delivered at least `bytes` of its body. */
+  bodyBytes(path: string, bytes: number, timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.events.off('body-bytes', listener);
+        reject(new Error(`no ${bytes} body bytes to ${path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const listener = (arrived: { path: string; received: number }) => {
+        if (!arrived.path.includes(path) || arrived.received < bytes) return;
+        clearTimeout(timer);
+        this.events.off('body-bytes', listener);
+        resolve();
+      };
+      this.events.on('body-bytes', listener);
+    });
+  }
+
   /** Queues jobs for job-take; a waiting long-poll gets them at once. */
   enqueue(...jobs: FakeJob[]): void {
     this.jobs.push(...jobs);
@@ -209,6 +226,7 @@ export class FakeRunPod {
         chunks.push(chunk as Buffer);
         received += (chunk as Buffer).length;
         arrivals.push(performance.timeOrigin + performance.now());
+        this.events.emit('body-bytes', { path: req.url ?? '/', received });
         // Not reading is what a slow link does: TCP holds the sender back.
         const due = rate ? began + (received / rate) * 1000 - (performance.timeOrigin + performance.now()) : 0;
         if (due > 1) await sleep(due);
