@@ -126,7 +126,9 @@ WORKDIR /worker
 # A fixed heap growth keeps the worker's memory flat over thousands of jobs instead of letting V8 grow
 # its heap to several times the live data; a young generation of 8 MB semi-spaces (16 by default) keeps
 # the garbage of an upload's decoding from growing the heap by another 16 MB (see docs/performance.md).
-ENTRYPOINT ["node", "--heap-growing-percent=150", "--max-semi-space-size=8", "/worker/dist/src/main.js"]
+# dist/bundle/main.js is the worker in one file (src/tools/bundle.ts): it starts in half the time of
+# the ~480 modules of dist/src/main.js, the same program.
+ENTRYPOINT ["node", "--heap-growing-percent=150", "--max-semi-space-size=8", "/worker/dist/bundle/main.js"]
 
 # ---- variant: models read from a RunPod network volume ----------------------------------------------
 # The worker finds the model folders on the volume (its own layout, or a WebUI install on it as

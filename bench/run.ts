@@ -23,10 +23,11 @@ import { A1111Simulator } from '../src/simulator/server.js';
 import { FakeRunPod } from '../test/support/fake-runpod.js';
 import { noisyPng } from '../test/support/images.js';
 import { startMoto, TEST_KEYS } from '../test/support/s3.js';
-import { imageRuntime } from './image.js';
+import { imageRuntime, imageScript } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WORKER = path.join(ROOT, 'dist', 'src', 'main.js');
+/** The script the image runs (the bundle `npm run bench` builds). */
+const WORKER = imageScript(ROOT);
 const PIPE = path.join(ROOT, 'dist', 'bench', 'pipe.js');
 
 const { values } = parseArgs({

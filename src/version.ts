@@ -11,7 +11,7 @@ function readVersion(): string {
       };
       if (pkg.name === 'runpod-a1111-worker' && pkg.version) return pkg.version;
     } catch {
-      // not there: the file layout differs between src/ and dist/src/
+      // not there: the file layout differs between src/, dist/src/ and dist/bundle/
     }
   }
   return '0.0.0';

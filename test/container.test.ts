@@ -151,6 +151,7 @@ describe('the Dockerfile', () => {
     expect(imageRuntime(path.join(ROOT, 'Dockerfile'))).toEqual({
       env: malloc,
       nodeFlags: ['--heap-growing-percent=150', '--max-semi-space-size=8'],
+      script: 'dist/bundle/main.js',
     });
   });
 
@@ -161,7 +162,11 @@ describe('the Dockerfile', () => {
       file,
       'FROM node:20\nENTRYPOINT ["node"]\nENTRYPOINT ["node", "--max-old-space-size=512", "--enable-source-maps", "/w/main.js", "--rp_serve_api"]\n',
     );
-    expect(imageRuntime(file)).toEqual({ env: {}, nodeFlags: ['--max-old-space-size=512', '--enable-source-maps'] });
+    expect(imageRuntime(file)).toEqual({
+      env: {},
+      nodeFlags: ['--max-old-space-size=512', '--enable-source-maps'],
+      script: '/w/main.js',
+    });
   });
 
   it('uses node flags this node accepts', () => {
@@ -173,7 +178,7 @@ describe('the Dockerfile', () => {
 
   it('is built last as the baked variant, with the worker as the entry point', () => {
     expect(instructions.filter((l) => l.startsWith('FROM ')).at(-1)).toBe('FROM a1111 AS baked');
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", ("--[\w=-]+", )*"\/worker\/dist\/src\/main\.js"\]$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", ("--[\w=-]+", )*"\/worker\/dist\/bundle\/main\.js"\]$/m);
   });
 });
 
@@ -218,7 +223,7 @@ describe('the image’s entry point', () => {
     worker.child.kill('SIGTERM');
     expect((await worker.exited).code).toBe(0);
     expect(JSON.parse(done.body).output.images).toHaveLength(2);
-    expect(WORKER_ENTRY.endsWith(path.join('dist', 'src', 'main.js'))).toBe(true);
+    expect(WORKER_ENTRY).toBe(path.join(ROOT, 'dist', 'bundle', 'main.js'));
   });
 });
 

@@ -14,13 +14,15 @@ import { describe, expect, it } from 'vitest';
 import { decodePng } from './support/png.js';
 
 const ENTRY = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
+/** The one-file worker the image runs (the rest of the suite runs it too, through test/support/worker-process.ts). */
+const BUNDLE = fileURLToPath(new URL('../dist/bundle/main.js', import.meta.url));
 
-function runWorker(args: string[], cwd: string, env: Record<string, string> = {}) {
-  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run npm run build`);
+function runWorker(args: string[], cwd: string, env: Record<string, string> = {}, entry = ENTRY) {
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build`);
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     execFile(
       process.execPath,
-      [ENTRY, ...args],
+      [entry, ...args],
       { cwd, env: { PATH: process.env['PATH'] ?? '', LOG_FORMAT: 'json', ...env }, timeout: 60_000 },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
@@ -62,6 +64,21 @@ describe('the worker command line', () => {
       'delivering',
       'succeeded',
     ]);
+  });
+
+  it('runs the same from the image’s one-file bundle: the embedded simulator, the images, its version', async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), 'worker-cli-'));
+    const input = JSON.stringify({ input: { prompt: 'a lighthouse', steps: 2, seed: 5, width: 64, height: 64 } });
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+    const { code, stdout } = await runWorker(['--simulator', '--test_input', input], cwd, {}, BUNDLE);
+
+    expect(code).toBe(0);
+    expect(stdout).toContain('Using the embedded A1111 SIMULATOR');
+    const png = decodePng(await readFile(path.join(cwd, 'output', 'local_test', 'image-0.png')));
+    expect([png.width, png.height]).toEqual([64, 64]);
+    expect(png.text['parameters']).toContain('Seed: 5');
+    expect(await runWorker(['--version'], cwd, {}, BUNDLE)).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
   });
 
   it('takes the job from --test_input and exits 1 with the error when it fails', async () => {

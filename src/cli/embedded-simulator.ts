@@ -3,11 +3,16 @@
  * WebUI runs beside it. The worker never imports the simulator: it starts the compiled script.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log/index.js';
 
-const SIMULATOR_SCRIPT = fileURLToPath(new URL('../simulator/main.js', import.meta.url));
+/** Beside this file in dist/src/cli/, or from the bundle in dist/bundle/. */
+const SIMULATOR_SCRIPT =
+  ['../simulator/main.js', '../src/simulator/main.js']
+    .map((candidate) => fileURLToPath(new URL(candidate, import.meta.url)))
+    .find((file) => existsSync(file)) ?? fileURLToPath(new URL('../simulator/main.js', import.meta.url));
 
 /** Starts the simulator as its own process and resolves with its URL (before it finishes booting). */
 export async function startSimulator(log: Logger): Promise<{ url: string; child: ChildProcess }> {

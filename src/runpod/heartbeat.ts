@@ -43,6 +43,7 @@ export function startHeartbeat(
   const jobIds = new SharedJobIds();
   const threadFile = fileURLToPath(new URL('./heartbeat-thread.js', import.meta.url));
   if (!existsSync(threadFile)) {
+    log.debug('heartbeat started', { thread: 'main', intervalMs: options.intervalMs });
     const loop = startHeartbeatLoop(options, jobIds, onReport);
     return {
       setJobIds: (ids) => jobIds.write(ids),
@@ -52,6 +53,7 @@ export function startHeartbeat(
 
   const worker = new Worker(threadFile, { workerData: { options, jobIds: jobIds.buffer } });
   worker.unref();
+  log.debug('heartbeat started', { thread: 'own', intervalMs: options.intervalMs });
   worker.on('message', onReport);
   worker.on('error', (error) => log.error('heartbeat thread failed', errorFields(error)));
   return {

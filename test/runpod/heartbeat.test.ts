@@ -7,7 +7,10 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type * as HeartbeatModule from '../../src/runpod/heartbeat.js';
 import type { HeartbeatReport } from '../../src/runpod/heartbeat-loop.js';
+import { A1111Simulator } from '../../src/simulator/server.js';
+import { FakeRunPod } from '../support/fake-runpod.js';
 import { captureLog } from '../support/logs.js';
+import { startWorker, WORKER_ENTRY } from '../support/worker-process.js';
 
 const compiled = (await import(
   new URL('../../dist/src/runpod/heartbeat.js', import.meta.url).href
@@ -22,6 +25,25 @@ function largeResult(): string {
 describe('the heartbeat thread', () => {
   it('runs from the compiled worker on its own thread', () => {
     expect(compiled.heartbeatRunsOnThread()).toBe(true);
+  });
+
+  it('runs on its own thread in the worker the image runs (the bundle), and pings', async () => {
+    const runpod = new FakeRunPod({ longPollMs: 200 });
+    await runpod.start();
+    const sim = new A1111Simulator();
+    await sim.start();
+    try {
+      const worker = startWorker({ ...runpod.env({ RUNPOD_PING_INTERVAL: '100' }), A1111_BASE_URL: sim.url });
+      expect(WORKER_ENTRY).toMatch(/dist\/bundle\/main\.js$/);
+      const started = await worker.waitForLog((r) => r['message'] === 'heartbeat started');
+      expect(started).toMatchObject({ thread: 'own', intervalMs: 100 });
+      await runpod.waitFor((r) => r.kind === 'ping');
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    } finally {
+      await runpod.close();
+      await sim.close();
+    }
   });
 
   it('keeps pinging every interval while the main thread parses and posts a 25 MB result', async () => {

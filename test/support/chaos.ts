@@ -25,12 +25,17 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
+import { imageScript } from '../../bench/image.js';
 import { A1111Simulator } from '../../src/simulator/server.js';
 import { FakeRunPod } from './fake-runpod.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** The compiled worker, wherever this file runs from (test/support/ or dist/test/support/). */
-const WORKER = [path.join(ROOT, 'dist', 'src', 'main.js'), path.join(ROOT, 'src', 'main.js')].find(existsSync) ?? '';
+/** The project's root, wherever this file runs from (test/support/ or dist/test/support/). */
+const ROOT = [
+  fileURLToPath(new URL('../..', import.meta.url)),
+  fileURLToPath(new URL('../../..', import.meta.url)),
+].find((dir) => existsSync(path.join(dir, 'Dockerfile')))!;
+/** The worker as the image runs it (the bundle the build writes). */
+const WORKER = imageScript(ROOT);
 
 export type FaultKind =
   | 'a1111-5xx'
@@ -192,7 +197,7 @@ function checkPng(base64: string): string | null {
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  if (!WORKER) throw new Error('dist/src/main.js is missing: run npm run build');
+  if (!existsSync(WORKER)) throw new Error(`${WORKER} is missing: run npm run build`);
   const rng = random(options.seed);
   const started = Date.now();
   const say = options.onLine ?? (() => undefined);

@@ -1,14 +1,16 @@
 /**
- * Runs the built worker (dist/src/main.js) as its own process with real environment variables, and
- * follows its log lines. Processes still running after a test are killed.
+ * Runs the built worker as its own process, the script the image runs (dist/bundle/main.js, read from
+ * the Dockerfile's ENTRYPOINT), with real environment variables, and follows its log lines. Processes
+ * still running after a test are killed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
+import { imageScript } from '../../bench/image.js';
 
-export const WORKER_ENTRY = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+export const WORKER_ENTRY = imageScript(fileURLToPath(new URL('../..', import.meta.url)));
 
 export type LogRecord = Record<string, unknown>;
 
