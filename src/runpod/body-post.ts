@@ -3,6 +3,11 @@
  * they are (never joined into one copy), the answer is read to its end so the connection can be
  * reused, and its status is the result. Redirects are not followed. Without a Content-Length among the
  * headers the body goes chunked.
+ *
+ * An answer that comes before the body's end (a proxy's 413 or 503 after the first bytes) ends the
+ * post: nothing more is written, the connection is closed once the answer is read, and a refusal's
+ * status is the result. A 2xx before the end is no delivery (the other side has not seen the body)
+ * and fails the post.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -33,10 +38,20 @@ export function openBodyPost(url: string, options: BodyPostOptions): BodyPost {
     timeout: options.timeoutMs,
     ...(options.signal ? { signal: options.signal } : {}),
   });
+  let ended = false;
+  let answered = false;
   const status = new Promise<number>((resolve, reject) => {
     request.on('response', (response) => {
+      answered = true;
+      const early = !ended;
       response.on('error', reject);
-      response.on('end', () => resolve(response.statusCode ?? 0));
+      response.on('end', () => {
+        const code = response.statusCode ?? 0;
+        if (early && code >= 200 && code < 300)
+          reject(new Error(`answered ${code} before the body's end, which it cannot have read`));
+        else resolve(code);
+        if (early) request.destroy();
+      });
       response.resume();
     });
     request.on('timeout', () => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)));
@@ -45,13 +60,14 @@ export function openBodyPost(url: string, options: BodyPostOptions): BodyPost {
   // Read by `finish`; a post dropped before its end has nobody waiting for it.
   status.catch(() => undefined);
   const write = (bytes: Buffer) => {
-    if (!request.destroyed) request.write(bytes);
+    if (!request.destroyed && !answered) request.write(bytes);
   };
   return {
     write,
     finish(rest) {
       for (const part of rest) write(part);
-      request.end();
+      ended = true;
+      if (!request.destroyed && !answered) request.end();
       return status;
     },
     destroy(reason) {

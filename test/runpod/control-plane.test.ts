@@ -60,3 +60,24 @@ describe('job-stop', () => {
     await expect(plane.pollStop()).resolves.toEqual(['job-a', 'job-b']);
   });
 });
+
+describe('a job-done post written as it comes (openJobDone)', () => {
+  it('answered before its end: writes nothing more, and a 2xx then is no delivery but a refusal is', async () => {
+    for (const [early, expected] of [
+      [413, { ok: false, status: 413 }],
+      [200, { ok: false, error: expect.stringContaining("answered 200 before the body's end") }],
+    ] as const) {
+      const { runpod, plane } = await clientFor(5_000, 5_000);
+      runpod.scriptDone('job-1', { early });
+      const post = plane.openJobDone('job-1');
+      post.write(Buffer.from('{"output":{"images":["'));
+      await expect.poll(() => runpod.unfinished.length, { timeout: 10_000 }).toBe(1);
+      // Written after RunPod has answered: nothing reaches it.
+      for (let i = 0; i < 16; i++) post.write(Buffer.alloc(65_536, 'A'));
+
+      await expect(post.end([Buffer.from('"]}}')])).resolves.toMatchObject(expected);
+      expect(runpod.unfinished[0]).toMatchObject({ answeredStatus: early, bytesAfterAnswer: 0 });
+      expect(runpod.of('job-done')).toEqual([]);
+    }
+  });
+});

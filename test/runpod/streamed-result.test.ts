@@ -109,6 +109,49 @@ describe('a large inline result', () => {
   });
 });
 
+describe('a streamed post RunPod answers before its end', () => {
+  it('with a 503: nothing more is written into it, and the result is posted again in full', async () => {
+    const sim = await simulator({ keepAnswers: true, answerBytesPerSecond: 2_000_000 });
+    const runpod = await plane();
+    runpod.scriptDone('big-job', { early: 503 });
+
+    const { posts } = await runJob(runpod, sim.url);
+
+    // The refused post was closed short: the worker stopped writing once RunPod had answered.
+    expect(runpod.unfinished).toHaveLength(1);
+    expect(runpod.unfinished[0]!.answeredStatus).toBe(503);
+    expect(posts).toHaveLength(1);
+    const full = posts[0]!;
+    expect(runpod.unfinished[0]!.bytesAfterAnswer).toBeLessThan(full.body.length / 4);
+    expect(full.body.startsWith(runpod.unfinished[0]!.body)).toBe(true);
+    expect(full.answeredStatus).toBe(200);
+    expect(Number(full.headers['content-length'])).toBe(Buffer.byteLength(full.body));
+    const answer = sim.callsTo('POST', '/txt2img')[0]!.answer as { images: string[] };
+    expect((JSON.parse(full.body) as { output: { images: string[] } }).output.images).toEqual(answer.images);
+  });
+
+  it('with a 413: the result is not sent again, and the job fails RESULT_REJECTED with the status', async () => {
+    const sim = await simulator({ answerBytesPerSecond: 2_000_000 });
+    const runpod = await plane();
+    runpod.scriptDone('big-job', { early: 413 });
+
+    const { posts, worker } = await runJob(runpod, sim.url);
+
+    expect(runpod.unfinished.map((post) => post.answeredStatus)).toEqual([413]);
+    expect(posts).toHaveLength(1);
+    const failure = JSON.parse((JSON.parse(posts[0]!.body) as { error: string }).error) as {
+      code: string;
+      message: string;
+    };
+    expect(failure.code).toBe('RESULT_REJECTED');
+    expect(failure.message).toContain('413');
+    expect(worker.records().find((r) => r['message'] === 'RunPod refused the job result')).toMatchObject({
+      jobId: 'big-job',
+      status: 413,
+    });
+  });
+});
+
 describe('an answer that turns out bad', () => {
   it('cut half-way: the unfinished post is dropped and the failure posted instead', async () => {
     const sim = await simulator();

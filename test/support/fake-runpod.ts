@@ -7,7 +7,6 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface PlaneRequest {
   kind: 'job-take' | 'job-take-batch' | 'job-done' | 'job-stream' | 'job-stop' | 'ping' | 'other';
@@ -29,7 +28,12 @@ export interface PlaneRequest {
   answeredStatus?: number;
 }
 
-type DoneAnswer = number | 'drop';
+/**
+ * A status; `drop`: the connection closed once the body is in; `{ early }`: that status answered as
+ * soon as the body's first bytes arrive, the rest still read if the sender goes on, as a proxy in
+ * front of RunPod refuses a body it will not take.
+ */
+type DoneAnswer = number | 'drop' | { early: number };
 
 /** When the chunks that came at `arrivals` held half the body. */
 function halfWay(chunks: readonly Buffer[], arrivals: readonly number[]): number | undefined {
@@ -50,8 +54,11 @@ export interface FakeJob {
 
 export class FakeRunPod {
   readonly requests: PlaneRequest[] = [];
-  /** Posts whose sender closed the connection before the body's end: the path and the bytes that came. */
-  readonly unfinished: { path: string; body: string }[] = [];
+  /**
+   * Posts whose sender closed the connection before the body's end: the path and the bytes that came;
+   * for one answered early, its status and how many bytes the sender still sent after the answer.
+   */
+  readonly unfinished: { path: string; body: string; answeredStatus?: number; bytesAfterAnswer?: number }[] = [];
   private readonly events = new EventEmitter();
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
@@ -221,19 +228,41 @@ export class FakeRunPod {
     const rate = req.url?.includes('/job-done/') ? this.options.jobDoneBytesPerSecond : undefined;
     let received = 0;
     const arrivals: number[] = [];
-    try {
-      for await (const chunk of req) {
-        chunks.push(chunk as Buffer);
-        received += (chunk as Buffer).length;
+    const early = this.earlyAnswer(req.url ?? '/');
+    let socketBytesAtAnswer = 0;
+    const complete = await new Promise<boolean>((resolve) => {
+      req.on('data', (chunk: Buffer) => {
+        if (early !== undefined && chunks.length === 0) {
+          socketBytesAtAnswer = req.socket.bytesRead;
+          this.answerJson(res, early, { error: 'refused early' });
+        }
+        chunks.push(chunk);
+        received += chunk.length;
         arrivals.push(performance.timeOrigin + performance.now());
         this.events.emit('body-bytes', { path: req.url ?? '/', received });
         // Not reading is what a slow link does: TCP holds the sender back.
         const due = rate ? began + (received / rate) * 1000 - (performance.timeOrigin + performance.now()) : 0;
-        if (due > 1) await sleep(due);
-      }
-    } catch {
+        if (due > 1) {
+          req.pause();
+          setTimeout(() => req.resume(), due);
+        }
+      });
+      req.once('end', () => resolve(true));
+      // Closed before its end. Once an early answer is out, node discards the rest of the body and the
+      // request emits nothing more: the socket's close says whether the body had ended.
+      req.once('close', () => resolve(req.complete));
+      req.socket.once('close', () => resolve(req.complete));
+      req.once('error', () => resolve(false));
+    });
+    if (!complete) {
       // A body that stops short is no request RunPod acts on.
-      this.unfinished.push({ path: req.url ?? '/', body: Buffer.concat(chunks).toString('utf8') });
+      this.unfinished.push({
+        path: req.url ?? '/',
+        body: Buffer.concat(chunks).toString('utf8'),
+        ...(early !== undefined
+          ? { answeredStatus: early, bytesAfterAnswer: req.socket.bytesRead - socketBytesAtAnswer }
+          : {}),
+      });
       this.events.emit('unfinished');
       return;
     }
@@ -260,6 +289,13 @@ export class FakeRunPod {
       halfAt: halfWay(chunks, arrivals) ?? at,
       at,
     };
+    if (early !== undefined) {
+      // Answered already; the sender went on to the body's end.
+      request.answeredStatus = early;
+      this.requests.push(request);
+      this.events.emit('request', request);
+      return;
+    }
     this.requests.push(request);
     this.events.emit('request', request);
 
@@ -274,10 +310,12 @@ export class FakeRunPod {
           req.socket.destroy();
           return;
         }
+        // (An early answer was given while the body came: earlyAnswer.)
+        const status = typeof answer === 'number' ? answer : 200;
         const reply = () => {
           request.answeredAt = performance.timeOrigin + performance.now();
-          request.answeredStatus = answer ?? 200;
-          this.answerJson(res, answer ?? 200, {});
+          request.answeredStatus = status;
+          this.answerJson(res, status, {});
         };
         const progress = request.body.startsWith('{"status":"IN_PROGRESS"');
         const delay = (progress ? (this.options.progressAnswerDelayMs ?? 0) : 0) + (fault?.delayMs ?? 0);
@@ -342,6 +380,17 @@ export class FakeRunPod {
     if (res.headersSent || res.destroyed) return;
     res.writeHead(204);
     res.end();
+  }
+
+  /** Takes the job-done post's scripted answer when it is an early one. */
+  private earlyAnswer(url: string): number | undefined {
+    const segments = new URL(url, 'http://x').pathname.split('/').filter(Boolean);
+    if (segments[2] !== 'job-done') return undefined;
+    const next = this.anyDone[0]?.answer ?? this.doneScript.get(segments[4] ?? '')?.[0];
+    if (typeof next !== 'object') return undefined;
+    if (this.anyDone.length > 0) this.anyDone.shift();
+    else this.doneScript.get(segments[4] ?? '')?.shift();
+    return next.early;
   }
 
   private answerJson(res: ServerResponse, status: number, body: unknown): void {
