@@ -6,6 +6,9 @@
  * `find_closest_lora_model_name` does; a name it cannot resolve raises "model not found" inside the
  * unit, which A1111 logs as "Error running process" and renders the picture without that unit.
  */
+import { createHash } from 'node:crypto';
+import { open, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { closeNames, listNames } from '../a1111/names.js';
 import type { A1111Request } from '../a1111/request-fields.js';
 import { WorkerError } from '../errors.js';
@@ -35,6 +38,45 @@ export function resolveControlNetModel(name: string, listed: readonly string[], 
     .filter(({ stem: candidate }) => candidate.includes(lower))
     .sort((a, b) => a.stem.length - b.stem.length);
   return containing[0]?.item ?? null;
+}
+
+/** The extension's CN_MODEL_EXTS, compared as os.path.splitext gives them (with their case). */
+const CONTROLNET_ENDINGS = ['.pt', '.pth', '.ckpt', '.safetensors', '.bin'];
+
+/** A1111's short hash of a model file (sd_models.model_hash): sha256 of 64 KB from 1 MB in, 8 hex digits. */
+async function shortModelHash(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const slice = Buffer.alloc(0x10000);
+    const { bytesRead } = await handle.read(slice, 0, slice.length, 0x100000);
+    return createHash('sha256').update(slice.subarray(0, bytesRead)).digest('hex').slice(0, 8);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The file a "name [hash]" the extension's list leaves out stands for. The list has one entry per
+ * name in any case (its `cn_models_names`), so of two files of one name in different folders only
+ * one is listed; the extension still finds the other by its exact "name [hash]" (`cn_models`). Found
+ * here when such a file is below CONTROLNET_DIR, the one folder of the extension's the worker knows.
+ */
+async function unlistedDuplicate(name: string, listed: readonly string[], folder: string): Promise<string | null> {
+  const match = /^(.+) \[([0-9a-f]{8})\]$/.exec(name);
+  if (!match || !listed.some((item) => listedStem(item) === match[1]!.toLowerCase())) return null;
+  let entries: string[];
+  try {
+    entries = await readdir(folder, { recursive: true });
+  } catch {
+    return null;
+  }
+  for (const entry of entries) {
+    const ending = path.extname(entry);
+    if (!CONTROLNET_ENDINGS.includes(ending) || path.basename(entry, ending) !== match[1]) continue;
+    const file = path.join(folder, entry);
+    if ((await shortModelHash(file).catch(() => null)) === match[2]) return file;
+  }
+  return null;
 }
 
 interface WantedModel {
@@ -117,6 +159,14 @@ export async function verifyControlNet(
     listed = await client.listControlNetModels(true, signal);
     missing = unresolved(wanted, listed);
   }
+  const unlisted = new Map<WantedModel, string>();
+  for (const model of missing) {
+    const file = model.source
+      ? null
+      : await unlistedDuplicate(model.name, listed, deps.downloader.folder('controlnet'));
+    if (file) unlisted.set(model, file);
+  }
+  missing = missing.filter((model) => !unlisted.has(model));
   const toFetch = missing.flatMap((model) => (model.source?.url ? [model.source] : []));
   if (toFetch.length > 0) {
     await downloadSources('controlnet', toFetch, deps, notes, signal);
@@ -151,7 +201,14 @@ export async function verifyControlNet(
       { details: { controlnets: problems, available: listed } },
     );
   }
+  for (const [model, file] of unlisted) {
+    const shown = resolveControlNetModel(model.name.replace(/ \[[0-9a-f]{8}\]$/, ''), listed, true);
+    notes.push(
+      `ControlNet model "${model.name}" (in ${model.field}) is ${file}: the extension lists "${shown}" for that name (two files of one name) and finds this one by its hash`,
+    );
+  }
   for (const model of wanted) {
+    if (unlisted.has(model)) continue;
     const resolved = resolveControlNetModel(model.name, listed, model.source !== undefined);
     if (!model.source && resolved && resolved !== model.name && listedStem(resolved) !== model.name.toLowerCase()) {
       notes.push(`ControlNet model "${model.name}" (in ${model.field}) is "${resolved}", as the extension matches it`);

@@ -87,8 +87,10 @@ export class NetworkFolders {
   private controlNetList: string[] | null = null;
 
   /**
-   * GET /controlnet/model_list: every model file below the folder as "stem [hash]", sorted by file
-   * name, "None" left out; read again when `update` (the route's default), else as last read.
+   * GET /controlnet/model_list: the model files below the folder as "stem [hash]", sorted by file
+   * name, "None" left out, one per stem in any case (the extension lists its `cn_models_names`: of
+   * two files of one stem, the later one's entry, at the earlier one's place); read again when
+   * `update` (the route's default), else as last read.
    */
   async controlNetModels(update = true): Promise<string[]> {
     if (update || !this.controlNetList) this.controlNetList = await this.scanControlNet();
@@ -101,12 +103,12 @@ export class NetworkFolders {
       const [x, y] = [path.basename(a), path.basename(b)];
       return x < y ? -1 : x > y ? 1 : 0;
     });
-    const models: string[] = [];
+    const byStem = new Map<string, string>();
     for (const file of files) {
       const name = path.basename(file).replace(CONTROLNET_FILES, '');
-      if (name !== 'None') models.push(`${name} [${await legacyHash(file)}]`);
+      if (name !== 'None') byStem.set(name.toLowerCase(), `${name} [${await legacyHash(file)}]`);
     }
-    return models;
+    return [...byStem.values()];
   }
 
   /** textual_inversion.py: every .pt/.bin/.safetensors below the embeddings folder, named by its stem. */

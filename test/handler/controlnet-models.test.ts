@@ -120,6 +120,43 @@ describe('ControlNet units', () => {
     ]);
   });
 
+  it('pass with the exact "name [hash]" of a file the list hides behind another of its name, found in CONTROLNET_DIR', async () => {
+    const folder = await controlnetFolder();
+    // A second canny in another folder: the extension lists one entry per name, the later file's.
+    const other = modelFile(1_200_000, 3);
+    await mkdir(path.join(folder.dir, 'v2'), { recursive: true });
+    await writeFile(path.join(folder.dir, 'v2', 'control_v11p_sd15_canny.pth'), other.bytes);
+    const sim = await simulator({ controlnetDir: folder.dir });
+    const { runner } = testWorker(sim.url, { CONTROLNET_DIR: folder.dir });
+    const listed = (await (await fetch(`${sim.url}/controlnet/model_list`)).json()) as { model_list: string[] };
+    const shown = listed.model_list.find((name) => name.startsWith('control_v11p_sd15_canny '))!;
+    const hiddenHash = shown.endsWith(`[${folder.canny.hash}]`) ? other.hash : folder.canny.hash;
+    expect(listed.model_list.filter((name) => name.startsWith('control_v11p_sd15_canny '))).toHaveLength(1);
+    const job = (model: string) => ({
+      prompt: 'x',
+      steps: 1,
+      width: 64,
+      height: 64,
+      alwayson_scripts: { controlnet: { args: [unit({ model })] } },
+    });
+
+    const outcome = await runner.run({ id: 'cn-hidden', input: job(`control_v11p_sd15_canny [${hiddenHash}]`) });
+
+    const hiddenFile = path.join(folder.dir, hiddenHash === other.hash ? 'v2' : 'sd15', 'control_v11p_sd15_canny.pth');
+    expect(generated(outcome).worker.notes).toEqual([
+      `ControlNet model "control_v11p_sd15_canny [${hiddenHash}]" (in alwayson_scripts.controlnet.args[0].model) is ${hiddenFile}: the extension lists "${shown}" for that name (two files of one name) and finds this one by its hash`,
+    ]);
+    const sent = sim.callsTo('POST', '/txt2img')[0]?.body as { alwayson_scripts: { controlnet: { args: unknown[] } } };
+    expect(sent.alwayson_scripts.controlnet.args[0]).toMatchObject({
+      model: `control_v11p_sd15_canny [${hiddenHash}]`,
+    });
+
+    // A hash no file of that name has is still refused.
+    const failed = failure(await runner.run({ id: 'cn-wrong-hash', input: job('control_v11p_sd15_canny [00000000]') }));
+    expect(failed.code).toBe('MODEL_NOT_FOUND');
+    expect(failed.message).toContain(`close: "${shown}"`);
+  });
+
   it('leave out a unit that is not enabled, as the extension does, and say so', async () => {
     const sim = await simulator();
     const { runner } = testWorker(sim.url);
