@@ -1,5 +1,5 @@
 /**
- * The I/O behind the job machine's actors: each stub in `machines/job.machine.ts` gets its real
+ * The I/O behind the job machine's actors: each stub in `machines/job.setup.ts` gets its real
  * implementation here, built from the worker's A1111 client. Every actor passes the machine's abort
  * signal to its HTTP calls, so leaving a state (deadline, cancel) stops its request.
  */
