@@ -231,9 +231,18 @@ export class FakeRunPod {
     const early = this.earlyAnswer(req.url ?? '/');
     let socketBytesAtAnswer = 0;
     const complete = await new Promise<boolean>((resolve) => {
+      // Once an early answer is out, node discards the rest of the body and the request emits nothing
+      // more: the socket's close says whether the body had ended. (Only then: a keep-alive socket
+      // carries many requests, and a listener per request would hold every body.)
+      const onSocketClose = () => done(req.complete);
+      const done = (value: boolean) => {
+        req.socket?.off('close', onSocketClose);
+        resolve(value);
+      };
       req.on('data', (chunk: Buffer) => {
         if (early !== undefined && chunks.length === 0) {
           socketBytesAtAnswer = req.socket.bytesRead;
+          req.socket.once('close', onSocketClose);
           this.answerJson(res, early, { error: 'refused early' });
         }
         chunks.push(chunk);
@@ -247,12 +256,9 @@ export class FakeRunPod {
           setTimeout(() => req.resume(), due);
         }
       });
-      req.once('end', () => resolve(true));
-      // Closed before its end. Once an early answer is out, node discards the rest of the body and the
-      // request emits nothing more: the socket's close says whether the body had ended.
-      req.once('close', () => resolve(req.complete));
-      req.socket.once('close', () => resolve(req.complete));
-      req.once('error', () => resolve(false));
+      req.once('end', () => done(true));
+      req.once('close', () => done(req.complete));
+      req.once('error', () => done(false));
     });
     if (!complete) {
       // A body that stops short is no request RunPod acts on.
