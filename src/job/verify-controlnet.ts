@@ -171,7 +171,7 @@ export async function verifyControlNet(
   if (toFetch.length > 0) {
     await downloadSources('controlnet', toFetch, deps, notes, signal);
     listed = await client.listControlNetModels(true, signal);
-    missing = unresolved(wanted, listed);
+    missing = unresolved(wanted, listed).filter((model) => !unlisted.has(model));
   }
   const stillFetched = missing.filter((model) => model.source && toFetch.includes(model.source));
   if (stillFetched.length > 0) {

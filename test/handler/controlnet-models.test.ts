@@ -196,6 +196,41 @@ describe('ControlNet models a job brings', () => {
     return { folder, sim, files, ...worker };
   }
 
+  it('leave a unit naming a model the list hides passing after a download in the same job', async () => {
+    const { folder, sim, files, runner } = await setup();
+    const other = modelFile(1_200_000, 3);
+    await mkdir(path.join(folder.dir, 'v2'), { recursive: true });
+    await writeFile(path.join(folder.dir, 'v2', 'control_v11p_sd15_canny.pth'), other.bytes);
+    const listed = (await (await fetch(`${sim.url}/controlnet/model_list`)).json()) as { model_list: string[] };
+    const shown = listed.model_list.find((name) => name.startsWith('control_v11p_sd15_canny '))!;
+    const hiddenHash = shown.endsWith(`[${folder.canny.hash}]`) ? other.hash : folder.canny.hash;
+    const served = files.add('/cn/control_sd15_seg.safetensors', 1_300_000);
+
+    const outcome = await runner.run({
+      id: 'cn-hidden-and-bring',
+      input: {
+        prompt: 'x',
+        steps: 1,
+        width: 64,
+        height: 64,
+        alwayson_scripts: { controlnet: { args: [unit({ model: `control_v11p_sd15_canny [${hiddenHash}]` })] } },
+        model: {
+          controlnets: [
+            {
+              file: 'control_sd15_seg.safetensors',
+              url: `${files.url}/cn/control_sd15_seg.safetensors`,
+              sha256: served.sha256,
+            },
+          ],
+        },
+      },
+    });
+
+    const notes = generated(outcome).worker.notes;
+    expect(notes).toContain('ControlNet model "control_sd15_seg.safetensors" downloaded (1300000 bytes)');
+    expect(notes.some((note) => note.includes(`"control_v11p_sd15_canny [${hiddenHash}]"`))).toBe(true);
+  });
+
   it('are downloaded into CONTROLNET_DIR, listed by the extension after its rescan, and used by a unit', async () => {
     const { folder, sim, files, runner } = await setup();
     const served = files.add('/cn/control_lora_rank128_sdxl_canny.safetensors', 1_500_000);
